@@ -1,0 +1,207 @@
+"""Small typed records that flow between the runner, the scorers and the store.
+
+Frozen dataclasses with no behaviour beyond trivial derived values, so every
+layer can build and compare them in tests without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+RunType = Literal["scheduled", "manual"]
+"""Scheduled runs are baselines for regression checks; manual runs never are."""
+
+
+class RunStatus(StrEnum):
+    """Lifecycle of a run. Terminal statuses never change again."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the run is over and its status final."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
+)
+
+
+class ResultStatus(StrEnum):
+    """Outcome of one case x scorer. Errors are never counted as a score of zero."""
+
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens and money one model call spent."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cost_usd + other.cost_usd,
+        )
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutput:
+    """What the system under test answered for one case."""
+
+    text: str
+    """The answer as text; non-string answers are serialised as JSON."""
+    usage: Usage = NO_USAGE
+    """Model usage when the target is a model call."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutcome:
+    """What one scorer decided about one output."""
+
+    score: float
+    """1/0 for deterministic scorers (so a mean is a pass rate), 1-5 for the judge."""
+    passed: bool | None = None
+    rationale: str | None = None
+    usage: Usage = NO_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One stored row: a case x scorer of one run."""
+
+    feature: str
+    case_id: str
+    scorer: str
+    status: ResultStatus
+    score: float | None = None
+    passed: bool | None = None
+    output_excerpt: str | None = None
+    error: str | None = None
+    rationale: str | None = None
+    latency_ms: float | None = None
+    """Latency of the target call for this case."""
+    usage: Usage = NO_USAGE
+    """Usage of the scorer's own call (the judge)."""
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAggregate:
+    """Per run x feature x scorer summary; the trend and the detector read these."""
+
+    feature: str
+    scorer: str
+    mean: float | None
+    """None when no case was scored (every case errored)."""
+    stderr: float | None
+    """Standard error of the mean; None below two scored cases."""
+    n: int
+    """Cases scored (errors excluded)."""
+    errors: int
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressDelta:
+    """Counts to add to a run after a batch of results is stored."""
+
+    cases_done: int = 0
+    scored: int = 0
+    errored: int = 0
+    judge_usage: Usage = NO_USAGE
+    target_usage: Usage = NO_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """Everything needed to create a run row."""
+
+    id: str
+    suite: str
+    run_type: RunType
+    features: tuple[str, ...]
+    cases_total: int
+    total: int
+    """Expected case x scorer results."""
+    fingerprint: str
+    fingerprint_parts: dict[str, str] = field(default_factory=dict)
+    scheduled_for: datetime | None = None
+    idempotency_key: str | None = None
+    spec_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored."""
+
+    id: str
+    suite: str
+    run_type: RunType
+    status: RunStatus
+    status_reason: str | None
+    attempt: int
+    features: tuple[str, ...]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    scheduled_for: datetime | None
+    cases_total: int
+    cases_done: int
+    total: int
+    scored: int
+    errored: int
+    judge_usage: Usage
+    target_usage: Usage
+    fingerprint: str
+    fingerprint_parts: dict[str, str]
+    idempotency_key: str | None = None
+    spec_hash: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+    @property
+    def completeness(self) -> float:
+        """Scored results as a share of the expected ones (1.0 for an empty run)."""
+        return self.scored / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """A stored result row, as read back for reports."""
+
+    run_id: str
+    feature: str
+    case_id: str
+    scorer: str
+    status: ResultStatus
+    score: float | None
+    passed: bool | None
+    output_excerpt: str | None
+    error: str | None
+    rationale: str | None
+    latency_ms: float | None
+    usage: Usage
+    attempt: int
+    created_at: datetime

@@ -1,0 +1,307 @@
+"""Suite configuration models: suites, features, datasets, targets and scorers.
+
+These models validate the *shape* of a suite file. Anything that needs I/O
+(reading dataset files, importing Python callables) is checked by the loader in
+``continuous_eval.adapters.suite_files``; everything here is pure, so a config
+can be validated in a unit test from a dict.
+
+The YAML layout, with suites and features keyed by name so that error paths
+read naturally (``suites.support.features.refunds.scorers[1].pattern``)::
+
+    suites:
+      support:
+        concurrency: 8
+        features:
+          refunds:
+            dataset: {path: data/refunds.jsonl}
+            target: {type: python, callable: "my_app.bot:answer"}
+            scorers:
+              - {type: contains, value: "refund"}
+              - {type: llm_judge, rubric: "Is the answer polite and correct?"}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+"""Suite, feature and scorer names: safe in URLs, metric labels and file names."""
+
+CALLABLE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+"""A Python import path with the attribute after a colon: ``package.module:function``."""
+
+
+class _Strict(BaseModel):
+    """Base for config models: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Case(_Strict):
+    """One dataset row: the input given to the target and what a scorer may compare to."""
+
+    id: str = Field(min_length=1, max_length=200)
+    """Stable id; pairs the same case across runs for regression checks."""
+    input: JsonValue
+    """Given to the target: a string or any JSON value."""
+    expected: JsonValue = None
+    """The reference answer deterministic scorers compare against, if any."""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    """Free-form tags, stored with nothing else and shown in reports."""
+
+    @field_validator("input")
+    @classmethod
+    def _input_present(cls, value: JsonValue) -> JsonValue:
+        if value is None or value == "":
+            raise ValueError("input must not be empty")
+        return value
+
+
+class Dataset(_Strict):
+    """Where a feature's cases come from: inline, or a JSONL/CSV file next to the config."""
+
+    cases: list[Case] | None = None
+    """Inline cases, for small suites."""
+    path: str | None = None
+    """A JSONL or CSV file, relative to the config file; streamed, never loaded whole."""
+    format: Literal["jsonl", "csv"] | None = None
+    """The file's format; inferred from the extension when omitted."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Dataset:
+        if (self.cases is None) == (self.path is None):
+            raise ValueError("give exactly one of 'cases' (inline) or 'path' (a JSONL or CSV file)")
+        if self.cases is not None:
+            seen: set[str] = set()
+            for case in self.cases:
+                if case.id in seen:
+                    raise ValueError(f"duplicate case id {case.id!r}")
+                seen.add(case.id)
+        if self.path is not None and self.format is None:
+            lower = self.path.lower()
+            if not (lower.endswith(".jsonl") or lower.endswith(".csv")):
+                raise ValueError("cannot infer the format of 'path': use .jsonl or .csv, or set 'format'")
+        return self
+
+    @property
+    def file_format(self) -> Literal["jsonl", "csv"]:
+        """The dataset file's format, explicit or inferred from the extension."""
+        if self.format is not None:
+            return self.format
+        return "csv" if (self.path or "").lower().endswith(".csv") else "jsonl"
+
+
+# --------------------------------------------------------------------- targets
+
+
+class PythonTarget(_Strict):
+    """A Python callable, sync or async, called with the case input; returns the output."""
+
+    type: Literal["python"]
+    callable: str = Field(pattern=CALLABLE_PATTERN)
+    """Import path, ``package.module:function``."""
+
+
+class HttpTarget(_Strict):
+    """A JSON POST to an HTTP endpoint; the answer is read from a field of the response."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    body: JsonValue = Field(default_factory=lambda: {"input": "{{input}}"})
+    """JSON body template. A string that is exactly ``{{input}}`` is replaced by the
+    input value (keeping its JSON type); ``{{input}}``, ``{{input.KEY}}`` and
+    ``{{case_id}}`` inside longer strings are replaced by their text."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra headers; ``${ENV_NAME}`` is replaced from the environment at run time."""
+    response_field: str = "output"
+    """Dotted path into the JSON response, e.g. ``choices.0.message.content``."""
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+
+class AnthropicTarget(_Strict):
+    """A Claude model called through the Messages API."""
+
+    type: Literal["anthropic"]
+    model: str = Field(min_length=1)
+    system: str | None = None
+    prompt_template: str = "{{input}}"
+    """The user message; placeholders as in the HTTP body template."""
+    max_tokens: int = Field(default=1024, ge=1, le=64000)
+    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+Target = Annotated[PythonTarget | HttpTarget | AnthropicTarget, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------- scorers
+
+
+class _ScorerBase(_Strict):
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    """Name in results and reports; defaults to the scorer type."""
+
+
+class ExactScorer(_ScorerBase):
+    """1 when the output equals the case's ``expected``, else 0."""
+
+    type: Literal["exact"]
+    strip: bool = True
+    case_sensitive: bool = True
+
+
+class ContainsScorer(_ScorerBase):
+    """1 when the output contains every given value (or ``expected`` when none is given)."""
+
+    type: Literal["contains"]
+    value: str | None = None
+    values: list[str] | None = None
+    case_sensitive: bool = False
+
+
+class RegexScorer(_ScorerBase):
+    """1 when the pattern matches the output (search, or full match when asked)."""
+
+    type: Literal["regex"]
+    pattern: str
+    fullmatch: bool = False
+    ignore_case: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from exc
+        return value
+
+
+class JsonScorer(_ScorerBase):
+    """1 when the output is valid JSON (and, with ``schema``, valid against that JSON Schema)."""
+
+    type: Literal["json"]
+    json_schema: dict[str, JsonValue] | None = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        if value is not None:
+            try:
+                jsonschema.validators.validator_for(value).check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"invalid JSON Schema: {exc.message}") from exc
+        return value
+
+
+class NumericScorer(_ScorerBase):
+    """1 when the output, read as a number, is within ``tolerance`` of ``expected``."""
+
+    type: Literal["numeric"]
+    tolerance: float = Field(default=0.0, ge=0)
+    """Absolute tolerance."""
+    relative: float = Field(default=0.0, ge=0)
+    """Relative tolerance, as a fraction of ``expected``; the larger of the two applies."""
+
+
+class PythonScorer(_ScorerBase):
+    """A Python callable ``(output, case) -> float | bool | dict`` (sync or async)."""
+
+    type: Literal["python"]
+    callable: str = Field(pattern=CALLABLE_PATTERN)
+
+
+class LlmJudgeScorer(_ScorerBase):
+    """A Claude model grading the output from 1 to 5 against a rubric."""
+
+    type: Literal["llm_judge"]
+    rubric: str = Field(min_length=1)
+    model: str | None = None
+    """Defaults to the ``judge_model`` setting."""
+    max_tokens: int = Field(default=512, ge=64, le=8192)
+    temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    pass_threshold: int = Field(default=4, ge=1, le=5)
+    """A score at or above this counts as passed."""
+
+
+Scorer = Annotated[
+    ExactScorer
+    | ContainsScorer
+    | RegexScorer
+    | JsonScorer
+    | NumericScorer
+    | PythonScorer
+    | LlmJudgeScorer,
+    Field(discriminator="type"),
+]
+
+
+def scorer_name(scorer: Scorer) -> str:
+    """Return the name a scorer's results are stored under."""
+    return scorer.name or scorer.type
+
+
+class Feature(_Strict):
+    """One LLM feature under test: its cases, the system that answers them, and the scorers."""
+
+    dataset: Dataset
+    target: Target
+    scorers: list[Scorer] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_scorer_names(self) -> Feature:
+        names = [scorer_name(s) for s in self.scorers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"scorer names must be unique; give 'name' to tell apart: {dupes}")
+        return self
+
+
+class Suite(_Strict):
+    """A named group of features that runs, is scheduled and is compared as one."""
+
+    features: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Feature] = Field(min_length=1)
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    """Cases of this suite in flight at once; defaults to the ``suite_concurrency`` setting."""
+    description: str | None = None
+
+
+class SuiteFile(_Strict):
+    """The whole suite file."""
+
+    suites: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Suite] = Field(min_length=1)
+
+
+def parse_suite_file(data: Any) -> SuiteFile:
+    """Validate parsed YAML; raises ``pydantic.ValidationError`` with key paths."""
+    return SuiteFile.model_validate(data)
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic error location into ``suites.x.features.y.scorers[1].pattern``.
+
+    Discriminated-union tags (the scorer or target type pydantic inserts into
+    the path) are dropped, since they are not keys the user wrote.
+    """
+    parts: list[str] = []
+    previous: int | str | None = None
+    for item in loc:
+        is_tag = item in _UNION_TAGS and (isinstance(previous, int) or previous == "target")
+        previous = item
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif is_tag:
+            continue
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+_UNION_TAGS = frozenset(
+    {"python", "http", "anthropic", "exact", "contains", "regex", "json", "numeric", "llm_judge"}
+)

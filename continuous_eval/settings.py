@@ -1,0 +1,71 @@
+"""Process settings, read from environment variables (prefix ``CONTINUOUS_EVAL_``).
+
+Built once in ``main()`` and passed down; there is no module-level instance.
+Secrets are ``SecretStr`` and ``hide_input_in_errors`` keeps them out of
+validation messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///continuous-eval.db"
+"""The embedded default: a SQLite file in the working directory."""
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens for one model."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    # List prices per million tokens; override with CONTINUOUS_EVAL_PRICES as JSON.
+    return {
+        "claude-haiku-4-5": ModelPrice(input_per_mtok=1.0, output_per_mtok=5.0),
+        "claude-sonnet-4-5": ModelPrice(input_per_mtok=3.0, output_per_mtok=15.0),
+        "claude-opus-4-5": ModelPrice(input_per_mtok=5.0, output_per_mtok=25.0),
+        "claude-opus-4-1": ModelPrice(input_per_mtok=15.0, output_per_mtok=75.0),
+    }
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONTINUOUS_EVAL_",
+        env_nested_delimiter="__",
+        hide_input_in_errors=True,
+        extra="ignore",
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy URL. ``postgresql+psycopg://user@host/db`` for Postgres."""
+    config_path: Path = Path("config/suites.yaml")
+    """The suite file used when ``--config`` is not given."""
+    max_concurrency: int = Field(default=64, ge=1, le=4096)
+    """Cases in flight at once across every run in this process."""
+    suite_concurrency: int = Field(default=16, ge=1, le=4096)
+    """Cases in flight at once per suite, unless the suite sets ``concurrency``."""
+    judge_model: str = "claude-haiku-4-5"
+    """Model the ``llm_judge`` scorer uses when a scorer names none."""
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    """USD per million input and output tokens per model, for recorded cost."""
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONTINUOUS_EVAL_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONTINUOUS_EVAL_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+    )
+    """A compatible gateway, or a local fake in tests."""
+    anthropic_max_retries: int = Field(default=4, ge=0, le=20)
+    """The SDK retries 408, 409, 429, 5xx and 529 this many times with backoff."""
+    anthropic_timeout_s: float = Field(default=120.0, gt=0)
+    result_excerpt_chars: int = Field(default=2000, ge=0)
+    """Characters of each output kept with its result."""
