@@ -45,7 +45,8 @@ class Case(_Strict):
     """One dataset row: the input given to the target and what a scorer may compare to."""
 
     id: str = Field(min_length=1, max_length=200)
-    """Stable id; pairs the same case across runs for regression checks."""
+    """Stable id; pairs the same case across runs for regression checks.
+    Defaults to the case's 1-based position (inline index, JSONL line, CSV data row)."""
     input: JsonValue
     """Given to the target: a string or any JSON value."""
     expected: JsonValue = None
@@ -70,6 +71,19 @@ class Dataset(_Strict):
     """A JSONL or CSV file, relative to the config file; streamed, never loaded whole."""
     format: Literal["jsonl", "csv"] | None = None
     """The file's format; inferred from the extension when omitted."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ids(cls, data: Any) -> Any:
+        # Inline cases without an id are numbered by position (1-based), the
+        # same rule the file loader uses for JSONL lines and CSV rows.
+        if isinstance(data, dict) and isinstance(data.get("cases"), list):
+            cases = [
+                {**case, "id": str(index)} if isinstance(case, dict) and "id" not in case else case
+                for index, case in enumerate(data["cases"], start=1)
+            ]
+            data = {**data, "cases": cases}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> Dataset:
