@@ -68,7 +68,9 @@ class RunStore(Protocol):
         """Insert a run in status ``running`` and return it."""
         ...
 
-    def save_results(self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta) -> None:
+    def save_results(
+        self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+    ) -> None:
         """Upsert results (one per run x feature x case x scorer) and add the counts, atomically."""
         ...
 

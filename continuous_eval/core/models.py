@@ -132,6 +132,15 @@ class ProgressDelta:
     judge_usage: Usage = NO_USAGE
     target_usage: Usage = NO_USAGE
 
+    def __add__(self, other: ProgressDelta) -> ProgressDelta:
+        return ProgressDelta(
+            self.cases_done + other.cases_done,
+            self.scored + other.scored,
+            self.errored + other.errored,
+            self.judge_usage + other.judge_usage,
+            self.target_usage + other.target_usage,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NewRun:

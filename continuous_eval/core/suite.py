@@ -98,7 +98,9 @@ class Dataset(_Strict):
         if self.path is not None and self.format is None:
             lower = self.path.lower()
             if not (lower.endswith(".jsonl") or lower.endswith(".csv")):
-                raise ValueError("cannot infer the format of 'path': use .jsonl or .csv, or set 'format'")
+                raise ValueError(
+                    "cannot infer the format of 'path': use .jsonl or .csv, or set 'format'"
+                )
         return self
 
     @property
