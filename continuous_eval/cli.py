@@ -1,0 +1,417 @@
+"""The ``continuous-eval`` command line.
+
+Exit codes are part of the interface, since the CLI doubles as a CI gate:
+
+- 0: every run succeeded (cases may still have errors; they are reported),
+- 1: a run failed, or the database could not be used,
+- 2: invalid input: a bad config or dataset, an unknown suite, a bad flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from continuous_eval import __version__
+from continuous_eval.core.models import NewRun, RunRecord, RunStatus, RunType, ScoreAggregate
+from continuous_eval.errors import ConfigError, ContinuousEvalError, RunNotFound
+from continuous_eval.settings import Settings
+
+app = typer.Typer(
+    name="continuous-eval",
+    help="Run LLM eval suites, store every result, and watch quality over time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Suite file (default: $CONTINUOUS_EVAL_CONFIG_PATH or config/suites.yaml).",
+    ),
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "CONTINUOUS_EVAL_" + "_".join(str(p) for p in first["loc"]).upper()
+        _fail(f"environment: {name}: {first['msg']}", EXIT_BAD_INPUT)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"continuous-eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ----------------------------------------------------------------------------- run
+
+
+class _RateColumn(ProgressColumn):
+    """Cases per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} cases/s" if speed else "– cases/s", style="cyan")
+
+
+class _ProgressObserver:
+    """Feeds the runner's progress into a rich progress bar."""
+
+    def __init__(self, progress: Progress, task_id: object) -> None:
+        self._progress = progress
+        self._task = task_id
+        self.errors = 0
+
+    def case_finished(self, feature: str, case_id: str, errored: bool) -> None:
+        if errored:
+            self.errors += 1
+        self._progress.update(self._task, advance=1, errors=self.errors)  # type: ignore[arg-type]
+
+
+def _score_table(aggregates: list[ScoreAggregate], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("feature")
+    table.add_column("scorer")
+    table.add_column("mean", justify="right")
+    table.add_column("± stderr", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("errors", justify="right")
+    for agg in aggregates:
+        table.add_row(
+            agg.feature,
+            agg.scorer,
+            "–" if agg.mean is None else f"{agg.mean:.3f}",
+            "–" if agg.stderr is None else f"{agg.stderr:.3f}",
+            str(agg.n),
+            Text(str(agg.errors), style="red" if agg.errors else ""),
+        )
+    return table
+
+
+def _run_line(run: RunRecord) -> str:
+    seconds = (
+        (run.finished_at - run.started_at).total_seconds()
+        if run.finished_at and run.started_at
+        else None
+    )
+    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    cost = run.judge_usage.cost_usd + run.target_usage.cost_usd
+    money = f", ${cost:.4f} spent" if cost else ""
+    reason = f" ({run.status_reason})" if run.status_reason else ""
+    return (
+        f"run {run.id} [{run.suite}] {run.status}{reason}{took}: "
+        f"{run.cases_done}/{run.cases_total} cases, {run.scored} scored, "
+        f"{run.errored} errors{money}"
+    )
+
+
+async def _run_suites(
+    settings: Settings, config: Path, suite: str | None, features: list[str], run_type: RunType
+) -> list[RunRecord]:
+    from continuous_eval.adapters.suite_files import load_suite_file
+    from continuous_eval.bootstrap import PlanBuilder, open_store, scan_suite, select_suites
+    from continuous_eval.service.runner import Runner
+
+    loaded = load_suite_file(config)
+    names = select_suites(loaded, suite)
+    if features and len(names) != 1:
+        raise ConfigError(str(config), "--feature", "give --suite when selecting features")
+    # Validate every selected dataset before the first run starts.
+    scanned = [scan_suite(loaded, name, features, settings) for name in names]
+    engine, store = open_store(settings)
+    builder = PlanBuilder(settings, loaded)
+    runner = Runner(
+        store,
+        max_concurrency=settings.max_concurrency,
+        excerpt_chars=settings.result_excerpt_chars,
+    )
+    finished: list[RunRecord] = []
+    try:
+        plans = [builder.build(s) for s in scanned]
+        for plan in plans:
+            run = store.create_run(
+                NewRun(
+                    id=str(uuid.uuid4()),
+                    suite=plan.suite,
+                    run_type=run_type,
+                    features=tuple(f.name for f in plan.features),
+                    cases_total=plan.cases_total,
+                    total=plan.results_total,
+                    fingerprint=plan.fingerprint,
+                    fingerprint_parts=plan.fingerprint_parts,
+                )
+            )
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("cases"),
+                TextColumn("[red]{task.fields[errors]} errors"),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            ) as progress:
+                task = progress.add_task(plan.suite, total=plan.cases_total, errors=0)
+                observer = _ProgressObserver(progress, task)
+                done = await runner.execute(run, plan, observer)
+            finished.append(done)
+            out.print(
+                _score_table(store.get_aggregates(done.id), f"suite {done.suite}"),
+            )
+            out.print(_run_line(done), highlight=False)
+    finally:
+        await builder.aclose()
+        runner.close()
+        store.close()
+        engine.dispose()
+    return finished
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    suite: Annotated[
+        str | None, typer.Option("--suite", "-s", help="Run only this suite.")
+    ] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option("--feature", "-f", help="Run only this feature (repeatable)."),
+    ] = None,
+) -> None:
+    """Run eval suites now, with a progress bar, then print a summary per feature x scorer."""
+    settings = _settings()
+    path = config or settings.config_path
+    try:
+        runs = asyncio.run(_run_suites(settings, path, suite, feature or [], "manual"))
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted; the run was recorded as cancelled", 130)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    if any(r.status is not RunStatus.SUCCEEDED for r in runs):
+        raise typer.Exit(EXIT_RUN_FAILED)
+
+
+# ----------------------------------------------------------------------- check-config
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption = None) -> None:
+    """Validate a suite file and every dataset it names, without running anything."""
+    from continuous_eval.adapters.suite_files import import_callable, load_suite_file
+    from continuous_eval.bootstrap import scan_suite
+    from continuous_eval.core.suite import PythonScorer, PythonTarget
+
+    settings = _settings()
+    path = config or settings.config_path
+    try:
+        loaded = load_suite_file(path)
+        features = cases = 0
+        for name, suite in loaded.suites.suites.items():
+            scanned = scan_suite(loaded, name, [], settings)
+            for item in scanned.features:
+                features += 1
+                cases += item.case_count
+                where = f"suites.{name}.features.{item.name}"
+                if isinstance(item.feature.target, PythonTarget):
+                    import_callable(
+                        item.feature.target.callable,
+                        file=str(loaded.path),
+                        location=f"{where}.target.callable",
+                    )
+                for i, scorer in enumerate(item.feature.scorers):
+                    if isinstance(scorer, PythonScorer):
+                        import_callable(
+                            scorer.callable,
+                            file=str(loaded.path),
+                            location=f"{where}.scorers[{i}].callable",
+                        )
+            del suite
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    suites = len(loaded.suites.suites)
+    out.print(f"{path}: OK ({suites} suites, {features} features, {cases:,} cases)")
+
+
+# ------------------------------------------------------------------------ runs / show
+
+
+def _open_read_store(settings: Settings):  # type: ignore[no-untyped-def]
+    from continuous_eval.bootstrap import open_store
+
+    return open_store(settings)
+
+
+@app.command("runs")
+def list_runs(
+    suite: Annotated[str | None, typer.Option("--suite", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+) -> None:
+    """List recent runs, newest first."""
+    settings = _settings()
+    try:
+        engine, store = _open_read_store(settings)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    try:
+        runs = store.list_runs(suite=suite, limit=limit)
+    finally:
+        store.close()
+        engine.dispose()
+    table = Table(title="runs", title_justify="left")
+    for column in ("run id", "suite", "type", "status", "started", "cases", "scored", "errors"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.suite,
+            r.run_type,
+            str(r.status),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S") if r.started_at else "–",
+            f"{r.cases_done}/{r.cases_total}",
+            str(r.scored),
+            str(r.errored),
+        )
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by `run` or `runs`.")],
+    worst: Annotated[int, typer.Option("--worst", min=0, max=1000, help="Worst cases shown.")] = 10,
+) -> None:
+    """Show one run: its status, its scores and its worst cases."""
+    settings = _settings()
+    try:
+        engine, store = _open_read_store(settings)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    try:
+        try:
+            found = store.get_run(run_id)
+        except RunNotFound:
+            _fail(f"no run with id {run_id!r}", EXIT_BAD_INPUT)
+        aggregates = store.get_aggregates(run_id)
+        worst_rows = store.worst_results(run_id, worst) if worst else []
+    finally:
+        store.close()
+        engine.dispose()
+    out.print(_run_line(found), highlight=False)
+    out.print(f"fingerprint {found.fingerprint}", highlight=False)
+    out.print(_score_table(aggregates, "scores"))
+    if worst_rows:
+        table = Table(title=f"worst {len(worst_rows)} results", title_justify="left")
+        for column in ("feature", "case", "scorer", "score", "why"):
+            table.add_column(column, overflow="fold")
+        for row in worst_rows:
+            why = row.error or row.rationale or ""
+            table.add_row(
+                row.feature,
+                row.case_id,
+                row.scorer,
+                Text("error", style="red") if row.score is None else f"{row.score:g}",
+                why[:200],
+            )
+        out.print(table)
+
+
+# --------------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply database migrations (to the newest by default)."""
+    from continuous_eval.adapters.db import migrate
+    from continuous_eval.adapters.db.engine import make_engine
+
+    settings = _settings()
+    try:
+        engine = make_engine(settings.database_url)
+        try:
+            migrate.upgrade(engine, revision)
+            current = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    out.print(f"database at revision {current}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from continuous_eval.adapters.db import migrate
+    from continuous_eval.adapters.db.engine import make_engine
+
+    settings = _settings()
+    try:
+        engine = make_engine(settings.database_url)
+        try:
+            current = migrate.current_revision(engine)
+        finally:
+            engine.dispose()
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    out.print(f"database at revision {current or 'none (empty database)'}")
+
+
+def main() -> None:
+    """Entry point of the ``continuous-eval`` console script."""
+    app()
