@@ -20,7 +20,6 @@ from continuous_eval.adapters.judge import LlmJudge
 from continuous_eval.adapters.python_scorer import PythonCallableScorer
 from continuous_eval.adapters.suite_files import (
     LoadedSuites,
-    import_callable,
     iter_cases,
     scan_dataset,
 )
@@ -108,7 +107,7 @@ def select_suites(loaded: LoadedSuites, suite: str | None) -> list[str]:
         return names
     if suite not in loaded.suites.suites:
         raise ConfigError(
-            str(loaded.path), "suites", f"no suite named {suite!r} (have: {', '.join(names)})"
+            loaded.file, "suites", f"no suite named {suite!r} (have: {', '.join(names)})"
         )
     return [suite]
 
@@ -133,7 +132,7 @@ def scan_suite(
     unknown = [f for f in selected if f not in suite.features]
     if unknown:
         raise ConfigError(
-            str(loaded.path),
+            loaded.file,
             f"suites.{suite_name}.features",
             f"no feature named {unknown[0]!r} (have: {', '.join(suite.features)})",
         )
@@ -181,16 +180,14 @@ class PlanBuilder:
         location = f"suites.{suite}.features.{feature}.target"
         built: Target
         if isinstance(target, PythonTarget):
-            fn = import_callable(
-                target.callable, file=str(self._loaded.path), location=f"{location}.callable"
-            )
+            fn = self._loaded.import_callable(target.callable, f"{location}.callable")
             built = PythonCallableTarget(fn)
         elif isinstance(target, HttpTarget):
             built = HttpTargetAdapter(target)
         elif isinstance(target, AnthropicTarget):
             built = AnthropicTargetAdapter(target, self._client(), self._prices)
         else:  # pragma: no cover - the union is exhaustive
-            raise ConfigError(str(self._loaded.path), location, "unknown target type")
+            raise ConfigError(self._loaded.file, location, "unknown target type")
         self._targets.append(built)
         return built
 
@@ -199,9 +196,7 @@ class PlanBuilder:
         if isinstance(config, LlmJudgeScorer):
             return LlmJudge(config, self._client(), self._settings.judge_model, self._prices)
         if isinstance(config, PythonScorer):
-            fn = import_callable(
-                config.callable, file=str(self._loaded.path), location=f"{location}.callable"
-            )
+            fn = self._loaded.import_callable(config.callable, f"{location}.callable")
             return PythonCallableScorer(config, fn)
         return DeterministicScorer(config)
 

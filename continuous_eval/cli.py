@@ -224,9 +224,7 @@ async def _run_suites(
 @app.command()
 def run(
     config: ConfigOption = None,
-    suite: Annotated[
-        str | None, typer.Option("--suite", "-s", help="Run only this suite.")
-    ] = None,
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Run only this suite.")] = None,
     feature: Annotated[
         list[str] | None,
         typer.Option("--feature", "-f", help="Run only this feature (repeatable)."),
@@ -253,7 +251,7 @@ def run(
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate a suite file and every dataset it names, without running anything."""
-    from continuous_eval.adapters.suite_files import import_callable, load_suite_file
+    from continuous_eval.adapters.suite_files import load_suite_file
     from continuous_eval.bootstrap import scan_suite
     from continuous_eval.core.suite import PythonScorer, PythonTarget
 
@@ -269,18 +267,10 @@ def check_config(config: ConfigOption = None) -> None:
                 cases += item.case_count
                 where = f"suites.{name}.features.{item.name}"
                 if isinstance(item.feature.target, PythonTarget):
-                    import_callable(
-                        item.feature.target.callable,
-                        file=str(loaded.path),
-                        location=f"{where}.target.callable",
-                    )
+                    loaded.import_callable(item.feature.target.callable, f"{where}.target.callable")
                 for i, scorer in enumerate(item.feature.scorers):
                     if isinstance(scorer, PythonScorer):
-                        import_callable(
-                            scorer.callable,
-                            file=str(loaded.path),
-                            location=f"{where}.scorers[{i}].callable",
-                        )
+                        loaded.import_callable(scorer.callable, f"{where}.scorers[{i}].callable")
             del suite
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)

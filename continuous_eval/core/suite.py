@@ -44,7 +44,7 @@ class _Strict(BaseModel):
 class Case(_Strict):
     """One dataset row: the input given to the target and what a scorer may compare to."""
 
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=200, coerce_numbers_to_str=True)
     """Stable id; pairs the same case across runs for regression checks.
     Defaults to the case's 1-based position (inline index, JSONL line, CSV data row)."""
     input: JsonValue
@@ -307,6 +307,8 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     previous: int | str | None = None
     for item in loc:
+        if item == "[key]":
+            continue  # pydantic marks an invalid mapping key; the key itself precedes it
         is_tag = item in _UNION_TAGS and (isinstance(previous, int) or previous == "target")
         previous = item
         if isinstance(item, int):
