@@ -295,7 +295,7 @@ def test_jsonl_rows_with_default_ids_and_blank_lines(tmp_path: Path) -> None:
         ('"just text"', "expected a JSON object, got a string"),
         ('{"input": ""}', "input: input must not be empty"),
         ('{"input": "a", "metadata": "x"}', "metadata: "),
-        ('{"input": "a", "id": 7}', "id: Input should be a valid string (got 7)"),
+        ('{"input": "a", "id": true}', "id: Input should be a valid string (got True)"),
     ],
 )
 def test_jsonl_bad_row(tmp_path: Path, bad_line: str, problem: str) -> None:
