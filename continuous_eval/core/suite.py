@@ -148,6 +148,7 @@ class AnthropicTarget(_Strict):
     """The user message; placeholders as in the HTTP body template."""
     max_tokens: int = Field(default=1024, ge=1, le=64000)
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Sent only when set here: current Messages API models choose their own sampling."""
 
 
 Target = Annotated[PythonTarget | HttpTarget | AnthropicTarget, Field(discriminator="type")]
@@ -241,6 +242,7 @@ class LlmJudgeScorer(_ScorerBase):
     """Defaults to the ``judge_model`` setting."""
     max_tokens: int = Field(default=512, ge=64, le=8192)
     temperature: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Sent only when set here: current Messages API models choose their own sampling."""
     pass_threshold: int = Field(default=4, ge=1, le=5)
     """A score at or above this counts as passed."""
 
