@@ -122,12 +122,16 @@ class PythonTarget(_Strict):
     """Import path, ``package.module:function``."""
 
 
+def _default_http_body() -> JsonValue:
+    return {"input": "{{input}}"}
+
+
 class HttpTarget(_Strict):
     """A JSON POST to an HTTP endpoint; the answer is read from a field of the response."""
 
     type: Literal["http"]
     url: str = Field(pattern=r"^https?://")
-    body: JsonValue = Field(default_factory=lambda: {"input": "{{input}}"})
+    body: JsonValue = Field(default_factory=_default_http_body)
     """JSON body template. A string that is exactly ``{{input}}`` is replaced by the
     input value (keeping its JSON type); ``{{input}}``, ``{{input.KEY}}`` and
     ``{{case_id}}`` inside longer strings are replaced by their text."""
