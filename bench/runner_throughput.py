@@ -148,7 +148,7 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
     async def one(i: int) -> None:
         nonlocal errors
         question = f"Question {i}: what is {i} plus {i}? Please explain the steps briefly."
-        async with limit:
+        try:
             try:
                 answer = await client.messages.create(
                     model=MODEL,
@@ -171,6 +171,8 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
                 )
             except anthropic.APIError:
                 errors += 1
+        finally:
+            limit.release()
 
     cpu0, _ = _usage()
     t0 = time.perf_counter()
@@ -178,11 +180,9 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
     tasks: set[asyncio.Task[None]] = set()
     for i in range(args.n):
         await limit.acquire()
-        limit.release()
         task = asyncio.create_task(one(i))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-        await asyncio.sleep(0)
     await asyncio.gather(*tasks)
     wall = time.perf_counter() - t0
     cpu1, rss = _usage()
