@@ -6,13 +6,17 @@ PyYAML) into these, so the service layer and the CLI handle one family:
     ContinuousEvalError
     ├── ConfigError          invalid settings, suite file or dataset (CLI exit 2)
     ├── StoreError           the database failed or refused an operation
-    │   └── RunNotFound      no run with that id
+    │   ├── RunNotFound      no run with that id
+    │   ├── DuplicateRun     the id, client key or scheduled slot is taken
+    │   └── RunFinished      the run is over and takes no more writes
     ├── TargetError          the system under test failed for one case
     └── ScorerError          a scorer failed for one case
         └── JudgeError       the LLM judge failed or answered something unparsable
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class ContinuousEvalError(Exception):
@@ -41,6 +45,40 @@ class StoreError(ContinuousEvalError):
 
 class RunNotFound(StoreError):
     """No run exists with the requested id."""
+
+
+Conflict = Literal["id", "idempotency_key", "scheduled_for"]
+"""Which unique rule a new run broke."""
+
+
+class DuplicateRun(StoreError):
+    """A run with the same id, client idempotency key or (suite, scheduled slot) exists.
+
+    For the scheduler this means another replica already claimed the slot (a
+    no-op); for the API it means the client retried, and ``existing_id`` lets
+    it compare the stored run's spec with the new one.
+    """
+
+    def __init__(self, conflict: Conflict, existing_id: str, message: str) -> None:
+        self.conflict: Conflict = conflict
+        """The unique rule that was broken."""
+        self.existing_id = existing_id
+        """The id of the run already holding the key."""
+        super().__init__(message)
+
+
+class RunFinished(StoreError):
+    """The run already has a terminal status: it takes no more results or status changes.
+
+    This is how a stale worker, or a second finish, is stopped from
+    overwriting a run someone else already ended.
+    """
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        """The terminal status the run already has."""
+        super().__init__(f"run {run_id!r} is already {status}; it cannot change any more")
 
 
 class TargetError(ContinuousEvalError):

@@ -1,0 +1,153 @@
+"""The database schema, as SQLAlchemy Core tables: the one source migrations are checked against.
+
+Only table definitions belong here. ``migrations/versions`` recreates the same
+schema by hand and ``alembic check`` (see ``migrate.check``) fails when the two
+drift apart, so a change here always comes with a new migration.
+
+Every constraint and index has a deterministic name (the naming convention
+below). Alembic's batch mode on SQLite rebuilds a table to alter it and can only
+drop or recreate constraints it can name.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from continuous_eval.adapters.db.types import UTCDateTime
+from continuous_eval.core.models import ResultStatus, RunStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Names for constraints and indexes, so migrations can refer to them on every backend."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+"""Everything continuous-eval stores; ``target_metadata`` of the Alembic environment."""
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+RUN_TYPES = ["scheduled", "manual"]
+"""The values of ``eval_runs.run_type`` (``core.models.RunType``)."""
+
+# A server default on every counter, so rows written by plain SQL (an operator,
+# a later migration backfilling) get the same values the store writes.
+_ZERO = text("0")
+
+eval_runs = Table(
+    "eval_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("suite", String(200), nullable=False),
+    Column("run_type", String(16), nullable=False, server_default=text("'manual'")),
+    Column("scheduled_for", UTCDateTime(), doc="The schedule slot a scheduled run claims."),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("attempt", Integer, nullable=False, server_default=text("1")),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("heartbeat_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("features", JSON, nullable=False),
+    Column("cases_total", Integer, nullable=False, server_default=_ZERO),
+    Column("cases_done", Integer, nullable=False, server_default=_ZERO),
+    Column("total", Integer, nullable=False, server_default=_ZERO),
+    Column("scored", Integer, nullable=False, server_default=_ZERO),
+    Column("errored", Integer, nullable=False, server_default=_ZERO),
+    Column("judge_input_tokens", BigInteger, nullable=False, server_default=_ZERO),
+    Column("judge_output_tokens", BigInteger, nullable=False, server_default=_ZERO),
+    Column("judge_cost_usd", Float, nullable=False, server_default=_ZERO),
+    Column("target_input_tokens", BigInteger, nullable=False, server_default=_ZERO),
+    Column("target_output_tokens", BigInteger, nullable=False, server_default=_ZERO),
+    Column("target_cost_usd", Float, nullable=False, server_default=_ZERO),
+    Column("fingerprint", String(64), nullable=False),
+    Column("fingerprint_parts", JSON),
+    Column("idempotency_key", String(200)),
+    Column("spec_hash", String(64)),
+    CheckConstraint(_one_of("run_type", RUN_TYPES), name="run_type"),
+    CheckConstraint(_one_of("status", [s.value for s in RunStatus]), name="status"),
+    # One scheduled run per suite and slot: a second replica's claim of the
+    # same slot fails here. NULLs are distinct in a unique constraint on both
+    # backends, so manual runs (no slot) never collide.
+    UniqueConstraint("suite", "scheduled_for"),
+    UniqueConstraint("idempotency_key"),
+    # The scheduler's due check: the newest scheduled run of a suite.
+    Index("ix_eval_runs_suite_run_type_started_at", "suite", "run_type", "started_at"),
+    # Listing, newest first, with a unique tie-breaker.
+    Index("ix_eval_runs_created_at_id", "created_at", "id"),
+)
+"""One row per run, scheduled or manual."""
+
+eval_results = Table(
+    "eval_results",
+    metadata,
+    # SQLite only autoincrements an INTEGER PRIMARY KEY; BIGINT would not.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("scorer", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("score", Float),
+    Column("passed", Boolean),
+    Column("output_excerpt", Text),
+    Column("error", Text),
+    Column("rationale", Text),
+    Column("latency_ms", Float),
+    Column("input_tokens", Integer, nullable=False, server_default=_ZERO),
+    Column("output_tokens", Integer, nullable=False, server_default=_ZERO),
+    Column("cost_usd", Float, nullable=False, server_default=_ZERO),
+    Column("attempt", Integer, nullable=False, server_default=text("1")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint(_one_of("status", [s.value for s in ResultStatus]), name="status"),
+    # The idempotency key of a result: a retried or re-run case replaces its
+    # row. Scorer before case_id so the index also serves ``iter_scores``
+    # (run_id = ? ORDER BY feature, scorer, case_id) without a sort.
+    UniqueConstraint("run_id", "feature", "scorer", "case_id"),
+)
+"""One row per run x feature x case x scorer."""
+
+eval_run_scores = Table(
+    "eval_run_scores",
+    metadata,
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("scorer", String(200), nullable=False),
+    Column("mean", Float),
+    Column("stderr", Float),
+    Column("n", Integer, nullable=False, server_default=_ZERO),
+    Column("errors", Integer, nullable=False, server_default=_ZERO),
+    Column("fingerprint", String(64)),
+    PrimaryKeyConstraint("run_id", "feature", "scorer"),
+    # The trend reads one feature x scorer across runs.
+    Index("ix_eval_run_scores_feature_scorer", "feature", "scorer"),
+)
+"""Per run x feature x scorer aggregates; the trend and the detector read these."""

@@ -1,0 +1,285 @@
+"""Fakes that ship with the package, for the project's tests and for users' own.
+
+Only test doubles of the ports in ``continuous_eval.ports`` belong here. They
+are real implementations with inspectable state, not mocks: a test drives the
+code under test and then asserts on what the fake holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from continuous_eval.adapters.db.store import (
+    TERMINAL_STATUSES,
+    check_limit,
+    duplicate_message,
+    require_aware,
+    run_not_found,
+    validate_new_run,
+)
+from continuous_eval.core.models import (
+    CaseResult,
+    NewRun,
+    ProgressDelta,
+    ResultRecord,
+    ResultStatus,
+    RunRecord,
+    RunStatus,
+    RunType,
+    ScoreAggregate,
+    Usage,
+)
+from continuous_eval.errors import Conflict, DuplicateRun, RunFinished
+from continuous_eval.ports import Clock
+
+DEFAULT_START = datetime(2025, 1, 1, tzinfo=UTC)
+"""Where a ``FakeClock`` starts unless told otherwise: a fixed, readable instant."""
+
+
+class FakeClock:
+    """A ``Clock`` that only moves when the test moves it.
+
+    Args:
+        start: The first time ``now()`` returns; must be timezone-aware.
+    """
+
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        self._lock = threading.Lock()
+        self._now = _utc(start)
+
+    def now(self) -> datetime:
+        """Return the current fake time, aware, in UTC."""
+        with self._lock:
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (aware; converted to UTC). Going backwards is allowed."""
+        with self._lock:
+            self._now = _utc(when)
+
+    def advance(self, delta: timedelta | None = None, *, seconds: float = 0.0) -> datetime:
+        """Move forward by ``delta`` plus ``seconds`` and return the new time."""
+        step = (delta or timedelta()) + timedelta(seconds=seconds)
+        with self._lock:
+            self._now += step
+            return self._now
+
+
+def _utc(when: datetime) -> datetime:
+    require_aware(when, "the fake clock's time")
+    return when.astimezone(UTC)
+
+
+class InMemoryRunStore:
+    """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
+
+    It raises the same errors for the same inputs (``DuplicateRun``,
+    ``RunFinished``, ``RunNotFound``, ``ValueError``) and orders the same way;
+    ``tests/integration/test_store_contract.py`` runs one suite against both.
+    Thread-safe through one lock. The attributes are public so tests can
+    assert on the stored state directly.
+
+    Args:
+        clock: Source of the timestamps the store writes.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or FakeClock()
+        self.runs: dict[str, RunRecord] = {}
+        """Runs by id."""
+        self.results: dict[str, dict[tuple[str, str, str], ResultRecord]] = {}
+        """Per run id, results by (feature, scorer, case_id)."""
+        self.aggregates: dict[str, dict[tuple[str, str], ScoreAggregate]] = {}
+        """Per run id, aggregates by (feature, scorer)."""
+        self.closed = False
+        """Whether ``close()`` was called."""
+        self._lock = threading.RLock()
+
+    def create_run(self, new: NewRun) -> RunRecord:
+        """Insert a run in status ``running``; see ``SqlRunStore.create_run``."""
+        validate_new_run(new)
+        with self._lock:
+            now = self.clock.now()
+            conflict = self._conflict(new)
+            if conflict is not None:
+                kind, existing = conflict
+                raise DuplicateRun(kind, existing, duplicate_message(kind, new, existing))
+            record = RunRecord(
+                id=new.id,
+                suite=new.suite,
+                run_type=new.run_type,
+                status=RunStatus.RUNNING,
+                status_reason=None,
+                attempt=1,
+                features=tuple(new.features),
+                created_at=now,
+                started_at=now,
+                finished_at=None,
+                scheduled_for=(
+                    new.scheduled_for.astimezone(UTC) if new.scheduled_for is not None else None
+                ),
+                cases_total=new.cases_total,
+                cases_done=0,
+                total=new.total,
+                scored=0,
+                errored=0,
+                judge_usage=Usage(),
+                target_usage=Usage(),
+                fingerprint=new.fingerprint,
+                fingerprint_parts=dict(new.fingerprint_parts),
+                idempotency_key=new.idempotency_key,
+                spec_hash=new.spec_hash,
+            )
+            self.runs[new.id] = record
+            self.results[new.id] = {}
+            self.aggregates[new.id] = {}
+            return record
+
+    def save_results(
+        self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+    ) -> None:
+        """Upsert results and add the counts; see ``SqlRunStore.save_results``."""
+        with self._lock:
+            run = self._open_run(run_id)
+            now = self.clock.now()
+            stored = self.results[run_id]
+            for result in results:
+                stored[(result.feature, result.scorer, result.case_id)] = ResultRecord(
+                    run_id=run_id,
+                    feature=result.feature,
+                    case_id=result.case_id,
+                    scorer=result.scorer,
+                    status=ResultStatus(result.status),
+                    score=result.score,
+                    passed=result.passed,
+                    output_excerpt=result.output_excerpt,
+                    error=result.error,
+                    rationale=result.rationale,
+                    latency_ms=result.latency_ms,
+                    usage=result.usage,
+                    attempt=result.attempt,
+                    created_at=now,
+                )
+            self.runs[run_id] = replace(
+                run,
+                cases_done=run.cases_done + delta.cases_done,
+                scored=run.scored + delta.scored,
+                errored=run.errored + delta.errored,
+                judge_usage=run.judge_usage + delta.judge_usage,
+                target_usage=run.target_usage + delta.target_usage,
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str | None,
+        aggregates: Sequence[ScoreAggregate],
+    ) -> RunRecord:
+        """Store aggregates and the terminal status; see ``SqlRunStore.finish_run``."""
+        if not status.terminal:
+            raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
+        with self._lock:
+            run = self._open_run(run_id)
+            for aggregate in aggregates:
+                self.aggregates[run_id][(aggregate.feature, aggregate.scorer)] = aggregate
+            finished = replace(
+                run, status=status, status_reason=reason, finished_at=self.clock.now()
+            )
+            self.runs[run_id] = finished
+            return finished
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return one run; raise ``RunNotFound`` when there is none."""
+        with self._lock:
+            return self._run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        suite: str | None = None,
+        run_type: RunType | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+    ) -> list[RunRecord]:
+        """Return up to ``limit`` runs matching every given filter, newest first."""
+        check_limit(limit)
+        with self._lock:
+            matching = [
+                run
+                for run in self.runs.values()
+                if (suite is None or run.suite == suite)
+                and (run_type is None or run.run_type == run_type)
+                and (status is None or run.status == status)
+            ]
+        matching.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return matching[:limit]
+
+    def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
+        """Yield (feature, scorer, status, score) ordered by feature, scorer, case id."""
+        with self._lock:
+            self._run(run_id)
+            snapshot = sorted(self.results[run_id].items())
+        for (feature, scorer, _case_id), result in snapshot:
+            yield feature, scorer, result.status, result.score
+
+    def get_aggregates(self, run_id: str) -> list[ScoreAggregate]:
+        """Return a run's aggregates ordered by feature, scorer."""
+        with self._lock:
+            self._run(run_id)
+            return [agg for _key, agg in sorted(self.aggregates[run_id].items())]
+
+    def worst_results(self, run_id: str, limit: int = 10) -> list[ResultRecord]:
+        """Return errors first, then the lowest scores, skipped last; see ``SqlRunStore``."""
+        check_limit(limit)
+        with self._lock:
+            self._run(run_id)
+            results = list(self.results[run_id].values())
+
+        def rank(result: ResultRecord) -> tuple[int, float, str, str, str]:
+            if result.status is ResultStatus.ERROR:
+                group = 0
+            elif result.score is not None:
+                group = 1
+            else:
+                group = 2
+            # NULLS LAST, as in SQL.
+            score = result.score if result.score is not None else float("inf")
+            return (group, score, result.feature, result.scorer, result.case_id)
+
+        return sorted(results, key=rank)[:limit]
+
+    def close(self) -> None:
+        """Mark the store closed; there is nothing to release."""
+        self.closed = True
+
+    def _run(self, run_id: str) -> RunRecord:
+        try:
+            return self.runs[run_id]
+        except KeyError:
+            raise run_not_found(run_id) from None
+
+    def _open_run(self, run_id: str) -> RunRecord:
+        run = self._run(run_id)
+        if run.status.value in TERMINAL_STATUSES:
+            raise RunFinished(run_id, run.status)
+        return run
+
+    def _conflict(self, new: NewRun) -> tuple[Conflict, str] | None:
+        # Same order as SqlRunStore._duplicate, so both report the same rule.
+        if new.id in self.runs:
+            return "id", new.id
+        for run in self.runs.values():
+            if new.idempotency_key is not None and run.idempotency_key == new.idempotency_key:
+                return "idempotency_key", run.id
+        for run in self.runs.values():
+            if (
+                new.scheduled_for is not None
+                and run.suite == new.suite
+                and run.scheduled_for == new.scheduled_for
+            ):
+                return "scheduled_for", run.id
+        return None

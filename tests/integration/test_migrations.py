@@ -1,0 +1,273 @@
+"""Migrations on empty SQLite and Postgres databases, and the drift check against tables.py.
+
+``alembic check`` after ``upgrade head`` is what proves the hand-written
+migrations and ``continuous_eval/adapters/db/tables.py`` describe the same
+schema; the drift tests prove the check is not vacuous.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Inspector,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+    inspect,
+)
+
+from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.migrate import (
+    check,
+    current_revision,
+    downgrade,
+    head_revision,
+    migration_transaction,
+    script_location,
+    upgrade,
+)
+from continuous_eval.adapters.db.store import SqlRunStore
+from continuous_eval.adapters.db.tables import metadata
+from continuous_eval.core.models import CaseResult, NewRun, ProgressDelta, ResultStatus
+from continuous_eval.errors import StoreError
+from continuous_eval.testing import FakeClock
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TABLES = {"eval_runs", "eval_results", "eval_run_scores"}
+
+
+def table_names(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
+    assert script_location() == REPO_ROOT / "migrations"
+    assert (script_location() / "env.py").is_file()
+    assert head_revision() == "0001"
+
+
+def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
+    assert current_revision(empty_db_url) is None
+
+    upgrade(empty_db_url)
+
+    assert current_revision(empty_db_url) == head_revision()
+    assert table_names(empty_db_url) == TABLES
+    check(empty_db_url)  # raises on any drift between migrations and tables.py
+
+
+def test_upgrading_twice_is_harmless(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        SqlRunStore(engine, FakeClock()).create_run(
+            NewRun("kept", "support", "manual", ("refunds",), 1, 1, "fp")
+        )
+        upgrade(engine)
+        upgrade(engine, "head")
+
+        assert current_revision(engine) == head_revision()
+        assert SqlRunStore(engine, FakeClock()).get_run("kept").suite == "support"
+        check(engine)
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_drops_everything_and_upgrade_restores_it(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+
+    downgrade(empty_db_url, "base")
+
+    assert current_revision(empty_db_url) is None
+    assert table_names(empty_db_url) == set()
+    upgrade(empty_db_url)
+    check(empty_db_url)
+
+
+def _schema_names(inspector: Inspector, table: str) -> dict[str, set[str | None]]:
+    return {
+        "pk": {inspector.get_pk_constraint(table)["name"]},
+        "fk": {fk["name"] for fk in inspector.get_foreign_keys(table)},
+        "uq": {uq["name"] for uq in inspector.get_unique_constraints(table)},
+        "ck": {ck["name"] for ck in inspector.get_check_constraints(table)},
+        # Postgres also lists the indexes backing unique constraints.
+        "ix": {
+            ix["name"] for ix in inspector.get_indexes(table) if not ix.get("duplicates_constraint")
+        },
+    }
+
+
+def _metadata_names(table: Table) -> dict[str, set[str | None]]:
+    kinds = {
+        "pk": PrimaryKeyConstraint,
+        "fk": ForeignKeyConstraint,
+        "uq": UniqueConstraint,
+        "ck": CheckConstraint,
+    }
+    names = {
+        kind: {str(c.name) for c in table.constraints if isinstance(c, cls)}
+        for kind, cls in kinds.items()
+    }
+    names["ix"] = {str(index.name) for index in table.indexes}
+    return {kind: set[str | None](found) for kind, found in names.items()}
+
+
+def test_constraint_and_index_names_match_the_tables(empty_db_url: str) -> None:
+    # alembic check compares neither CHECK constraints nor most constraint
+    # names; batch migrations on SQLite need both to be exactly as in tables.py.
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        inspector = inspect(engine)
+        for table in metadata.sorted_tables:
+            assert _schema_names(inspector, table.name) == _metadata_names(table), table.name
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_batch_migration_keeps_rows_and_constraints(sqlite_url: str) -> None:
+    # A batch migration drops and recreates eval_runs; with foreign keys on,
+    # the drop would cascade-delete every result (migration_transaction
+    # switches them off for the duration).
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    try:
+        store = SqlRunStore(engine, FakeClock())
+        store.create_run(NewRun("kept", "support", "manual", ("refunds",), 1, 1, "fp"))
+        store.save_results(
+            "kept",
+            [CaseResult("refunds", "1", "judge", ResultStatus.OK, score=4.0)],
+            ProgressDelta(),
+        )
+        before = _schema_names(inspect(engine), "eval_runs")
+        with engine.connect() as conn, migration_transaction(conn):
+            context = MigrationContext.configure(
+                conn, opts={"render_as_batch": True, "target_metadata": metadata}
+            )
+            with Operations(context).batch_alter_table("eval_runs", recreate="always") as batch:
+                batch.alter_column("lease_owner", existing_type=String(200), type_=String(300))
+
+        assert list(store.iter_scores("kept")) == [("refunds", "judge", ResultStatus.OK, 4.0)]
+        assert _schema_names(inspect(engine), "eval_runs") == before
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_check_refuses_a_database_behind_head(empty_db_url: str) -> None:
+    with pytest.raises(StoreError, match="not up to date"):
+        check(empty_db_url)
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE eval_runs ADD COLUMN surprise INTEGER",
+        "DROP INDEX ix_eval_run_scores_feature_scorer",
+        "CREATE TABLE stray (id INTEGER PRIMARY KEY)",
+    ],
+)
+def test_check_detects_drift(empty_db_url: str, ddl: str) -> None:
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(ddl)
+
+        with pytest.raises(StoreError, match="differs from the tables"):
+            check(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_foreign_keys_are_back_on_after_migrating(sqlite_url: str) -> None:
+    # Migrations switch them off (batch mode rebuilds tables); the pooled
+    # connection must not go back to the store without them.
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_an_unreachable_database_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match="migration failed") as caught:
+        upgrade("postgresql+psycopg://eval:s3cr3t-pw@127.0.0.1:1/evals")
+
+    assert "s3cr3t-pw" not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+# Each process imports everything, then waits until all are ready, so the
+# upgrades really overlap instead of running one after another.
+_UPGRADE_TOGETHER = """
+import os, sys, time
+from pathlib import Path
+from continuous_eval.adapters.db.migrate import upgrade
+barrier = Path(os.environ["BARRIER"])
+(barrier / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(barrier.iterdir())) < int(os.environ["PROCESSES"]) and time.monotonic() < deadline:
+    time.sleep(0.005)
+upgrade(os.environ["URL"])
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_upgrades_from_several_processes_are_safe(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {"URL": empty_db_url, "BARRIER": str(barrier), "PROCESSES": "4"}
+    processes = [_start(["-c", _UPGRADE_TOGETHER], env) for _ in range(4)]
+    outcomes = [(process.communicate(timeout=120)[0], process.returncode) for process in processes]
+
+    assert [returncode for _output, returncode in outcomes] == [0] * 4, outcomes
+    assert current_revision(empty_db_url) == head_revision()
+    check(empty_db_url)
+
+
+@pytest.mark.slow
+def test_the_alembic_cli_migrates_the_database_in_the_environment(sqlite_url: str) -> None:
+    env = {"CONTINUOUS_EVAL_DATABASE_URL": sqlite_url}
+    cli = ["-m", "alembic", "-c", str(REPO_ROOT / "alembic.ini")]
+
+    offline = _start([*cli, "upgrade", "head", "--sql"], env)
+    offline_output = offline.communicate(timeout=120)[0]
+    online = _start([*cli, "upgrade", "head"], env)
+    online_output = online.communicate(timeout=120)[0]
+
+    assert offline.returncode == 0, offline_output
+    assert "CREATE TABLE eval_runs" in offline_output
+    assert current_revision(sqlite_url) == head_revision()  # written by the online run only
+    assert online.returncode == 0, online_output
+    check(sqlite_url)

@@ -1,0 +1,292 @@
+"""The runner over the in-memory store: failures per case, bounds, streaming, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from continuous_eval.core.models import (
+    CaseResult,
+    NewRun,
+    ProgressDelta,
+    ResultStatus,
+    RunRecord,
+    RunStatus,
+    ScoreOutcome,
+    TargetOutput,
+    Usage,
+)
+from continuous_eval.core.suite import Case
+from continuous_eval.errors import ScorerError, StoreError, TargetError
+from continuous_eval.ports import CaseScorer, RunStore
+from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
+from continuous_eval.testing import FakeClock, InMemoryRunStore
+
+
+class EchoTarget:
+    """Answers the input; fails for inputs starting with 'boom'; tracks concurrency."""
+
+    def __init__(self, delay: float = 0.0, gate: asyncio.Event | None = None) -> None:
+        self.delay = delay
+        self.gate = gate
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.calls = 0
+
+    async def answer(self, case: Case) -> TargetOutput:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.gate is not None and case.id == "last":
+                await self.gate.wait()
+            await asyncio.sleep(self.delay)
+            text = str(case.input)
+            if text.startswith("boom"):
+                raise TargetError("the service answered 503")
+            return TargetOutput(text, Usage(10, 5, 0.001))
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+class LengthScorer:
+    """Scores the output length; fails for outputs containing 'judge-down'."""
+
+    def __init__(self, name: str = "length") -> None:
+        self.name = name
+
+    async def score(self, output: str, case: Case) -> ScoreOutcome:
+        if "judge-down" in output:
+            err = ScorerError("judge unavailable")
+            err.usage = Usage(7, 0, 0.0005)  # type: ignore[attr-defined]
+            raise err
+        return ScoreOutcome(float(len(output)), passed=True, usage=Usage(3, 1, 0.0001))
+
+
+def _cases(inputs: Sequence[str]) -> list[Case]:
+    return [Case(id=f"c{i}", input=text) for i, text in enumerate(inputs)]
+
+
+def _plan(
+    cases: Sequence[Case] | None = None,
+    *,
+    target: EchoTarget | None = None,
+    scorers: Sequence[CaseScorer] | None = None,
+    concurrency: int = 4,
+    stream: object = None,
+) -> RunPlan:
+    items = list(cases or [])
+
+    def open_cases() -> Iterator[Case]:
+        return iter(items) if stream is None else stream  # type: ignore[return-value]
+
+    return RunPlan(
+        suite="s",
+        features=[
+            FeaturePlan(
+                name="f",
+                cases=open_cases,
+                case_count=len(items),
+                target=target or EchoTarget(),
+                scorers=list(scorers or [LengthScorer()]),
+            )
+        ],
+        concurrency=concurrency,
+        fingerprint="fp",
+        pair_fingerprints={("f", "length"): "pair-fp"},
+    )
+
+
+def _new_run(store: RunStore, plan: RunPlan, run_id: str = "r1") -> RunRecord:
+    return store.create_run(
+        NewRun(
+            id=run_id,
+            suite=plan.suite,
+            run_type="manual",
+            features=tuple(f.name for f in plan.features),
+            cases_total=plan.cases_total,
+            total=plan.results_total,
+            fingerprint=plan.fingerprint,
+        )
+    )
+
+
+@pytest.fixture
+def store() -> InMemoryRunStore:
+    return InMemoryRunStore(FakeClock())
+
+
+async def test_every_case_scored_and_aggregated(store: InMemoryRunStore) -> None:
+    plan = _plan(_cases(["a", "bb", "ccc", "dddd"]))
+    runner = Runner(store, max_concurrency=8)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert (done.cases_done, done.scored, done.errored, done.total) == (4, 4, 0, 4)
+    [agg] = store.get_aggregates("r1")
+    assert agg.mean == pytest.approx(2.5)
+    assert agg.n == 4
+    assert agg.errors == 0
+    assert agg.fingerprint == "pair-fp"
+    assert done.judge_usage == Usage(12, 4, pytest.approx(0.0004))  # type: ignore[arg-type]
+    assert done.target_usage.input_tokens == 40
+
+
+async def test_failures_are_errors_never_zeros_and_the_run_goes_on(
+    store: InMemoryRunStore,
+) -> None:
+    plan = _plan(
+        _cases(["boom one", "ok", "judge-down", "fine"]),
+        scorers=[LengthScorer("length"), LengthScorer("length2")],
+    )
+    runner = Runner(store, max_concurrency=8)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.cases_done == 4
+    # 4 cases x 2 scorers: the target failure errors both, the judge outage errors both.
+    assert (done.total, done.scored, done.errored) == (8, 4, 4)
+    by_name = {a.scorer: a for a in store.get_aggregates("r1")}
+    assert by_name["length"].mean == pytest.approx((2 + 4) / 2)  # "ok", "fine"
+    assert by_name["length"].n == 2
+    assert by_name["length"].errors == 2
+    rows = {(r.case_id, r.scorer): r for r in store.worst_results("r1", limit=100)}
+    target_failure = rows[("c0", "length")]
+    assert target_failure.status is ResultStatus.ERROR
+    assert target_failure.score is None
+    assert "target failed: TargetError: the service answered 503" in (target_failure.error or "")
+    judge_failure = rows[("c2", "length2")]
+    assert judge_failure.status is ResultStatus.ERROR
+    assert "scorer failed" in (judge_failure.error or "")
+    assert judge_failure.usage.input_tokens == 7  # spent even though it failed
+
+
+async def test_unexpected_exceptions_in_user_code_are_case_errors(
+    store: InMemoryRunStore,
+) -> None:
+    class Broken:
+        name = "broken"
+
+        async def score(self, output: str, case: Case) -> ScoreOutcome:
+            raise ZeroDivisionError("division by zero")
+
+    plan = _plan(_cases(["a", "b"]), scorers=[Broken()])
+    runner = Runner(store, max_concurrency=2)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.errored == 2
+    [agg] = store.get_aggregates("r1")
+    assert agg.mean is None
+    assert agg.n == 0
+    assert agg.errors == 2
+
+
+async def test_suite_and_global_limits_bound_cases_in_flight(store: InMemoryRunStore) -> None:
+    target = EchoTarget(delay=0.01)
+    plan = _plan(_cases([f"x{i}" for i in range(40)]), target=target, concurrency=5)
+    runner = Runner(store, max_concurrency=64)
+    await runner.execute(_new_run(store, plan), plan)
+    assert target.max_in_flight == 5
+
+    shared = EchoTarget(delay=0.01)
+    plan_a = _plan(_cases([f"a{i}" for i in range(30)]), target=shared, concurrency=8)
+    plan_b = _plan(_cases([f"b{i}" for i in range(30)]), target=shared, concurrency=8)
+    limited = Runner(store, max_concurrency=6)
+    await asyncio.gather(
+        limited.execute(_new_run(store, plan_a, "ra"), plan_a),
+        limited.execute(_new_run(store, plan_b, "rb"), plan_b),
+    )
+    assert shared.max_in_flight == 6
+    runner.close()
+    limited.close()
+
+
+async def test_the_dataset_is_pulled_lazily(store: InMemoryRunStore) -> None:
+    target = EchoTarget(delay=0.005)
+    pulled = 0
+
+    def stream() -> Iterator[Case]:
+        nonlocal pulled
+        for i in range(200):
+            pulled += 1
+            # Never more than the in-flight cases plus the one being handed out.
+            assert pulled - store_done() <= 3 + 1
+            yield Case(id=f"c{i}", input=f"x{i}")
+
+    def store_done() -> int:
+        return target.calls - target.in_flight
+
+    cases_stream = stream()
+    plan = _plan([Case(id="unused", input="x")], target=target, concurrency=3, stream=cases_stream)
+    runner = Runner(store, max_concurrency=64)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+    assert pulled == 200
+    assert done.cases_done == 200
+
+
+async def test_results_are_stored_while_the_run_is_going(store: InMemoryRunStore) -> None:
+    gate = asyncio.Event()
+    target = EchoTarget(gate=gate)
+    cases = [*_cases(["a", "b", "c"]), Case(id="last", input="z")]
+    plan = _plan(cases, target=target)
+    runner = Runner(store, max_concurrency=8)
+    task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if store.get_run("r1").cases_done == 3:
+            break
+    assert store.get_run("r1").status is RunStatus.RUNNING
+    assert store.get_run("r1").cases_done == 3
+    gate.set()
+    done = await task
+    runner.close()
+    assert done.cases_done == 4
+
+
+async def test_cancellation_keeps_finished_results_and_ends_cancelled(
+    store: InMemoryRunStore,
+) -> None:
+    gate = asyncio.Event()  # never set: the 'last' case hangs
+    plan = _plan([*_cases(["a", "b"]), Case(id="last", input="z")], target=EchoTarget(gate=gate))
+    runner = Runner(store, max_concurrency=8)
+    task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if store.get_run("r1").cases_done == 2:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    runner.close()
+    run = store.get_run("r1")
+    assert run.status is RunStatus.CANCELLED
+    assert run.cases_done == 2
+    [agg] = store.get_aggregates("r1")
+    assert agg.n == 2
+
+
+async def test_a_failing_store_fails_the_run_with_its_reason(store: InMemoryRunStore) -> None:
+    class FailingStore(InMemoryRunStore):
+        def save_results(
+            self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+        ) -> None:
+            raise StoreError("disk full")
+
+    failing = FailingStore(FakeClock())
+    plan = _plan(_cases([f"x{i}" for i in range(50)]), target=EchoTarget(delay=0.001))
+    runner = Runner(failing, max_concurrency=4)
+    with pytest.raises(StoreError, match="disk full"):
+        await runner.execute(_new_run(failing, plan), plan)
+    runner.close()
+    run = failing.get_run("r1")
+    assert run.status is RunStatus.FAILED
+    assert "disk full" in (run.status_reason or "")
