@@ -153,7 +153,6 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
                 answer = await client.messages.create(
                     model=MODEL,
                     max_tokens=256,
-                    temperature=0.0,
                     system="Answer briefly.",
                     messages=[{"role": "user", "content": question}],
                 )
@@ -163,11 +162,14 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
                 await client.messages.create(
                     model=MODEL,
                     max_tokens=512,
-                    temperature=0.0,
                     system=system,
                     messages=[{"role": "user", "content": user}],
                     tools=[RECORD_SCORE_TOOL],  # type: ignore[list-item]
-                    tool_choice={"type": "tool", "name": "record_score"},
+                    tool_choice={
+                        "type": "tool",
+                        "name": "record_score",
+                        "disable_parallel_tool_use": True,
+                    },
                 )
             except anthropic.APIError:
                 errors += 1

@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
 from continuous_eval import __version__
@@ -63,7 +64,7 @@ ConfigOption = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -147,7 +148,7 @@ def _run_line(run: RunRecord) -> str:
         if run.finished_at and run.started_at
         else None
     )
-    took = f" in {seconds:.1f}s" if seconds is not None else ""
+    took = f" in {seconds:.2f}s" if seconds is not None else ""
     cost = run.judge_usage.cost_usd + run.target_usage.cost_usd
     money = f", ${cost:.4f} spent" if cost else ""
     reason = f" ({run.status_reason})" if run.status_reason else ""
@@ -212,7 +213,7 @@ async def _run_suites(
             out.print(
                 _score_table(store.get_aggregates(done.id), f"suite {done.suite}"),
             )
-            out.print(_run_line(done), highlight=False)
+            out.print(_run_line(done), highlight=False, markup=False)
     finally:
         await builder.aclose()
         runner.close()
@@ -275,7 +276,7 @@ def check_config(config: ConfigOption = None) -> None:
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     suites = len(loaded.suites.suites)
-    out.print(f"{path}: OK ({suites} suites, {features} features, {cases:,} cases)")
+    out.print(f"{path}: OK ({suites} suites, {features} features, {cases:,} cases)", markup=False)
 
 
 # ------------------------------------------------------------------------ runs / show
@@ -341,8 +342,8 @@ def show(
     finally:
         store.close()
         engine.dispose()
-    out.print(_run_line(found), highlight=False)
-    out.print(f"fingerprint {found.fingerprint}", highlight=False)
+    out.print(_run_line(found), highlight=False, markup=False)
+    out.print(f"fingerprint {found.fingerprint}", highlight=False, markup=False)
     out.print(_score_table(aggregates, "scores"))
     if worst_rows:
         table = Table(title=f"worst {len(worst_rows)} results", title_justify="left")
@@ -352,10 +353,10 @@ def show(
             why = row.error or row.rationale or ""
             table.add_row(
                 row.feature,
-                row.case_id,
+                Text(row.case_id),
                 row.scorer,
                 Text("error", style="red") if row.score is None else f"{row.score:g}",
-                why[:200],
+                Text(why[:200]),
             )
         out.print(table)
 

@@ -42,6 +42,7 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.core.suite import Case
+from continuous_eval.errors import ContinuousEvalError
 from continuous_eval.ports import CaseScorer, RunStore, Target
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def _excerpt(text: str, limit: int) -> str:
 
 def _describe(exc: BaseException) -> str:
     message = str(exc).strip()
+    if isinstance(exc, ContinuousEvalError) and message:
+        # Our adapters already describe the cause; the class name adds nothing.
+        return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
