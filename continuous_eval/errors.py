@@ -8,7 +8,8 @@ PyYAML) into these, so the service layer and the CLI handle one family:
     ├── StoreError           the database failed or refused an operation
     │   ├── RunNotFound      no run with that id
     │   ├── DuplicateRun     the id, client key or scheduled slot is taken
-    │   └── RunFinished      the run is over and takes no more writes
+    │   ├── RunFinished      the run is over and takes no more writes
+    │   └── LeaseLost        this worker no longer owns the run (fenced off)
     ├── TargetError          the system under test failed for one case
     └── ScorerError          a scorer failed for one case
         └── JudgeError       the LLM judge failed or answered something unparsable
@@ -65,6 +66,14 @@ class DuplicateRun(StoreError):
         self.existing_id = existing_id
         """The id of the run already holding the key."""
         super().__init__(message)
+
+
+class LeaseLost(StoreError):
+    """This worker's (attempt, owner) no longer owns the run: write nothing more.
+
+    Raised to a worker that stalled past its lease and was taken over, or
+    whose run an admin cancelled; the worker stands down quietly.
+    """
 
 
 class RunFinished(StoreError):

@@ -13,6 +13,9 @@ from typing import Protocol
 
 from continuous_eval.core.models import (
     CaseResult,
+    ControlAction,
+    Fence,
+    Lease,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -64,14 +67,33 @@ class RunStore(Protocol):
     them through a single writer thread so the event loop never blocks on I/O.
     """
 
-    def create_run(self, new: NewRun) -> RunRecord:
-        """Insert a run in status ``running`` and return it."""
+    def create_run(
+        self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
+    ) -> RunRecord:
+        """Insert a run and return it.
+
+        With ``lease``, the run is owned from the start (attempt 1, owner,
+        expiry = database now + seconds). ``status`` may be ``skipped`` (a
+        scheduled slot recorded as skipped, with ``finished_at`` set) or
+        ``queued``. Raises ``DuplicateRun`` when the id, the idempotency key or
+        (suite, scheduled_for) is taken: a double fire of a slot is a no-op.
+        """
         ...
 
     def save_results(
-        self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+        self,
+        run_id: str,
+        results: Sequence[CaseResult],
+        delta: ProgressDelta,
+        *,
+        fence: Fence | None = None,
     ) -> None:
-        """Upsert results (one per run x feature x case x scorer) and add the counts, atomically."""
+        """Upsert results (one per run x feature x case x scorer) and add the counts, atomically.
+
+        With ``fence``, writes only while the run is ``running`` or ``paused``
+        with that attempt and owner; otherwise raises ``LeaseLost`` and writes
+        nothing.
+        """
         ...
 
     def finish_run(
@@ -80,8 +102,13 @@ class RunStore(Protocol):
         status: RunStatus,
         reason: str | None,
         aggregates: Sequence[ScoreAggregate],
+        *,
+        fence: Fence | None = None,
     ) -> RunRecord:
-        """Store the aggregates and the final status in one transaction."""
+        """Store the aggregates and the final status in one transaction; clears the lease.
+
+        With ``fence``, guarded like ``save_results`` (``LeaseLost``).
+        """
         ...
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -113,4 +140,108 @@ class RunStore(Protocol):
 
     def close(self) -> None:
         """Dispose of connections."""
+        ...
+
+    # ------------------------------------------------------- the daemon's needs
+
+    def db_now(self) -> datetime:
+        """Return the database's clock (aware UTC): leases never trust a replica's clock."""
+        ...
+
+    def renew_lease(self, run_id: str, fence: Fence, seconds: float) -> RunRecord:
+        """Extend the lease to database now + ``seconds`` and stamp the heartbeat.
+
+        Returns the run, whose status tells the worker whether an admin paused
+        it. Raises ``LeaseLost`` when the run is no longer ``running`` or
+        ``paused`` with this attempt and owner (taken over, cancelled, finished).
+        """
+        ...
+
+    def release_run(
+        self, run_id: str, fence: Fence, status: RunStatus, reason: str | None = None
+    ) -> RunRecord:
+        """Give the run up without finishing it: set ``status`` (``paused``, ``interrupted``
+        or ``queued``) and clear the lease, guarded by ``fence`` (``LeaseLost``).
+
+        An ``interrupted`` or ``queued`` run is adoptable at once by any worker.
+        """
+        ...
+
+    def newest_scheduled(self, suite: str) -> RunRecord | None:
+        """Return the suite's scheduled run with the latest ``started_at`` (any status).
+
+        The due check's query; served by the (suite, run_type, started_at) index.
+        """
+        ...
+
+    def adoptable_run(self, suite: str) -> RunRecord | None:
+        """Return the oldest run of the suite that a worker may take: ``queued`` or
+        ``interrupted``, or ``running`` with a lease that expired by the database's clock."""
+        ...
+
+    def adopt_run(
+        self, run_id: str, expected_attempt: int, lease: Lease, max_attempts: int
+    ) -> RunRecord | None:
+        """Take a run over: attempt + 1, status ``running``, the new lease; counters are
+        recounted from the stored results so nothing is counted twice.
+
+        Guarded on the run still being adoptable with ``expected_attempt``;
+        returns None when another worker won. When attempt + 1 would exceed
+        ``max_attempts`` the run is ended ``failed`` with the reason instead,
+        and that terminal run is returned.
+        """
+        ...
+
+    def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """Return stored results per (feature, case_id): finished cases are not run again."""
+        ...
+
+    def control_run(self, run_id: str, action: ControlAction) -> RunRecord:
+        """Apply an admin operation and return the run.
+
+        cancel: queued, running, paused or interrupted -> cancelled (terminal,
+        lease cleared; a worker notices at its next write and stops).
+        pause: running -> paused (the worker finishes the cases in flight and
+        releases the run); queued or interrupted -> paused.
+        resume: paused -> queued (any worker adopts it).
+        A terminal run, or one already in the asked state, is returned unchanged.
+        """
+        ...
+
+    def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
+        """Store a run's aggregates, whatever its status (a cancelled run keeps what finished)."""
+        ...
+
+    def judge_spend_since(self, since: datetime) -> float:
+        """Return the judge cost in USD of runs started at or after ``since``."""
+        ...
+
+
+class SuiteLock(Protocol):
+    """One held lock on a suite: only its holder runs the suite, across replicas."""
+
+    suite: str
+
+    def check(self) -> bool:
+        """Return whether the lock is still held (renews it where it is a lease). Never raises."""
+        ...
+
+    def release(self) -> None:
+        """Release the lock. Idempotent, never raises, and blocking: cancellation cannot skip it."""
+        ...
+
+
+class SuiteLocks(Protocol):
+    """Cross-process mutual exclusion per suite (Postgres advisory lock, or a SQLite lease row)."""
+
+    def try_acquire(self, suite: str, owner: str) -> SuiteLock | None:
+        """Take the suite's lock without waiting; None when another process holds it.
+
+        A holder whose run's lease has expired (it stalled or hung) is fenced
+        off first, so a stopped process cannot block a takeover forever.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release every lock this object holds and dispose of its connections."""
         ...

@@ -69,3 +69,34 @@ class Settings(BaseSettings):
     anthropic_timeout_s: float = Field(default=120.0, gt=0)
     result_excerpt_chars: int = Field(default=2000, ge=0)
     """Characters of each output kept with its result."""
+
+    # ------------------------------------------------------------ the daemon
+    schedule_enabled: bool = False
+    """Scheduled runs spend judge money, so they are off until asked for; a
+    disabled tick touches nothing, not even the database."""
+    schedule_interval_hours: float = Field(default=24.0, gt=0)
+    """A suite is due when its newest scheduled run started this long ago."""
+    schedule_check_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the daemon asks whether a suite is due (and adopts orphaned runs)."""
+    schedule_startup_delay_s: float = Field(default=600.0, ge=0)
+    """Wait before the first check, so a crash-looping replica cannot hammer the judge."""
+    schedule_startup_jitter_s: float = Field(default=120.0, ge=0)
+    """Random extra start-up delay, up to this, so replicas spread out."""
+    schedule_misfire_grace_s: float = Field(default=300.0, gt=0)
+    """A check that could not fire on time still fires within this grace (then it is missed)."""
+    run_watchdog_s: float = Field(default=4 * 3600.0, gt=0)
+    """Longest a run may take; the watchdog then ends it ``failed``."""
+    run_lease_s: float = Field(default=30.0, gt=0)
+    """A running run's lease; another replica takes the run over once it expires."""
+    run_heartbeat_s: float = Field(default=5.0, gt=0)
+    """How often a worker renews its lease and checks its lock (well under the lease)."""
+    run_max_attempts: int = Field(default=3, ge=1, le=100)
+    """Takeovers after which a run ends ``failed``."""
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """On SIGTERM, how long cases in flight may take before the run is released."""
+    daily_judge_budget_usd: float | None = Field(default=None, gt=0)
+    """Cap on the LLM judge's spend per UTC day; None for no cap."""
+    instance_id: str | None = None
+    """This replica's name in leases and logs; defaults to host:pid:random."""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)

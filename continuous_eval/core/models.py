@@ -158,6 +158,8 @@ class NewRun:
     scheduled_for: datetime | None = None
     idempotency_key: str | None = None
     spec_hash: str | None = None
+    reason: str | None = None
+    """Status reason stored with the new run (why a slot was recorded as skipped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,3 +216,28 @@ class ResultRecord:
     usage: Usage
     attempt: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Who may write to a running run: the attempt and the lease owner that claimed it.
+
+    Every write a worker makes is guarded on (status, attempt, owner), so a
+    worker that lost its lease (it stalled, another replica took the run over)
+    writes nothing.
+    """
+
+    attempt: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease to take with a new or adopted run; expiry is computed on the database's clock."""
+
+    owner: str
+    seconds: float
+
+
+ControlAction = Literal["cancel", "pause", "resume"]
+"""Operations an admin can apply to a run."""

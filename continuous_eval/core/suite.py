@@ -284,8 +284,20 @@ class Feature(_Strict):
         return self
 
 
+class SuiteSchedule(_Strict):
+    """Per-suite overrides of the daemon's schedule settings; unset keys use the settings."""
+
+    enabled: bool | None = None
+    interval_hours: float | None = Field(default=None, gt=0)
+    watchdog_s: float | None = Field(default=None, gt=0)
+    """Longest a run may take before the watchdog ends it ``failed``."""
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
 class Suite(_Strict):
     """A named group of features that runs, is scheduled and is compared as one."""
+
+    schedule: SuiteSchedule = Field(default_factory=SuiteSchedule)
 
     features: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Feature] = Field(min_length=1)
     concurrency: int | None = Field(default=None, ge=1, le=1024)

@@ -20,17 +20,21 @@ The shape of a run:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from continuous_eval.core.budget import BudgetTracker
 from continuous_eval.core.models import (
     NO_USAGE,
     CaseResult,
+    Fence,
     ProgressDelta,
     ResultStatus,
     RunRecord,
@@ -42,7 +46,7 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.core.suite import Case
-from continuous_eval.errors import ContinuousEvalError
+from continuous_eval.errors import ContinuousEvalError, LeaseLost
 from continuous_eval.ports import CaseScorer, RunStore, Target
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,8 @@ class FeaturePlan:
     case_count: int
     target: Target
     scorers: Sequence[CaseScorer]
+    budgeted: frozenset[str] = frozenset()
+    """Names of the scorers that spend the judge budget (the LLM judges)."""
 
 
 @dataclass(frozen=True)
@@ -151,53 +157,156 @@ class Runner:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn)
 
     async def execute(
-        self, run: RunRecord, plan: RunPlan, observer: RunObserver | None = None
+        self,
+        run: RunRecord,
+        plan: RunPlan,
+        observer: RunObserver | None = None,
+        *,
+        fence: Fence | None = None,
+        control: RunControl | None = None,
+        skip: Collection[tuple[str, str]] = frozenset(),
+        budget: BudgetTracker | None = None,
+        drain_timeout_s: float = 30.0,
     ) -> RunRecord:
-        """Run every case of ``plan`` into ``run``, then aggregate and finish it.
+        """Run the cases of ``plan`` into ``run``, then aggregate and finish it.
 
-        Returns the finished run. On cancellation (Ctrl-C, shutdown) the results
-        stored so far are kept and the run ends ``cancelled``; on a failure of
-        the store itself it ends ``failed`` with the reason, and the error is
-        raised again.
+        Args:
+            run: the run row, already created (or adopted) and owned.
+            plan: what to run.
+            observer: told about each finished case.
+            fence: the (attempt, owner) every write is guarded on; a worker that
+                lost the run writes nothing more (``LeaseLost`` is raised).
+            control: lets the daemon stop the run: pause and shutdown let the
+                cases in flight finish (up to ``drain_timeout_s``) and release
+                the run; a lost lease or an admin's cancel stops at once and
+                writes nothing; the watchdog stops at once and ends it ``failed``.
+            skip: (feature, case id) pairs already stored by an earlier attempt.
+            budget: the day's judge budget; once spent, judge scorers are
+                skipped and the run ends incomplete.
+            drain_timeout_s: how long pause and shutdown wait for cases in flight.
+
+        Returns the run as it ends. Cancellation from outside (Ctrl-C) keeps
+        what was stored and ends the run ``cancelled``; a failure of the store
+        ends it ``failed`` and is raised again.
         """
+        state = _RunState(run, plan, fence, budget)
         # Bounded: when the store falls behind, finished cases wait here holding
         # their concurrency slot, which stops new cases from starting.
         queue: asyncio.Queue[CaseOutcome | None] = asyncio.Queue(maxsize=_BATCH_MAX)
-        writer = asyncio.create_task(self._write(run.id, queue), name=f"writer-{run.id}")
+        writer = asyncio.create_task(self._write(state, queue), name=f"writer-{run.id}")
+        in_flight: set[asyncio.Task[None]] = set()
+        producer = asyncio.create_task(
+            self._produce(state, queue, observer, writer, in_flight, skip),
+            name=f"producer-{run.id}",
+        )
+        stopper = asyncio.create_task(control.wait()) if control is not None else None
         try:
-            await self._produce(run, plan, queue, observer, writer)
-            await queue.put(None)
-            await writer
-            aggregates = await self._in_io(lambda: self._aggregate(run.id, plan))
-            return await self._in_io(
-                lambda: self._store.finish_run(run.id, RunStatus.SUCCEEDED, None, aggregates)
-            )
+            await self._until_done_or_stopped(producer, in_flight, stopper)
+            reason = control.reason if control is not None else None
+            if reason is None:
+                await queue.put(None)
+                await writer
+                return await self._in_io(partial(self._finish, state, RunStatus.SUCCEEDED, None))
+            return await self._stop(state, reason, queue, writer, in_flight, drain_timeout_s)
         except asyncio.CancelledError:
-            writer.cancel()
-            self._finish_quietly(
-                run.id, plan, RunStatus.CANCELLED, "cancelled before all cases ran"
+            await _cancel_all(in_flight, writer)
+            self._finish_quietly(state, RunStatus.CANCELLED, "cancelled before all cases ran")
+            raise
+        except LeaseLost:
+            await _cancel_all(in_flight, writer)
+            log.warning(
+                "run taken over or cancelled elsewhere; standing down",
+                extra={"event": "run_fenced", "run_id": run.id},
             )
             raise
         except Exception as exc:
-            writer.cancel()
+            await _cancel_all(in_flight, writer)
             log.exception("run failed", extra={"event": "run_failed", "run_id": run.id})
-            self._finish_quietly(run.id, plan, RunStatus.FAILED, _describe(exc))
+            self._finish_quietly(state, RunStatus.FAILED, _describe(exc))
             raise
+        finally:
+            producer.cancel()
+            if stopper is not None:
+                stopper.cancel()
 
-    def _finish_quietly(self, run_id: str, plan: RunPlan, status: RunStatus, reason: str) -> None:
+    async def _until_done_or_stopped(
+        self,
+        producer: asyncio.Task[None],
+        in_flight: set[asyncio.Task[None]],
+        stopper: asyncio.Task[None] | None,
+    ) -> None:
+        """Wait until every case is done, or a stop is asked for (then stop launching)."""
+        waiting: set[asyncio.Future[Any]] = {producer}
+        if stopper is not None:
+            waiting.add(stopper)
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if producer not in done:
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            return
+        producer.result()  # raises when the writer died
+        while in_flight:
+            pending: set[asyncio.Future[Any]] = set(in_flight)
+            if stopper is not None:
+                pending.add(stopper)
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if stopper is not None and stopper in done:
+                return
+
+    async def _stop(
+        self,
+        state: _RunState,
+        reason: StopReason,
+        queue: asyncio.Queue[CaseOutcome | None],
+        writer: asyncio.Task[None],
+        in_flight: set[asyncio.Task[None]],
+        drain_timeout_s: float,
+    ) -> RunRecord:
+        run = state.run
+        if reason in (StopReason.LEASE_LOST, StopReason.CANCELLED):
+            # Someone else owns the run now (or it is over): write nothing more.
+            await _cancel_all(in_flight, writer)
+            raise LeaseLost(f"run {run.id} stopped: {reason.value}")
+        if reason in (StopReason.PAUSE, StopReason.SHUTDOWN) and in_flight:
+            await asyncio.wait(set(in_flight), timeout=drain_timeout_s)
+        await _cancel_all(in_flight)
+        await queue.put(None)
+        await writer
+        if reason is StopReason.WATCHDOG:
+            why = "watchdog: the run exceeded its time limit and was stopped"
+            return await self._in_io(partial(self._finish, state, RunStatus.FAILED, why))
+        status = RunStatus.PAUSED if reason is StopReason.PAUSE else RunStatus.INTERRUPTED
+        why = "paused by an admin" if reason is StopReason.PAUSE else "the worker shut down"
+        if state.fence is None:
+            return await self._in_io(partial(self._store.get_run, run.id))
+        fence = state.fence
+        return await self._in_io(partial(self._store.release_run, run.id, fence, status, why))
+
+    def _finish(self, state: _RunState, status: RunStatus, reason: str | None) -> RunRecord:
+        if status is RunStatus.SUCCEEDED and state.budget_skipped:
+            reason = (
+                f"incomplete: the daily judge budget ran out "
+                f"({state.budget_skipped} judge scores skipped; "
+                f"{state.budget.describe() if state.budget else ''})"
+            )
+        aggregates = self._aggregate(state.run.id, state.plan)
+        return self._store.finish_run(state.run.id, status, reason, aggregates, fence=state.fence)
+
+    def _finish_quietly(self, state: _RunState, status: RunStatus, reason: str) -> None:
         # Runs on the way out of a failure or a cancellation: record what we can
         # synchronously (no awaiting while cancelled) and never mask the cause.
         # The aggregates of what did finish are kept, so a partial run still shows.
         try:
             try:
-                aggregates = self._aggregate(run_id, plan)
+                aggregates = self._aggregate(state.run.id, state.plan)
             except Exception:
                 aggregates = []
-            self._store.finish_run(run_id, status, reason, aggregates)
+            self._store.finish_run(state.run.id, status, reason, aggregates, fence=state.fence)
         except Exception:
             log.exception(
                 "could not record the end of a run",
-                extra={"event": "run_finish_failed", "run_id": run_id, "status": str(status)},
+                extra={"event": "run_finish_failed", "run_id": state.run.id, "status": str(status)},
             )
 
     def _aggregate(self, run_id: str, plan: RunPlan) -> list[ScoreAggregate]:
@@ -206,18 +315,18 @@ class Runner:
 
     async def _produce(
         self,
-        run: RunRecord,
-        plan: RunPlan,
+        state: _RunState,
         queue: asyncio.Queue[CaseOutcome | None],
         observer: RunObserver | None,
         writer: asyncio.Task[None],
+        in_flight: set[asyncio.Task[None]],
+        skip: Collection[tuple[str, str]],
     ) -> None:
-        suite_limit = asyncio.Semaphore(plan.concurrency)
-        in_flight: set[asyncio.Task[None]] = set()
+        suite_limit = asyncio.Semaphore(state.plan.concurrency)
 
         async def one(feature: FeaturePlan, case: Case) -> None:
             try:
-                outcome = await self._run_case(feature, case, run.attempt)
+                outcome = await self._run_case(state, feature, case)
                 await queue.put(outcome)
                 if observer is not None:
                     observer.case_finished(feature.name, case.id, outcome.delta.errored > 0)
@@ -225,31 +334,29 @@ class Runner:
                 self._global.release()
                 suite_limit.release()
 
-        try:
-            for feature in plan.features:
-                for case in feature.cases():
-                    # Suite first, then the shared limit: a suite waiting on its own
-                    # cap must not sit on a slot other suites could use.
-                    await suite_limit.acquire()
+        for feature in state.plan.features:
+            for case in feature.cases():
+                if skip and (feature.name, case.id) in skip:
+                    continue
+                # Suite first, then the shared limit: a suite waiting on its own
+                # cap must not sit on a slot other suites could use.
+                await suite_limit.acquire()
+                try:
                     await self._global.acquire()
-                    if writer.done():
-                        # The writer died (the store failed): stop starting work.
-                        self._global.release()
-                        suite_limit.release()
-                        writer.result()
-                    task = asyncio.create_task(one(feature, case))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-            if in_flight:
-                await asyncio.gather(*in_flight)
-        except BaseException:
-            for task in in_flight:
-                task.cancel()
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
-            raise
+                except BaseException:
+                    suite_limit.release()
+                    raise
+                if writer.done():
+                    # The writer died (the store failed): stop starting work.
+                    self._global.release()
+                    suite_limit.release()
+                    writer.result()
+                task = asyncio.create_task(one(feature, case))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
 
-    async def _run_case(self, feature: FeaturePlan, case: Case, attempt: int) -> CaseOutcome:
+    async def _run_case(self, state: _RunState, feature: FeaturePlan, case: Case) -> CaseOutcome:
+        attempt = state.run.attempt
         started = time.perf_counter()
         try:
             output: TargetOutput = await feature.target.answer(case)
@@ -271,16 +378,17 @@ class Runner:
             return CaseOutcome(results, ProgressDelta(cases_done=1, errored=len(results)))
         latency_ms = (time.perf_counter() - started) * 1000
         excerpt = _excerpt(output.text, self._excerpt_chars)
-        if len(feature.scorers) == 1:
-            outcomes = [await _score(feature.scorers[0], output.text, case)]
+        scorers = feature.scorers
+        if len(scorers) == 1:
+            outcomes = [await state.score(feature, scorers[0], output.text, case)]
         else:
             outcomes = list(
-                await asyncio.gather(*(_score(s, output.text, case) for s in feature.scorers))
+                await asyncio.gather(*(state.score(feature, s, output.text, case) for s in scorers))
             )
         results = []
         scored = errored = 0
         judge_usage = NO_USAGE
-        for scorer, outcome in zip(feature.scorers, outcomes, strict=True):
+        for scorer, outcome in zip(scorers, outcomes, strict=True):
             if isinstance(outcome, ScoreOutcome):
                 scored += 1
                 judge_usage = judge_usage + outcome.usage
@@ -292,27 +400,27 @@ class Runner:
                         ResultStatus.OK,
                         score=outcome.score,
                         passed=outcome.passed,
-                        output_excerpt=excerpt,
                         rationale=outcome.rationale,
-                        latency_ms=latency_ms,
                         usage=outcome.usage,
+                        output_excerpt=excerpt,
+                        latency_ms=latency_ms,
                         attempt=attempt,
                     )
                 )
             else:
-                errored += 1
-                error, usage = outcome
+                status, message, usage = outcome
+                errored += status is ResultStatus.ERROR
                 judge_usage = judge_usage + usage
                 results.append(
                     CaseResult(
                         feature.name,
                         case.id,
                         scorer.name,
-                        ResultStatus.ERROR,
-                        output_excerpt=excerpt,
-                        error=error,
-                        latency_ms=latency_ms,
+                        status,
+                        error=message,
                         usage=usage,
+                        output_excerpt=excerpt,
+                        latency_ms=latency_ms,
                         attempt=attempt,
                     )
                 )
@@ -325,7 +433,7 @@ class Runner:
         )
         return CaseOutcome(results, delta)
 
-    async def _write(self, run_id: str, queue: asyncio.Queue[CaseOutcome | None]) -> None:
+    async def _write(self, state: _RunState, queue: asyncio.Queue[CaseOutcome | None]) -> None:
         done = False
         while not done:
             first = await queue.get()
@@ -349,13 +457,82 @@ class Runner:
                     break
                 results.extend(item.results)
                 delta = delta + item.delta
-            await self._in_io(partial(self._store.save_results, run_id, results, delta))
+            save = partial(
+                self._store.save_results, state.run.id, results, delta, fence=state.fence
+            )
+            await self._in_io(save)
 
 
-async def _score(scorer: CaseScorer, output: str, case: Case) -> ScoreOutcome | tuple[str, Usage]:
-    """Grade one output; a failure becomes (reason, usage spent) instead of raising."""
-    try:
-        return await scorer.score(output, case)
-    except Exception as exc:
-        usage = getattr(exc, "usage", NO_USAGE)
-        return f"scorer failed: {_describe(exc)}", usage if isinstance(usage, Usage) else NO_USAGE
+class StopReason(StrEnum):
+    """Why the daemon stops a run before its cases are done."""
+
+    PAUSE = "paused"
+    SHUTDOWN = "shutdown"
+    LEASE_LOST = "lease lost"
+    CANCELLED = "cancelled"
+    WATCHDOG = "watchdog"
+
+
+class RunControl:
+    """A one-shot stop signal from the daemon to a running run; the first reason wins."""
+
+    def __init__(self) -> None:
+        self._reason: StopReason | None = None
+        self._event = asyncio.Event()
+
+    @property
+    def reason(self) -> StopReason | None:
+        """Why the run is being stopped, or None while it should go on."""
+        return self._reason
+
+    def stop(self, reason: StopReason) -> None:
+        """Ask the run to stop; later calls do not change the reason."""
+        if self._reason is None:
+            self._reason = reason
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Return once a stop is asked for."""
+        await self._event.wait()
+
+
+class _RunState:
+    """What one execution of a run carries: its fence, its budget, what it skipped."""
+
+    def __init__(
+        self, run: RunRecord, plan: RunPlan, fence: Fence | None, budget: BudgetTracker | None
+    ) -> None:
+        self.run = run
+        self.plan = plan
+        self.fence = fence
+        self.budget = budget
+        self.budget_skipped = 0
+
+    async def score(
+        self, feature: FeaturePlan, scorer: CaseScorer, output: str, case: Case
+    ) -> ScoreOutcome | tuple[ResultStatus, str, Usage]:
+        """Grade one output; a failure becomes (status, reason, usage spent) instead of raising."""
+        budgeted = self.budget is not None and scorer.name in feature.budgeted
+        if budgeted and self.budget is not None and self.budget.exhausted:
+            self.budget_skipped += 1
+            return ResultStatus.SKIPPED, "skipped: the daily judge budget is spent", NO_USAGE
+        try:
+            outcome = await scorer.score(output, case)
+        except Exception as exc:
+            usage = getattr(exc, "usage", NO_USAGE)
+            usage = usage if isinstance(usage, Usage) else NO_USAGE
+            if budgeted and self.budget is not None:
+                self.budget.add(usage.cost_usd)
+            return ResultStatus.ERROR, f"scorer failed: {_describe(exc)}", usage
+        if budgeted and self.budget is not None:
+            self.budget.add(outcome.usage.cost_usd)
+        return outcome
+
+
+async def _cancel_all(tasks: set[asyncio.Task[None]], *more: asyncio.Task[None]) -> None:
+    """Cancel tasks and wait for them to finish, so none is left behind."""
+    pending = [*tasks, *more]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
