@@ -6,11 +6,21 @@ layer only sees the ports.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import uvicorn
 
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db import migrate
@@ -41,9 +51,10 @@ from continuous_eval.core.suite import (
     Suite,
     scorer_name,
 )
-from continuous_eval.errors import ConfigError
+from continuous_eval.errors import ConfigError, ContinuousEvalError
 from continuous_eval.ports import CaseScorer, Target
-from continuous_eval.service.runner import FeaturePlan, RunPlan
+from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
+from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
 from continuous_eval.settings import DEFAULT_DATABASE_URL, Settings
 
 if TYPE_CHECKING:
@@ -166,7 +177,8 @@ class PlanBuilder:
         self._loaded = loaded
         self._prices = prices_from(settings)
         self._anthropic: AsyncAnthropic | None = None
-        self._targets: list[Target] = []
+        self._targets: dict[tuple[str, str], Target] = {}
+        self._scorers: dict[tuple[str, str], list[CaseScorer]] = {}
 
     def _client(self) -> AsyncAnthropic:
         if self._anthropic is None:
@@ -176,6 +188,11 @@ class PlanBuilder:
         return self._anthropic
 
     def _target(self, suite: str, feature: str, config: Feature) -> Target:
+        # Adapters are built once per feature and reused by every run of a
+        # long-running daemon: one HTTP client (and connection pool) each.
+        cached = self._targets.get((suite, feature))
+        if cached is not None:
+            return cached
         target = config.target
         location = f"suites.{suite}.features.{feature}.target"
         built: Target
@@ -188,7 +205,7 @@ class PlanBuilder:
             built = AnthropicTargetAdapter(target, self._client(), self._prices)
         else:  # pragma: no cover - the union is exhaustive
             raise ConfigError(self._loaded.file, location, "unknown target type")
-        self._targets.append(built)
+        self._targets[(suite, feature)] = built
         return built
 
     def _scorer(self, suite: str, feature: str, index: int, config: Scorer) -> CaseScorer:
@@ -210,10 +227,12 @@ class PlanBuilder:
                     cases=partial(self._cases, scanned.name, item),
                     case_count=item.case_count,
                     target=self._target(scanned.name, item.name, item.feature),
-                    scorers=[
-                        self._scorer(scanned.name, item.name, i, s)
-                        for i, s in enumerate(item.feature.scorers)
-                    ],
+                    scorers=self._feature_scorers(scanned.name, item),
+                    budgeted=frozenset(
+                        scorer_name(s)
+                        for s in item.feature.scorers
+                        if isinstance(s, LlmJudgeScorer)
+                    ),
                 )
             )
         fingerprint = fingerprint_run([f.fingerprint for f in scanned.features])
@@ -226,6 +245,14 @@ class PlanBuilder:
             pair_fingerprints=dict(fingerprint.pairs),
         )
 
+    def _feature_scorers(self, suite: str, item: ScannedFeature) -> list[CaseScorer]:
+        key = (suite, item.name)
+        if key not in self._scorers:
+            self._scorers[key] = [
+                self._scorer(suite, item.name, i, s) for i, s in enumerate(item.feature.scorers)
+            ]
+        return self._scorers[key]
+
     def _cases(self, suite: str, item: ScannedFeature) -> Iterator[Case]:
         return iter_cases(
             item.feature.dataset,
@@ -236,9 +263,163 @@ class PlanBuilder:
 
     async def aclose(self) -> None:
         """Close the targets' and the shared client's connections."""
-        for target in self._targets:
+        for target in self._targets.values():
             await target.aclose()
         self._targets.clear()
+        self._scorers.clear()
         if self._anthropic is not None:
             await self._anthropic.close()
             self._anthropic = None
+
+
+class SuitePlans:
+    """The daemon's plan source: each run re-reads its datasets, adapters are reused."""
+
+    def __init__(self, settings: Settings, loaded: LoadedSuites, builder: PlanBuilder) -> None:
+        self._settings = settings
+        self._loaded = loaded
+        self._builder = builder
+
+    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
+        """Validate and fingerprint the suite's datasets, then build the plan."""
+        return self._builder.build(scan_suite(self._loaded, suite, features, self._settings))
+
+
+def daemon_config(settings: Settings, loaded: LoadedSuites) -> DaemonConfig:
+    """Resolve each suite's schedule (suite file overrides over settings)."""
+    schedules = {}
+    for name, suite in loaded.suites.suites.items():
+        override = suite.schedule
+        enabled = settings.schedule_enabled if override.enabled is None else override.enabled
+        hours = override.interval_hours or settings.schedule_interval_hours
+        schedules[name] = SuiteSchedule(
+            enabled=enabled,
+            interval=timedelta(hours=hours),
+            watchdog_s=override.watchdog_s or settings.run_watchdog_s,
+            max_attempts=override.max_attempts or settings.run_max_attempts,
+        )
+    owner = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return DaemonConfig(
+        owner=owner,
+        schedules=schedules,
+        lease_s=settings.run_lease_s,
+        heartbeat_s=settings.run_heartbeat_s,
+        # Leave a little of the shutdown budget for releasing runs and locks.
+        drain_timeout_s=max(0.0, settings.shutdown_timeout_s - 2.0),
+        daily_budget_usd=settings.daily_judge_budget_usd,
+    )
+
+
+def readiness(engine: Engine) -> str | None:
+    """Return None when the database answers at the current schema, else why not."""
+    try:
+        migrate.require_head(engine)
+    except ContinuousEvalError as exc:
+        return str(exc)
+    return None
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, config_path: Path) -> int:
+    """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code."""
+    from prometheus_client import CollectorRegistry
+
+    from continuous_eval.adapters.db.locks import make_suite_locks
+    from continuous_eval.adapters.http.app import create_app
+    from continuous_eval.adapters.metrics import DaemonMetrics
+    from continuous_eval.adapters.scheduler import make_scheduler
+    from continuous_eval.adapters.suite_files import load_suite_file
+
+    loaded = load_suite_file(config_path)
+    for name in loaded.suites.suites:
+        scan_suite(loaded, name, [], settings)  # a bad dataset stops start-up, not a run
+    engine, store = open_store(settings)
+    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
+    registry = CollectorRegistry()
+    metrics = DaemonMetrics(registry)
+    runner = Runner(
+        store, max_concurrency=settings.max_concurrency, excerpt_chars=settings.result_excerpt_chars
+    )
+    builder = PlanBuilder(settings, loaded)
+    config = daemon_config(settings, loaded)
+    daemon = Daemon(
+        store=store,
+        locks=locks,
+        runner=runner,
+        plans=SuitePlans(settings, loaded, builder),
+        config=config,
+        events=metrics,
+    )
+    enabled = [name for name, s in config.schedules.items() if s.enabled]
+    if enabled:
+        log.warning(
+            "scheduling %s every %s; first check in %.0f s (+ up to %.0f s jitter)",
+            ", ".join(enabled),
+            ", ".join(str(config.schedules[n].interval) for n in enabled),
+            settings.schedule_startup_delay_s,
+            settings.schedule_startup_jitter_s,
+            extra={"event": "serve_start", "owner": config.owner},
+        )
+    else:
+        log.warning(
+            "scheduling is disabled (CONTINUOUS_EVAL_SCHEDULE_ENABLED=false): "
+            "no suite will run on its own",
+            extra={"event": "serve_start", "owner": config.owner},
+        )
+    scheduler = make_scheduler(
+        daemon.tick,
+        check_interval_s=settings.schedule_check_interval_s,
+        startup_delay_s=settings.schedule_startup_delay_s,
+        jitter_s=settings.schedule_startup_jitter_s,
+        misfire_grace_s=settings.schedule_misfire_grace_s,
+        events=metrics,
+    )
+    app = create_app(
+        readiness=partial(readiness, engine),
+        registry=registry,
+        status=lambda: {"owner": config.owner, "running": daemon.running},
+    )
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler.start()
+    server_task = asyncio.create_task(server.serve())
+    stop_task = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.warning("shutting down", extra={"event": "serve_stop", "owner": config.owner})
+    finally:
+        scheduler.shutdown(wait=False)
+        await daemon.shutdown(settings.shutdown_timeout_s)
+        server.should_exit = True
+        await asyncio.gather(server_task, return_exceptions=True)
+        stop_task.cancel()
+        locks.close()
+        await builder.aclose()
+        runner.close()
+        store.close()
+        engine.dispose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    if server_task.done() and not server_task.cancelled() and server_task.exception():
+        log.error("the HTTP server failed: %r", server_task.exception())
+        return 1
+    return 0 if server.started or stop.is_set() else 1

@@ -246,6 +246,37 @@ def run(
         raise typer.Exit(EXIT_RUN_FAILED)
 
 
+# ------------------------------------------------------------------------------ serve
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: $CONTINUOUS_EVAL_HTTP_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: $CONTINUOUS_EVAL_HTTP_PORT).")
+    ] = None,
+) -> None:
+    """Run the daemon: scheduled runs, takeovers, and the HTTP app, until SIGTERM."""
+    from continuous_eval.bootstrap import serve as run_daemon
+
+    settings = _settings()
+    if host is not None:
+        settings = settings.model_copy(update={"http_host": host})
+    if port is not None:
+        settings = settings.model_copy(update={"http_port": port})
+    path = config or settings.config_path
+    try:
+        code = asyncio.run(run_daemon(settings, path))
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    raise typer.Exit(code)
+
+
 # ----------------------------------------------------------------------- check-config
 
 

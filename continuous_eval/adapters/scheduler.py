@@ -1,0 +1,86 @@
+"""APScheduler 3 wiring: one interval job that calls the daemon's tick.
+
+Each process has its own in-memory job store (never a shared one: several
+processes sharing an APScheduler 3 job store run jobs twice); coordination
+between replicas is the database's job (advisory lock and slot claims).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+TICK_JOB_ID = "continuous-eval-tick"
+
+
+class JobEvents(Protocol):
+    """Where scheduler mishaps are counted."""
+
+    def job_event(self, kind: str) -> None:
+        """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
+        ...
+
+
+def make_scheduler(
+    tick: Callable[[], Awaitable[None]],
+    *,
+    check_interval_s: float,
+    startup_delay_s: float,
+    jitter_s: float,
+    misfire_grace_s: float,
+    events: JobEvents,
+    now: datetime | None = None,
+) -> AsyncIOScheduler:
+    """Build a scheduler (not started) with the tick job.
+
+    ``coalesce=True`` turns a backlog of missed checks into one; ``max_instances=1``
+    keeps checks from overlapping; ``misfire_grace_time`` bounds how late a check
+    may still run. The first check comes after the start-up delay plus a random
+    jitter, so replicas started together spread out.
+    """
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    start = (now or datetime.now(UTC)) + timedelta(
+        seconds=startup_delay_s + random.uniform(0, jitter_s)
+    )
+    scheduler.add_job(
+        tick,
+        IntervalTrigger(seconds=check_interval_s, start_date=start, timezone=UTC),
+        id=TICK_JOB_ID,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=max(1, round(misfire_grace_s)),
+        replace_existing=True,
+    )
+
+    def on_event(event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            kind = "missed"
+            log.warning("scheduled check missed", extra={"event": "tick_missed"})
+        elif event.code == EVENT_JOB_MAX_INSTANCES:
+            kind = "max_instances"
+            log.warning(
+                "check skipped: the previous one still runs", extra={"event": "tick_skipped"}
+            )
+        else:
+            kind = "error"
+            exc = event.exception if isinstance(event, JobExecutionEvent) else None
+            log.error("scheduled check raised: %r", exc, extra={"event": "tick_error"})
+        events.job_event(kind)
+
+    scheduler.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
+    return scheduler
