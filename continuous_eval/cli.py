@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import uuid
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,11 +29,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-from rich.markup import escape
 from rich.text import Text
 
 from continuous_eval import __version__
-from continuous_eval.core.models import NewRun, RunRecord, RunStatus, RunType, ScoreAggregate
+from continuous_eval.core.models import RunRecord, RunStatus, ScoreAggregate
 from continuous_eval.errors import ConfigError, ContinuousEvalError, RunNotFound
 from continuous_eval.settings import Settings
 
@@ -160,10 +159,19 @@ def _run_line(run: RunRecord) -> str:
 
 
 async def _run_suites(
-    settings: Settings, config: Path, suite: str | None, features: list[str], run_type: RunType
+    settings: Settings, config: Path, suite: str | None, features: list[str]
 ) -> list[RunRecord]:
+    from continuous_eval.adapters.db.locks import make_suite_locks
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import PlanBuilder, open_store, scan_suite, select_suites
+    from continuous_eval.bootstrap import (
+        PlanBuilder,
+        SuitePlans,
+        daemon_config,
+        open_store,
+        scan_suite,
+        select_suites,
+    )
+    from continuous_eval.service.daemon import Daemon
     from continuous_eval.service.runner import Runner
 
     loaded = load_suite_file(config)
@@ -173,28 +181,24 @@ async def _run_suites(
     # Validate every selected dataset before the first run starts.
     scanned = [scan_suite(loaded, name, features, settings) for name in names]
     engine, store = open_store(settings)
+    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     builder = PlanBuilder(settings, loaded)
     runner = Runner(
         store,
         max_concurrency=settings.max_concurrency,
         excerpt_chars=settings.result_excerpt_chars,
     )
+    # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
+    daemon = Daemon(
+        store=store,
+        locks=locks,
+        runner=runner,
+        plans=SuitePlans(settings, loaded, builder),
+        config=daemon_config(settings, loaded),
+    )
     finished: list[RunRecord] = []
     try:
-        plans = [builder.build(s) for s in scanned]
-        for plan in plans:
-            run = store.create_run(
-                NewRun(
-                    id=str(uuid.uuid4()),
-                    suite=plan.suite,
-                    run_type=run_type,
-                    features=tuple(f.name for f in plan.features),
-                    cases_total=plan.cases_total,
-                    total=plan.results_total,
-                    fingerprint=plan.fingerprint,
-                    fingerprint_parts=plan.fingerprint_parts,
-                )
-            )
+        for item in scanned:
             with Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -206,17 +210,17 @@ async def _run_suites(
                 console=err,
                 transient=False,
             ) as progress:
-                task = progress.add_task(plan.suite, total=plan.cases_total, errors=0)
+                total = sum(f.case_count for f in item.features)
+                task = progress.add_task(item.name, total=total, errors=0)
                 observer = _ProgressObserver(progress, task)
-                done = await runner.execute(run, plan, observer)
+                done = await daemon.run_now(item.name, [f.name for f in item.features], observer)
             finished.append(done)
-            out.print(
-                _score_table(store.get_aggregates(done.id), f"suite {done.suite}"),
-            )
+            out.print(_score_table(store.get_aggregates(done.id), f"suite {done.suite}"))
             out.print(_run_line(done), highlight=False, markup=False)
     finally:
         await builder.aclose()
         runner.close()
+        locks.close()
         store.close()
         engine.dispose()
     return finished
@@ -235,7 +239,7 @@ def run(
     settings = _settings()
     path = config or settings.config_path
     try:
-        runs = asyncio.run(_run_suites(settings, path, suite, feature or [], "manual"))
+        runs = asyncio.run(_run_suites(settings, path, suite, feature or []))
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     except KeyboardInterrupt:

@@ -39,7 +39,7 @@ from continuous_eval.core.models import (
 from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.errors import ConfigError, ContinuousEvalError, DuplicateRun, LeaseLost
 from continuous_eval.ports import RunStore, SuiteLock, SuiteLocks
-from continuous_eval.service.runner import RunControl, Runner, RunPlan, StopReason
+from continuous_eval.service.runner import RunControl, Runner, RunObserver, RunPlan, StopReason
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +330,33 @@ class Daemon:
             ConfigError: unknown suite or feature, or a bad dataset.
             DuplicateRun: the id or idempotency key is taken.
         """
+        run, plan, lock = await self._prepare_manual(
+            suite, features, run_id=run_id, idempotency_key=idempotency_key, spec_hash=spec_hash
+        )
+        self._spawn(self._run_manual_logged(run, plan, lock))
+        return run
+
+    async def run_now(
+        self, suite: str, features: Sequence[str] = (), observer: RunObserver | None = None
+    ) -> RunRecord:
+        """Run a manual run in the foreground (the CLI's ``run``) and return it as it ended.
+
+        Takes the same gate and lock as scheduled runs, so a CLI run never
+        overlaps the daemon's run of the same suite.
+        """
+        run, plan, lock = await self._prepare_manual(suite, features)
+        done = await self._run_manual(run, plan, lock, observer)
+        return done if done is not None else await self._io(partial(self._store.get_run, run.id))
+
+    async def _prepare_manual(
+        self,
+        suite: str,
+        features: Sequence[str],
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        spec_hash: str | None = None,
+    ) -> tuple[RunRecord, RunPlan, SuiteLock]:
         if suite not in self._config.schedules:
             raise ConfigError("request", "suite", f"no suite named {suite!r}")
         if not self.gate.try_enter(suite):
@@ -338,7 +365,7 @@ class Daemon:
         try:
             lock = await self._io(partial(self._locks.try_acquire, suite, self.owner))
             if lock is None:
-                raise GateBusy(f"suite {suite!r} is running in another replica")
+                raise GateBusy(f"suite {suite!r} is running in another process")
             self._events.lock_held(suite, True)
             plan = await self._io(partial(self._plans.plan, suite, features))
             new = _new_run(
@@ -352,19 +379,22 @@ class Daemon:
                 self._events.lock_held(suite, False)
             self.gate.leave(suite)
             raise
-        schedule = self._config.schedules[suite]
-        self._spawn(self._run_manual(run, plan, lock, schedule))
-        return run
+        return run, plan, lock
+
+    async def _run_manual_logged(self, run: RunRecord, plan: RunPlan, lock: SuiteLock) -> None:
+        try:
+            await self._run_manual(run, plan, lock, None)
+        except Exception:
+            log.exception("manual run failed", extra={"event": "run_failed", "run_id": run.id})
 
     async def _run_manual(
-        self, run: RunRecord, plan: RunPlan, lock: SuiteLock, schedule: SuiteSchedule
-    ) -> None:
+        self, run: RunRecord, plan: RunPlan, lock: SuiteLock, observer: RunObserver | None
+    ) -> RunRecord | None:
         try:
             spent = await self._spend_today(await self._io(self._store.db_now))
             tracker = BudgetTracker(self._config.daily_budget_usd, spent or 0.0)
-            await self._execute(run, plan, lock, schedule, tracker)
-        except Exception:
-            log.exception("manual run failed", extra={"event": "run_failed", "run_id": run.id})
+            schedule = self._config.schedules[run.suite]
+            return await self._execute(run, plan, lock, schedule, tracker, observer)
         finally:
             lock.release()
             self._events.lock_held(run.suite, False)
@@ -379,6 +409,7 @@ class Daemon:
         lock: SuiteLock,
         schedule: SuiteSchedule,
         budget: BudgetTracker,
+        observer: RunObserver | None = None,
     ) -> RunRecord | None:
         fence = Fence(run.attempt, self.owner)
         skip: frozenset[tuple[str, str]] = frozenset()
@@ -395,6 +426,7 @@ class Daemon:
             done = await self._runner.execute(
                 run,
                 plan,
+                observer,
                 fence=fence,
                 control=control,
                 skip=skip,
