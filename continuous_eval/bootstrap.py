@@ -313,10 +313,9 @@ def daemon_config(settings: Settings, loaded: LoadedSuites) -> DaemonConfig:
 def readiness(engine: Engine) -> str | None:
     """Return None when the database answers at the current schema, else why not."""
     try:
-        migrate.require_head(engine)
+        return migrate.schema_problem(engine)
     except ContinuousEvalError as exc:
         return str(exc)
-    return None
 
 
 class _Server(uvicorn.Server):

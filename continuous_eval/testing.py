@@ -8,20 +8,36 @@ code under test and then asserts on what the fake holds.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from continuous_eval.adapters.db.store import (
+    CONTROL_REASONS,
+    FENCED_STATUSES,
     TERMINAL_STATUSES,
+    WAITING_STATUSES,
     check_limit,
+    check_max_attempts,
+    check_release,
+    check_seconds,
+    control_transition,
     duplicate_message,
+    gave_up_reason,
+    initial_attempt,
+    lease_lost,
     require_aware,
     run_not_found,
+    validate_create,
     validate_new_run,
 )
 from continuous_eval.core.models import (
     CaseResult,
+    ControlAction,
+    Fence,
+    Lease,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -77,13 +93,15 @@ class InMemoryRunStore:
     """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
 
     It raises the same errors for the same inputs (``DuplicateRun``,
-    ``RunFinished``, ``RunNotFound``, ``ValueError``) and orders the same way;
-    ``tests/integration/test_store_contract.py`` runs one suite against both.
-    Thread-safe through one lock. The attributes are public so tests can
-    assert on the stored state directly.
+    ``RunFinished``, ``RunNotFound``, ``LeaseLost``, ``ValueError``) and
+    orders the same way; ``tests/integration/test_store_contract.py`` and
+    ``test_store_leases.py`` run one suite against both. Its clock doubles as
+    "the database's clock" for leases, so a test expires a lease by advancing
+    a ``FakeClock``. Thread-safe through one lock. The attributes are public so
+    tests can assert on (or arrange) the stored state directly.
 
     Args:
-        clock: Source of the timestamps the store writes.
+        clock: Source of the timestamps the store writes and of lease times.
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
@@ -98,9 +116,12 @@ class InMemoryRunStore:
         """Whether ``close()`` was called."""
         self._lock = threading.RLock()
 
-    def create_run(self, new: NewRun) -> RunRecord:
-        """Insert a run in status ``running``; see ``SqlRunStore.create_run``."""
+    def create_run(
+        self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
+    ) -> RunRecord:
+        """Insert a run; see ``SqlRunStore.create_run``."""
         validate_new_run(new)
+        validate_create(status, lease)
         with self._lock:
             now = self.clock.now()
             conflict = self._conflict(new)
@@ -111,13 +132,13 @@ class InMemoryRunStore:
                 id=new.id,
                 suite=new.suite,
                 run_type=new.run_type,
-                status=RunStatus.RUNNING,
-                status_reason=None,
-                attempt=1,
+                status=status,
+                status_reason=new.reason,
+                attempt=initial_attempt(status),
                 features=tuple(new.features),
                 created_at=now,
                 started_at=now,
-                finished_at=None,
+                finished_at=now if status is RunStatus.SKIPPED else None,
                 scheduled_for=(
                     new.scheduled_for.astimezone(UTC) if new.scheduled_for is not None else None
                 ),
@@ -133,17 +154,24 @@ class InMemoryRunStore:
                 idempotency_key=new.idempotency_key,
                 spec_hash=new.spec_hash,
             )
+            if lease is not None:
+                record = replace(record, **self._lease_fields(lease))
             self.runs[new.id] = record
             self.results[new.id] = {}
             self.aggregates[new.id] = {}
             return record
 
     def save_results(
-        self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+        self,
+        run_id: str,
+        results: Sequence[CaseResult],
+        delta: ProgressDelta,
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Upsert results and add the counts; see ``SqlRunStore.save_results``."""
         with self._lock:
-            run = self._open_run(run_id)
+            run = self._writable(run_id, fence)
             now = self.clock.now()
             stored = self.results[run_id]
             for result in results:
@@ -178,16 +206,23 @@ class InMemoryRunStore:
         status: RunStatus,
         reason: str | None,
         aggregates: Sequence[ScoreAggregate],
+        *,
+        fence: Fence | None = None,
     ) -> RunRecord:
         """Store aggregates and the terminal status; see ``SqlRunStore.finish_run``."""
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
         with self._lock:
-            run = self._open_run(run_id)
+            run = self._writable(run_id, fence)
             for aggregate in aggregates:
                 self.aggregates[run_id][(aggregate.feature, aggregate.scorer)] = aggregate
             finished = replace(
-                run, status=status, status_reason=reason, finished_at=self.clock.now()
+                run,
+                status=status,
+                status_reason=reason,
+                finished_at=self.clock.now(),
+                lease_owner=None,
+                lease_expires_at=None,
             )
             self.runs[run_id] = finished
             return finished
@@ -256,17 +291,165 @@ class InMemoryRunStore:
         """Mark the store closed; there is nothing to release."""
         self.closed = True
 
+    # ------------------------------------------------------- the daemon's needs
+
+    def db_now(self) -> datetime:
+        """Return the store's clock, which stands in for the database's."""
+        return self.clock.now()
+
+    def renew_lease(self, run_id: str, fence: Fence, seconds: float) -> RunRecord:
+        """Extend the lease and stamp the heartbeat; see ``SqlRunStore.renew_lease``."""
+        check_seconds(seconds)
+        with self._lock:
+            run = self._writable(run_id, fence)
+            renewed = replace(run, **self._lease_fields(Lease(fence.owner, seconds)))
+            self.runs[run_id] = renewed
+            return renewed
+
+    def release_run(
+        self, run_id: str, fence: Fence, status: RunStatus, reason: str | None = None
+    ) -> RunRecord:
+        """Give the run up unfinished; see ``SqlRunStore.release_run``."""
+        check_release(status)
+        with self._lock:
+            run = self._writable(run_id, fence)
+            released = replace(
+                run, status=status, status_reason=reason, lease_owner=None, lease_expires_at=None
+            )
+            self.runs[run_id] = released
+            return released
+
+    def newest_scheduled(self, suite: str) -> RunRecord | None:
+        """Return the suite's latest-started scheduled run; see ``SqlRunStore``."""
+        with self._lock:
+            candidates = [
+                (run.started_at, run)
+                for run in self.runs.values()
+                if run.suite == suite and run.run_type == "scheduled" and run.started_at
+            ]
+        # Ties on started_at are arbitrary in SQL; here the first inserted wins.
+        return max(candidates, key=lambda c: c[0])[1] if candidates else None
+
+    def adoptable_run(self, suite: str) -> RunRecord | None:
+        """Return the oldest adoptable run of the suite; see ``SqlRunStore.adoptable_run``."""
+        with self._lock:
+            now = self.clock.now()
+            candidates = [
+                run for run in self.runs.values() if run.suite == suite and _adoptable(run, now)
+            ]
+        return min(candidates, key=lambda run: (run.created_at, run.id), default=None)
+
+    def adopt_run(
+        self, run_id: str, expected_attempt: int, lease: Lease, max_attempts: int
+    ) -> RunRecord | None:
+        """Take a run over or give up on it; see ``SqlRunStore.adopt_run``."""
+        check_max_attempts(max_attempts)
+        check_seconds(lease.seconds)
+        with self._lock:
+            run = self._run(run_id)
+            if run.attempt != expected_attempt or not _adoptable(run, self.clock.now()):
+                return None
+            recounted = self._recounted(run)
+            if expected_attempt + 1 > max_attempts:
+                adopted = replace(
+                    recounted,
+                    status=RunStatus.FAILED,
+                    status_reason=gave_up_reason(expected_attempt, run.status),
+                    finished_at=self.clock.now(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            else:
+                adopted = replace(
+                    recounted,
+                    status=RunStatus.RUNNING,
+                    status_reason=None,
+                    attempt=run.attempt + 1,
+                    **self._lease_fields(lease),
+                )
+            self.runs[run_id] = adopted
+            return adopted
+
+    def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """Return stored results per (feature, case_id); see ``SqlRunStore``."""
+        with self._lock:
+            self._run(run_id)
+            return dict(Counter((f, case_id) for f, _scorer, case_id in self.results[run_id]))
+
+    def control_run(self, run_id: str, action: ControlAction) -> RunRecord:
+        """Apply an admin action; see ``SqlRunStore.control_run``."""
+        target, sources = control_transition(action)
+        with self._lock:
+            run = self._run(run_id)
+            if run.status not in sources:
+                return run
+            changed = replace(run, status=target, status_reason=CONTROL_REASONS[action])
+            if target is not RunStatus.PAUSED:
+                changed = replace(changed, lease_owner=None, lease_expires_at=None)
+            if target.terminal:
+                changed = replace(changed, finished_at=self.clock.now())
+            self.runs[run_id] = changed
+            return changed
+
+    def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
+        """Replace a run's aggregates, whatever its status."""
+        with self._lock:
+            self._run(run_id)
+            self.aggregates[run_id] = {(a.feature, a.scorer): a for a in aggregates}
+
+    def judge_spend_since(self, since: datetime) -> float:
+        """Return the judge cost of runs started at or after ``since``; see ``SqlRunStore``."""
+        require_aware(since, "since")
+        with self._lock:
+            return sum(
+                (
+                    run.judge_usage.cost_usd
+                    for run in self.runs.values()
+                    if run.started_at is not None and run.started_at >= since
+                ),
+                0.0,
+            )
+
+    # ---------------------------------------------------------------- helpers
+
     def _run(self, run_id: str) -> RunRecord:
         try:
             return self.runs[run_id]
         except KeyError:
             raise run_not_found(run_id) from None
 
-    def _open_run(self, run_id: str) -> RunRecord:
+    def _writable(self, run_id: str, fence: Fence | None) -> RunRecord:
+        """Return the run if the write is allowed: the same checks as ``SqlRunStore._guard``."""
         run = self._run(run_id)
-        if run.status.value in TERMINAL_STATUSES:
-            raise RunFinished(run_id, run.status)
+        if fence is None:
+            if run.status.value in TERMINAL_STATUSES:
+                raise RunFinished(run_id, run.status)
+            return run
+        if (
+            run.status.value not in FENCED_STATUSES
+            or run.attempt != fence.attempt
+            or run.lease_owner != fence.owner
+        ):
+            raise lease_lost(run_id, fence, run.status, run.attempt, run.lease_owner)
         return run
+
+    def _lease_fields(self, lease: Lease) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "lease_owner": lease.owner,
+            "lease_expires_at": now + timedelta(seconds=lease.seconds),
+            "heartbeat_at": now,
+        }
+
+    def _recounted(self, run: RunRecord) -> RunRecord:
+        """``run`` with its counters recomputed from its stored results (see ``adopt_run``)."""
+        results = self.results[run.id].values()
+        return replace(
+            run,
+            cases_done=len({(r.feature, r.case_id) for r in results}),
+            scored=sum(r.status is ResultStatus.OK for r in results),
+            errored=sum(r.status is ResultStatus.ERROR for r in results),
+        )
 
     def _conflict(self, new: NewRun) -> tuple[Conflict, str] | None:
         # Same order as SqlRunStore._duplicate, so both report the same rule.
@@ -283,3 +466,14 @@ class InMemoryRunStore:
             ):
                 return "scheduled_for", run.id
         return None
+
+
+def _adoptable(run: RunRecord, now: datetime) -> bool:
+    """Whether a worker may adopt ``run`` at ``now``: the rule of ``SqlRunStore._adoptable``."""
+    if run.status.value in WAITING_STATUSES:
+        return True
+    return (
+        run.status is RunStatus.RUNNING
+        and run.lease_expires_at is not None
+        and run.lease_expires_at <= now
+    )

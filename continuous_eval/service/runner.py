@@ -276,10 +276,14 @@ class Runner:
         if reason is StopReason.WATCHDOG:
             why = "watchdog: the run exceeded its time limit and was stopped"
             return await self._in_io(partial(self._finish, state, RunStatus.FAILED, why))
-        status = RunStatus.PAUSED if reason is StopReason.PAUSE else RunStatus.INTERRUPTED
-        why = "paused by an admin" if reason is StopReason.PAUSE else "the worker shut down"
+        current = await self._in_io(partial(self._store.get_run, run.id))
         if state.fence is None:
-            return await self._in_io(partial(self._store.get_run, run.id))
+            return current
+        # A run an admin paused stays paused through a shutdown; otherwise the
+        # next worker would adopt it and the pause would be lost.
+        paused = reason is StopReason.PAUSE or current.status is RunStatus.PAUSED
+        status = RunStatus.PAUSED if paused else RunStatus.INTERRUPTED
+        why = "paused by an admin" if paused else "the worker shut down"
         fence = state.fence
         return await self._in_io(partial(self._store.release_run, run.id, fence, status, why))
 

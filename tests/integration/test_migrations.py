@@ -43,7 +43,7 @@ from continuous_eval.errors import StoreError
 from continuous_eval.testing import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"eval_runs", "eval_results", "eval_run_scores"}
+TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks"}
 
 
 def table_names(url: str) -> set[str]:
@@ -57,7 +57,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -96,6 +96,38 @@ def test_downgrade_to_base_drops_everything_and_upgrade_restores_it(empty_db_url
     assert table_names(empty_db_url) == set()
     upgrade(empty_db_url)
     check(empty_db_url)
+
+
+def test_0002_upgrades_a_0001_database_with_runs_and_downgrades_cleanly(
+    empty_db_url: str,
+) -> None:
+    upgrade(empty_db_url, "0001")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO eval_runs (id, suite, status, created_at, features, fingerprint) "
+                "VALUES ('old', 'support', 'succeeded', '2025-01-01 00:00:00', '[]', 'fp')"
+            )
+
+        upgrade(engine, "0002")
+
+        inspector = inspect(engine)
+        assert "suite_locks" in inspector.get_table_names()
+        indexes = {ix["name"] for ix in inspector.get_indexes("eval_runs")}
+        assert "ix_eval_runs_suite_status" in indexes
+        assert SqlRunStore(engine, FakeClock()).get_run("old").status.value == "succeeded"
+        check(engine)
+
+        downgrade(engine, "0001")
+
+        inspector = inspect(engine)
+        assert "suite_locks" not in inspector.get_table_names()
+        indexes = {ix["name"] for ix in inspector.get_indexes("eval_runs")}
+        assert "ix_eval_runs_suite_status" not in indexes
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
 
 
 def _schema_names(inspector: Inspector, table: str) -> dict[str, set[str | None]]:

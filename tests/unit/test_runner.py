@@ -9,6 +9,7 @@ import pytest
 
 from continuous_eval.core.models import (
     CaseResult,
+    Fence,
     NewRun,
     ProgressDelta,
     ResultStatus,
@@ -277,7 +278,12 @@ async def test_cancellation_keeps_finished_results_and_ends_cancelled(
 async def test_a_failing_store_fails_the_run_with_its_reason(store: InMemoryRunStore) -> None:
     class FailingStore(InMemoryRunStore):
         def save_results(
-            self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+            self,
+            run_id: str,
+            results: Sequence[CaseResult],
+            delta: ProgressDelta,
+            *,
+            fence: Fence | None = None,
         ) -> None:
             raise StoreError("disk full")
 

@@ -119,6 +119,26 @@ def require_head(target: Engine | str) -> None:
         )
 
 
+def schema_problem(target: Engine | str) -> str | None:
+    """Return None when this version can use the database, else why not (for readiness).
+
+    A schema *newer* than this version's head (a revision this package does
+    not know) is accepted: during a rolling upgrade the migrate job runs
+    first, and the old replicas must stay ready until they are replaced, so
+    migrations are written to be tolerated by the previous version.
+    """
+    current = current_revision(target)
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has no continuous-eval tables: run `continuous-eval db upgrade`"
+    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if current not in known:
+        return None  # newer than this version: a rolling upgrade is under way
+    return f"the database is at {current}, this version needs {head}: run `db upgrade`"
+
+
 def check(target: Engine | str) -> None:
     """Fail unless the database is at head and matches ``tables.metadata`` exactly.
 

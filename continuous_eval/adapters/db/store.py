@@ -1,8 +1,9 @@
 """``SqlRunStore``: the ``RunStore`` port on SQLAlchemy Core, for SQLite and Postgres.
 
-Only the queries of the run store belong here, plus the store errors and input
-checks that ``continuous_eval.testing.InMemoryRunStore`` shares so both stores
-refuse the same things the same way.
+Only the queries of the run store belong here, plus the store errors, input
+checks and lifecycle rules (admin transitions, adoption reasons) that
+``continuous_eval.testing.InMemoryRunStore`` shares so both stores refuse and
+decide the same things the same way.
 
 Core rather than the ORM: ``save_results`` is on the runner's hot path and
 writes each batch as one executemany upsert plus one counter update in one
@@ -11,20 +12,39 @@ transaction, with no identity map or unit of work to pay for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, Table, case, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Interval,
+    Row,
+    Select,
+    Table,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.engine import describe_error, for_writes
 from continuous_eval.adapters.db.tables import RUN_TYPES, eval_results, eval_run_scores, eval_runs
+from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.models import (
     CaseResult,
+    ControlAction,
+    Fence,
+    Lease,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -35,16 +55,61 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
-from continuous_eval.errors import Conflict, DuplicateRun, RunFinished, RunNotFound, StoreError
+from continuous_eval.errors import (
+    Conflict,
+    DuplicateRun,
+    LeaseLost,
+    RunFinished,
+    RunNotFound,
+    StoreError,
+)
 from continuous_eval.ports import Clock
-
-"""Which unique rule a duplicate run broke."""
 
 TERMINAL_STATUSES = tuple(status.value for status in RunStatus if status.terminal)
 """Statuses a run never leaves; the guarded updates below refuse to touch them."""
 
 STREAM_BATCH = 1000
 """Rows fetched per round trip when streaming a run's results."""
+
+CREATE_STATUSES = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.SKIPPED)
+"""Statuses ``create_run`` accepts: claimed and running, waiting for a worker, or skipped."""
+
+FENCED_STATUSES = (RunStatus.RUNNING.value, RunStatus.PAUSED.value)
+"""Statuses in which the worker holding the lease may still write.
+
+Paused is included: an admin's pause lets the worker store the cases it has
+in flight, then release the run.
+"""
+
+RELEASE_STATUSES = (RunStatus.PAUSED, RunStatus.INTERRUPTED, RunStatus.QUEUED)
+"""Statuses a worker may give a run back in (``release_run``)."""
+
+WAITING_STATUSES = (RunStatus.QUEUED.value, RunStatus.INTERRUPTED.value)
+"""Statuses any worker may adopt at once; ``running`` only once its lease expired."""
+
+CONTROL_TRANSITIONS: Mapping[str, tuple[RunStatus, frozenset[RunStatus]]] = {
+    "cancel": (
+        RunStatus.CANCELLED,
+        frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.INTERRUPTED}),
+    ),
+    "pause": (
+        RunStatus.PAUSED,
+        frozenset({RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.INTERRUPTED}),
+    ),
+    "resume": (RunStatus.QUEUED, frozenset({RunStatus.PAUSED})),
+}
+"""Per admin action: the status it sets and the statuses it applies to.
+
+Any other status (terminal, or already where the action leads) is left alone,
+so repeating an action, or racing a worker that just finished, is harmless.
+"""
+
+CONTROL_REASONS: Mapping[str, str | None] = {
+    "cancel": "cancelled by an admin",
+    "pause": "paused by an admin",
+    "resume": None,
+}
+"""The ``status_reason`` each admin action leaves; resuming clears the pause's."""
 
 
 def run_not_found(run_id: str) -> RunNotFound:
@@ -76,6 +141,83 @@ def check_limit(limit: int) -> None:
         raise ValueError(f"limit must be at least 1, got {limit}")
 
 
+def validate_create(status: RunStatus, lease: Lease | None) -> None:
+    """Refuse a status or lease ``create_run`` does not support.
+
+    Raises:
+        ValueError: A status other than running, queued or skipped, or a lease
+            on a run that is not running (only a running run has a worker).
+    """
+    if status not in CREATE_STATUSES:
+        allowed = ", ".join(s.value for s in CREATE_STATUSES)
+        raise ValueError(f"create_run takes status {allowed}, not {status.value!r}")
+    if lease is not None:
+        if status is not RunStatus.RUNNING:
+            raise ValueError(f"a lease needs status 'running', not {status.value!r}")
+        check_seconds(lease.seconds)
+
+
+def initial_attempt(status: RunStatus) -> int:
+    """Return the attempt a new run starts with: 1 when it starts running, else 0.
+
+    The attempt counts the workers that took the run, so a queued run's first
+    adopter runs attempt 1, and a skipped slot was never attempted.
+    """
+    return 1 if status is RunStatus.RUNNING else 0
+
+
+def check_seconds(seconds: float) -> None:
+    """Raise ``ValueError`` unless a lease length is positive."""
+    if not seconds > 0:
+        raise ValueError(f"a lease must last more than 0 seconds, got {seconds}")
+
+
+def check_release(status: RunStatus) -> None:
+    """Raise ``ValueError`` unless ``status`` is one a worker may release a run in."""
+    if status not in RELEASE_STATUSES:
+        allowed = ", ".join(s.value for s in RELEASE_STATUSES)
+        raise ValueError(f"release_run takes status {allowed}, not {status.value!r}")
+
+
+def check_max_attempts(max_attempts: int) -> None:
+    """Raise ``ValueError`` unless ``max_attempts`` is at least 1."""
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+
+
+def control_transition(action: ControlAction) -> tuple[RunStatus, frozenset[RunStatus]]:
+    """Return (target status, statuses it applies to) for an admin action.
+
+    Raises:
+        ValueError: An unknown action.
+    """
+    try:
+        return CONTROL_TRANSITIONS[action]
+    except KeyError:
+        raise ValueError(
+            f"unknown action {action!r}; use one of {sorted(CONTROL_TRANSITIONS)}"
+        ) from None
+
+
+def gave_up_reason(attempts: int, previous: RunStatus) -> str:
+    """Say why a run was failed instead of adopted once more, the same way for every store."""
+    why = {
+        RunStatus.RUNNING: "the last worker's lease expired",
+        RunStatus.INTERRUPTED: "the last worker was interrupted",
+    }.get(previous, "the last worker gave the run back")
+    return f"gave up after {attempts} attempts; {why}"
+
+
+def lease_lost(
+    run_id: str, fence: Fence, status: RunStatus, attempt: int, owner: str | None
+) -> LeaseLost:
+    """Build the error both stores raise when a fenced write finds the run no longer its own."""
+    return LeaseLost(
+        f"run {run_id!r} is no longer held by attempt {fence.attempt} of {fence.owner!r}: "
+        f"it is {status.value}, attempt {attempt}, owner {owner!r}"
+    )
+
+
 def duplicate_message(conflict: Conflict, new: NewRun, existing_id: str) -> str:
     """Say which rule a duplicate run broke, the same way for every store."""
     if conflict == "id":
@@ -95,6 +237,15 @@ class SqlRunStore:
     leaves as a ``StoreError`` whose message names the failed operation and
     never contains the database password.
 
+    Two clocks, on purpose: ``clock`` stamps what users read (``created_at``,
+    ``started_at``, ``finished_at``); leases and heartbeats are computed in SQL
+    on the database's clock, the one clock every replica shares, so a replica
+    whose clock drifts can neither steal a live run nor keep a dead one.
+
+    Every write a worker makes under a ``Fence`` is one UPDATE guarded on
+    (id, status, attempt, lease owner) whose row count decides: no row means
+    ``LeaseLost`` and the whole transaction is rolled back.
+
     Args:
         engine: From ``engine.make_engine``, on a migrated database. The store
             disposes of it in ``close``.
@@ -108,31 +259,54 @@ class SqlRunStore:
         self._engine = engine
         self._writer = for_writes(engine)
         self._clock = clock
+        self._dialect = dialect
         # Built once: the compiled form is cached per statement object.
         self._upsert_results = _upsert(
             dialect, eval_results, ("run_id", "feature", "scorer", "case_id"), skip=("id",)
         )
         self._upsert_scores = _upsert(dialect, eval_run_scores, ("run_id", "feature", "scorer"))
 
-    def create_run(self, new: NewRun) -> RunRecord:
-        """Insert a run in status ``running`` and return it.
+    @property
+    def engine(self) -> Engine:
+        """The engine the store runs on; the suite locks are built on the same database."""
+        return self._engine
+
+    def create_run(
+        self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
+    ) -> RunRecord:
+        """Insert a run and return it.
+
+        ``created_at`` and ``started_at`` are the clock's now whatever the
+        status: ``started_at`` marks when the run (or the skipped slot) was
+        claimed, which is what the due check and the judge budget count.
+
+        Args:
+            new: The run to insert.
+            lease: Own the run from the start: attempt 1, this owner, expiry
+                at database now + ``lease.seconds``, heartbeat now.
+            status: ``running`` (attempt 1); ``queued`` (attempt 0, for a
+                worker to adopt); ``skipped`` (attempt 0, ``finished_at``
+                set: a scheduled slot recorded as not run).
 
         Raises:
             DuplicateRun: The id, the idempotency key or the suite's scheduled
                 slot is taken; nothing was written.
-            ValueError: See ``validate_new_run``.
+            ValueError: See ``validate_new_run`` and ``validate_create``.
         """
         validate_new_run(new)
+        validate_create(status, lease)
         now = self._clock.now()
-        values = {
+        values: dict[str, Any] = {
             "id": new.id,
             "suite": new.suite,
             "run_type": new.run_type,
             "scheduled_for": new.scheduled_for,
-            "status": RunStatus.RUNNING.value,
-            "attempt": 1,
+            "status": status.value,
+            "status_reason": new.reason,
+            "attempt": initial_attempt(status),
             "created_at": now,
             "started_at": now,
+            "finished_at": now if status is RunStatus.SKIPPED else None,
             "features": list(new.features),
             "cases_total": new.cases_total,
             "total": new.total,
@@ -141,6 +315,12 @@ class SqlRunStore:
             "idempotency_key": new.idempotency_key,
             "spec_hash": new.spec_hash,
         }
+        if lease is not None:
+            values.update(
+                lease_owner=lease.owner,
+                lease_expires_at=self._db_clock(lease.seconds),
+                heartbeat_at=self._db_clock(),
+            )
         with self._translate(f"create run {new.id!r}"):
             try:
                 with self._writer.begin() as conn:
@@ -151,7 +331,12 @@ class SqlRunStore:
         return _run_record(row)
 
     def save_results(
-        self, run_id: str, results: Sequence[CaseResult], delta: ProgressDelta
+        self,
+        run_id: str,
+        results: Sequence[CaseResult],
+        delta: ProgressDelta,
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Upsert a batch of results and add ``delta`` to the run's counters, atomically.
 
@@ -160,9 +345,18 @@ class SqlRunStore:
         last result for a key wins. The counters are added as given: the
         caller, which knows whether a case is new or retried, computes them.
 
+        Args:
+            run_id: The run.
+            results: The rows to store; a case's results belong in one batch,
+                so an adopter sees a case either whole or not at all.
+            delta: Counts to add.
+            fence: When given, write only while the run is running or paused
+                with this attempt and owner.
+
         Raises:
             RunNotFound: No such run; nothing was written.
-            RunFinished: The run is terminal; nothing was written.
+            RunFinished: No fence and the run is terminal; nothing was written.
+            LeaseLost: The fence no longer holds; nothing was written.
         """
         now = self._clock.now()
         rows = list({_result_key(r): _result_row(run_id, r, now) for r in results}.values())
@@ -170,7 +364,7 @@ class SqlRunStore:
         judge, target = delta.judge_usage, delta.target_usage
         add_counts = (
             update(eval_runs)
-            .where(runs.id == run_id, runs.status.not_in(TERMINAL_STATUSES))
+            .where(*self._guard(run_id, fence))
             .values(
                 cases_done=runs.cases_done + delta.cases_done,
                 scored=runs.scored + delta.scored,
@@ -185,10 +379,11 @@ class SqlRunStore:
         )
         with self._translate(f"save results of run {run_id!r}"), self._writer.begin() as conn:
             # The guarded update first: it proves the run exists and is still
-            # open, and on Postgres locks its row until commit, so a concurrent
-            # finish_run cannot slip in between the results and the counts.
+            # open (and owned), and on Postgres locks its row until commit, so
+            # a concurrent finish, cancel or takeover cannot slip in between
+            # the results and the counts.
             if conn.execute(add_counts).rowcount != 1:
-                _raise_missing_or_finished(conn, run_id)
+                _refuse(conn, run_id, fence)
             if rows:
                 conn.execute(self._upsert_results, rows)
 
@@ -198,29 +393,39 @@ class SqlRunStore:
         status: RunStatus,
         reason: str | None,
         aggregates: Sequence[ScoreAggregate],
+        *,
+        fence: Fence | None = None,
     ) -> RunRecord:
         """Store the aggregates and the terminal status in one transaction and return the run.
 
+        The lease is cleared: a finished run has no owner.
+
         Raises:
-            ValueError: ``status`` is not terminal (use the lifecycle methods
-                for pausing or interrupting a run).
+            ValueError: ``status`` is not terminal (use ``release_run`` for
+                pausing or interrupting a run).
             RunNotFound: No such run.
-            RunFinished: The run already has a terminal status; neither the
-                status nor the aggregates were changed.
+            RunFinished: No fence and the run already has a terminal status;
+                neither the status nor the aggregates were changed.
+            LeaseLost: The fence no longer holds; nothing was changed.
         """
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
         now = self._clock.now()
-        rows = list({(a.feature, a.scorer): _score_row(run_id, a) for a in aggregates}.values())
-        runs = eval_runs.c
+        rows = _score_rows(run_id, aggregates)
         close = (
             update(eval_runs)
-            .where(runs.id == run_id, runs.status.not_in(TERMINAL_STATUSES))
-            .values(status=status.value, status_reason=reason, finished_at=now)
+            .where(*self._guard(run_id, fence))
+            .values(
+                status=status.value,
+                status_reason=reason,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
         )
         with self._translate(f"finish run {run_id!r}"), self._writer.begin() as conn:
             if conn.execute(close).rowcount != 1:
-                _raise_missing_or_finished(conn, run_id)
+                _refuse(conn, run_id, fence)
             if rows:
                 conn.execute(self._upsert_scores, rows)
             row = conn.execute(_select_run(run_id)).one()
@@ -341,6 +546,310 @@ class SqlRunStore:
         """Dispose of the engine's pooled connections."""
         self._engine.dispose()
 
+    # ------------------------------------------------------- the daemon's needs
+
+    def db_now(self) -> datetime:
+        """Return the database's clock as an aware UTC datetime.
+
+        Postgres: ``now()``, the start of the (here one-statement) transaction.
+        SQLite: ``strftime('%f')``, millisecond precision, written in the same
+        text form as ``UTCDateTime`` stores so SQL compares them correctly.
+        """
+        with self._translate("read the database clock"), self._engine.connect() as conn:
+            value: datetime = conn.execute(select(self._db_clock())).scalar_one()
+        return value
+
+    def renew_lease(self, run_id: str, fence: Fence, seconds: float) -> RunRecord:
+        """Extend the lease to database now + ``seconds``, stamp the heartbeat, return the run.
+
+        The returned status tells the worker whether an admin paused the run.
+
+        Raises:
+            ValueError: ``seconds`` is not positive.
+            RunNotFound: No such run.
+            LeaseLost: The run is no longer running or paused with this
+                attempt and owner (taken over, cancelled, finished, released).
+        """
+        check_seconds(seconds)
+        renew = (
+            update(eval_runs)
+            .where(*self._guard(run_id, fence))
+            .values(lease_expires_at=self._db_clock(seconds), heartbeat_at=self._db_clock())
+        )
+        with self._translate(f"renew the lease of run {run_id!r}"), self._writer.begin() as conn:
+            if conn.execute(renew).rowcount != 1:
+                _refuse(conn, run_id, fence)
+            row = conn.execute(_select_run(run_id)).one()
+        return _run_record(row)
+
+    def release_run(
+        self, run_id: str, fence: Fence, status: RunStatus, reason: str | None = None
+    ) -> RunRecord:
+        """Give the run up unfinished: set ``status`` and ``reason`` and clear the lease.
+
+        The heartbeat is kept, as the last sign of life of the worker.
+
+        Raises:
+            ValueError: ``status`` is not paused, interrupted or queued.
+            RunNotFound: No such run.
+            LeaseLost: The fence no longer holds; nothing was changed.
+        """
+        check_release(status)
+        release = (
+            update(eval_runs)
+            .where(*self._guard(run_id, fence))
+            .values(
+                status=status.value, status_reason=reason, lease_owner=None, lease_expires_at=None
+            )
+        )
+        with self._translate(f"release run {run_id!r}"), self._writer.begin() as conn:
+            if conn.execute(release).rowcount != 1:
+                _refuse(conn, run_id, fence)
+            row = conn.execute(_select_run(run_id)).one()
+        return _run_record(row)
+
+    def newest_scheduled(self, suite: str) -> RunRecord | None:
+        """Return the suite's scheduled run with the latest ``started_at`` (any status), or None.
+
+        One backward scan of the (suite, run_type, started_at) index, whatever
+        the number of runs. No tie-breaker on purpose: a second sort key would
+        keep the planner from reading the index in order. Two runs of a suite
+        started at the same microsecond give the same due decision anyway.
+        """
+        runs = eval_runs.c
+        stmt = (
+            select(eval_runs)
+            .where(
+                runs.suite == suite,
+                runs.run_type == "scheduled",
+                # Postgres sorts NULLs first in a DESC order; rows written by
+                # plain SQL may lack started_at and are never "the newest".
+                runs.started_at.is_not(None),
+            )
+            .order_by(runs.started_at.desc())
+            .limit(1)
+        )
+        action = f"read the newest scheduled run of {suite!r}"
+        with self._translate(action), self._engine.connect() as conn:
+            row = conn.execute(stmt).one_or_none()
+        return None if row is None else _run_record(row)
+
+    def adoptable_run(self, suite: str) -> RunRecord | None:
+        """Return the oldest run of the suite a worker may take, or None.
+
+        Adoptable: ``queued`` or ``interrupted``, or ``running`` with a lease
+        that expired by the database's clock. A ``running`` run without any
+        lease (a CLI run) is never adopted: nothing says its process is gone.
+        Oldest is by ``created_at``, then id.
+        """
+        runs = eval_runs.c
+        stmt = (
+            select(eval_runs)
+            .where(runs.suite == suite, self._adoptable())
+            .order_by(runs.created_at, runs.id)
+            .limit(1)
+        )
+        action = f"find an adoptable run of {suite!r}"
+        with self._translate(action), self._engine.connect() as conn:
+            row = conn.execute(stmt).one_or_none()
+        return None if row is None else _run_record(row)
+
+    def adopt_run(
+        self, run_id: str, expected_attempt: int, lease: Lease, max_attempts: int
+    ) -> RunRecord | None:
+        """Take a run over, or end it ``failed`` when it has had ``max_attempts`` already.
+
+        One UPDATE guarded on the run still being adoptable at
+        ``expected_attempt``, so of two workers racing for a run exactly one
+        wins. It sets attempt + 1, ``running``, the new lease, clears the
+        status reason, and recounts ``cases_done`` (distinct feature x case
+        with any result), ``scored`` (results ``ok``) and ``errored`` (results
+        ``error``) from the stored results: a case is stored whole or not at
+        all, so the new worker runs exactly the cases with no results and
+        nothing is counted twice. Token and cost counters are kept: they are
+        money already spent, including on cases that will run again.
+
+        Every adoption counts as an attempt, whatever released the run
+        (expired lease, interruption, a pause and resume).
+
+        Returns:
+            The adopted run; the run ended ``failed`` (also recounted) with a
+            reason such as "gave up after 3 attempts; the last worker's lease
+            expired" when attempt + 1 would exceed ``max_attempts``; None when
+            the run is no longer adoptable at ``expected_attempt`` (another
+            worker won, or it was cancelled, paused or renewed).
+
+        Raises:
+            ValueError: ``max_attempts`` below 1 or a non-positive lease.
+            RunNotFound: No such run.
+        """
+        check_max_attempts(max_attempts)
+        check_seconds(lease.seconds)
+        runs = eval_runs.c
+        guard = (runs.id == run_id, runs.attempt == expected_attempt, self._adoptable())
+        recount = _recount(run_id)
+        if expected_attempt + 1 > max_attempts:
+            reason = case(
+                *(
+                    (runs.status == previous.value, gave_up_reason(expected_attempt, previous))
+                    for previous in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+                ),
+                else_=gave_up_reason(expected_attempt, RunStatus.QUEUED),
+            )
+            stmt = (
+                update(eval_runs)
+                .where(*guard)
+                .values(
+                    status=RunStatus.FAILED.value,
+                    status_reason=reason,
+                    finished_at=self._clock.now(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    **recount,
+                )
+            )
+        else:
+            stmt = (
+                update(eval_runs)
+                .where(*guard)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    status_reason=None,
+                    attempt=runs.attempt + 1,
+                    lease_owner=lease.owner,
+                    lease_expires_at=self._db_clock(lease.seconds),
+                    heartbeat_at=self._db_clock(),
+                    **recount,
+                )
+            )
+        with self._translate(f"adopt run {run_id!r}"), self._writer.begin() as conn:
+            # Lock the row first (Postgres; SQLite's BEGIN IMMEDIATE already
+            # serialises writers). A stale worker's save_results may hold it
+            # right now; the UPDATE below then starts after that commit, and
+            # its recount sees those results. Without this, the UPDATE would
+            # wait on the row but recount from a snapshot taken before.
+            conn.execute(select(eval_runs.c.id).where(eval_runs.c.id == run_id).with_for_update())
+            if conn.execute(stmt).rowcount != 1:
+                _require_run(conn, run_id)
+                return None
+            row = conn.execute(_select_run(run_id)).one()
+        return _run_record(row)
+
+    def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """Return the number of stored results per (feature, case_id) of a run.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        results = eval_results.c
+        stmt = (
+            select(results.feature, results.case_id, func.count())
+            .where(results.run_id == run_id)
+            .group_by(results.feature, results.case_id)
+        )
+        with self._translate(f"count results of run {run_id!r}"), self._engine.connect() as conn:
+            _require_run(conn, run_id)
+            return {(feature, case_id): count for feature, case_id, count in conn.execute(stmt)}
+
+    def control_run(self, run_id: str, action: ControlAction) -> RunRecord:
+        """Apply an admin action (see ``CONTROL_TRANSITIONS``) and return the run.
+
+        One UPDATE guarded on the statuses the action applies to, so it never
+        overwrites a status a worker set at the same moment. Cancel also sets
+        ``finished_at`` and clears the lease (the worker's next fenced write
+        raises ``LeaseLost``); pause keeps the lease so the worker can store
+        its cases in flight and release the run; resume clears it so any
+        worker may adopt the queued run.
+
+        Raises:
+            ValueError: An unknown action.
+            RunNotFound: No such run.
+        """
+        target, sources = control_transition(action)
+        values: dict[str, Any] = {
+            "status": target.value,
+            "status_reason": CONTROL_REASONS[action],
+        }
+        if target is not RunStatus.PAUSED:
+            values.update(lease_owner=None, lease_expires_at=None)
+        if target.terminal:
+            values["finished_at"] = self._clock.now()
+        runs = eval_runs.c
+        stmt = (
+            update(eval_runs)
+            .where(runs.id == run_id, runs.status.in_([s.value for s in sources]))
+            .values(values)
+        )
+        with self._translate(f"{action} run {run_id!r}"), self._writer.begin() as conn:
+            conn.execute(stmt)
+            row = conn.execute(_select_run(run_id)).one_or_none()
+        if row is None:
+            raise run_not_found(run_id)
+        return _run_record(row)
+
+    def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
+        """Replace a run's aggregates with ``aggregates``, whatever its status.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        rows = _score_rows(run_id, aggregates)
+        with self._translate(f"store aggregates of run {run_id!r}"), self._writer.begin() as conn:
+            _require_run(conn, run_id)
+            conn.execute(delete(eval_run_scores).where(eval_run_scores.c.run_id == run_id))
+            if rows:
+                conn.execute(eval_run_scores.insert(), rows)
+
+    def judge_spend_since(self, since: datetime) -> float:
+        """Return the judge cost in USD of runs whose ``started_at`` is at or after ``since``.
+
+        A run is charged in full to the day it started, even when it runs past
+        midnight or is adopted later: a run's spend counts against exactly one
+        day's budget, and a past day's total never changes. Costs are counted
+        as results are stored, so a running run's spend so far is included.
+        A sequential scan on Postgres (about 11 ms at 100,000 runs, once per
+        tick): an index on ``started_at`` would lure the due check's query
+        away from its own index.
+
+        Raises:
+            ValueError: ``since`` is naive.
+        """
+        require_aware(since, "since")
+        runs = eval_runs.c
+        stmt = select(func.coalesce(func.sum(runs.judge_cost_usd), 0.0)).where(
+            runs.started_at >= since
+        )
+        with self._translate("sum the judge spend"), self._engine.connect() as conn:
+            return float(conn.execute(stmt).scalar_one())
+
+    # ---------------------------------------------------------------- helpers
+
+    def _db_clock(self, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
+        """The database's now (+ ``plus_seconds``) as a SQL expression, typed ``UTCDateTime``."""
+        if self._dialect == "postgresql":
+            now: ColumnElement[Any] = func.now()
+            if plus_seconds:
+                now = now + literal(timedelta(seconds=plus_seconds), Interval())
+            return type_coerce(now, UTCDateTime())
+        return type_coerce(sqlite_clock(plus_seconds), UTCDateTime())
+
+    def _adoptable(self) -> ColumnElement[bool]:
+        runs = eval_runs.c
+        return runs.status.in_(WAITING_STATUSES) | (
+            (runs.status == RunStatus.RUNNING.value) & (runs.lease_expires_at <= self._db_clock())
+        )
+
+    def _guard(self, run_id: str, fence: Fence | None) -> tuple[ColumnElement[bool], ...]:
+        runs = eval_runs.c
+        if fence is None:
+            return (runs.id == run_id, runs.status.not_in(TERMINAL_STATUSES))
+        return (
+            runs.id == run_id,
+            runs.status.in_(FENCED_STATUSES),
+            runs.attempt == fence.attempt,
+            runs.lease_owner == fence.owner,
+        )
+
     @contextmanager
     def _translate(self, action: str) -> Iterator[None]:
         try:
@@ -376,6 +885,63 @@ class SqlRunStore:
         )
 
 
+SQLITE_CLOCK_FORMAT = "%Y-%m-%d %H:%M:%f"
+"""``strftime`` format of SQLite's clock: milliseconds, e.g. ``2025-01-01 06:00:00.250``."""
+
+
+def sqlite_clock(plus_seconds: float = 0.0) -> ColumnElement[str]:
+    """SQLite's now (+ ``plus_seconds``) in the text form ``UTCDateTime`` stores.
+
+    SQLAlchemy writes ``YYYY-MM-DD HH:MM:SS.ffffff`` (microseconds); SQLite's
+    ``%f`` gives milliseconds, so three zeros are appended. Both forms then
+    have the same length and fields, and SQLite's text comparison of a stored
+    expiry with this value is a chronological one.
+    """
+    args: list[Any] = [SQLITE_CLOCK_FORMAT, "now"]
+    if plus_seconds:
+        args.append(f"{plus_seconds:+.3f} seconds")
+    return func.strftime(*args).concat("000")
+
+
+def _recount(run_id: str) -> dict[str, Any]:
+    """Counter values recomputed from a run's stored results, as scalar subqueries."""
+    results = eval_results.c
+    cases = (
+        select(results.feature, results.case_id)
+        .where(results.run_id == run_id)
+        .distinct()
+        .subquery()
+    )
+
+    def by_status(status: ResultStatus) -> Any:
+        return (
+            select(func.count())
+            .select_from(eval_results)
+            .where(results.run_id == run_id, results.status == status.value)
+            .scalar_subquery()
+        )
+
+    return {
+        "cases_done": select(func.count()).select_from(cases).scalar_subquery(),
+        "scored": by_status(ResultStatus.OK),
+        "errored": by_status(ResultStatus.ERROR),
+    }
+
+
+def _refuse(conn: Connection, run_id: str, fence: Fence | None) -> None:
+    """Raise why a guarded update matched no row: no run, a finished run or a lost lease."""
+    runs = eval_runs.c
+    row = conn.execute(
+        select(runs.status, runs.attempt, runs.lease_owner).where(runs.id == run_id)
+    ).one_or_none()
+    if row is None:
+        raise run_not_found(run_id)
+    status = RunStatus(row.status)
+    if fence is None:
+        raise RunFinished(run_id, status)
+    raise lease_lost(run_id, fence, status, row.attempt, row.lease_owner)
+
+
 def _upsert(dialect: str, table: Table, keys: Sequence[str], skip: Sequence[str] = ()) -> Insert:
     """Build INSERT ... ON CONFLICT (keys) DO UPDATE of every other column."""
     replaced = [c.name for c in table.columns if c.name not in keys and c.name not in skip]
@@ -398,15 +964,6 @@ def _require_run(conn: Connection, run_id: str) -> None:
     found = conn.execute(select(eval_runs.c.id).where(eval_runs.c.id == run_id)).first()
     if found is None:
         raise run_not_found(run_id)
-
-
-def _raise_missing_or_finished(conn: Connection, run_id: str) -> None:
-    status = conn.execute(
-        select(eval_runs.c.status).where(eval_runs.c.id == run_id)
-    ).scalar_one_or_none()
-    if status is None:
-        raise run_not_found(run_id)
-    raise RunFinished(run_id, RunStatus(status))
 
 
 def _result_key(result: CaseResult) -> tuple[str, str, str]:
@@ -432,6 +989,11 @@ def _result_row(run_id: str, result: CaseResult, now: datetime) -> dict[str, Any
         "attempt": result.attempt,
         "created_at": now,
     }
+
+
+def _score_rows(run_id: str, aggregates: Sequence[ScoreAggregate]) -> list[dict[str, Any]]:
+    """One row per (feature, scorer); the last aggregate given for a pair wins."""
+    return list({(a.feature, a.scorer): _score_row(run_id, a) for a in aggregates}.values())
 
 
 def _score_row(run_id: str, aggregate: ScoreAggregate) -> dict[str, Any]:

@@ -101,6 +101,11 @@ eval_runs = Table(
     Index("ix_eval_runs_suite_run_type_started_at", "suite", "run_type", "started_at"),
     # Listing, newest first, with a unique tie-breaker.
     Index("ix_eval_runs_created_at_id", "created_at", "id"),
+    # Recovery: the runs of a suite a worker may adopt (queued, interrupted,
+    # running with an expired lease) and the stale-lock check read these.
+    Index("ix_eval_runs_suite_status", "suite", "status"),
+    # No index on started_at alone for the judge budget's sum: Postgres would
+    # then scan it backwards for the due check instead of the index above.
 )
 """One row per run, scheduled or manual."""
 
@@ -151,3 +156,19 @@ eval_run_scores = Table(
     Index("ix_eval_run_scores_feature_scorer", "feature", "scorer"),
 )
 """Per run x feature x scorer aggregates; the trend and the detector read these."""
+
+suite_locks = Table(
+    "suite_locks",
+    metadata,
+    Column("suite", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+"""One row per suite a process holds, on SQLite, which has no advisory locks.
+
+A lease rather than a plain row: the holder renews ``expires_at`` (database
+clock) while it runs the suite, so a crashed or stalled process cannot keep a
+suite locked forever. Postgres uses ``pg_try_advisory_lock`` instead and
+leaves this table empty (see ``adapters/db/locks.py``).
+"""
