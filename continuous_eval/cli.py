@@ -183,6 +183,15 @@ async def _run_suites(
     engine, store = open_store(settings)
     locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     builder = PlanBuilder(settings, loaded)
+    try:
+        for item in scanned:
+            # Import callables and check the API key before any run starts.
+            builder.build(item)
+    except BaseException:
+        await builder.aclose()
+        store.close()
+        engine.dispose()
+        raise
     runner = Runner(
         store,
         max_concurrency=settings.max_concurrency,
