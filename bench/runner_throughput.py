@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -86,13 +85,16 @@ def _usage() -> tuple[float, int]:
 
 
 async def _ours(args: argparse.Namespace) -> dict[str, Any]:
+    """The product path: what ``continuous-eval run`` does (gate, lock, lease, fenced writes)."""
+    from continuous_eval.adapters.db.locks import make_suite_locks
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import PlanBuilder, open_store, scan_suite
-    from continuous_eval.core.models import NewRun
+    from continuous_eval.bootstrap import PlanBuilder, SuitePlans, daemon_config, open_store
+    from continuous_eval.service.daemon import Daemon
     from continuous_eval.service.runner import Runner
     from continuous_eval.settings import Settings
 
     work = Path(args.workdir)
+    (work / "bench.db").unlink(missing_ok=True)
     settings = Settings(
         database_url=f"sqlite:///{work / 'bench.db'}",
         max_concurrency=args.c,
@@ -101,28 +103,24 @@ async def _ours(args: argparse.Namespace) -> dict[str, Any]:
     )
     loaded = load_suite_file(Path(args.config))
     engine, store = open_store(settings)
+    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     builder = PlanBuilder(settings, loaded)
     runner = Runner(store, max_concurrency=args.c)
+    daemon = Daemon(
+        store=store,
+        locks=locks,
+        runner=runner,
+        plans=SuitePlans(settings, loaded, builder),
+        config=daemon_config(settings, loaded),
+    )
     cpu0, _ = _usage()
     t0 = time.perf_counter()
-    scanned = scan_suite(loaded, "bench", [], settings)
-    plan = builder.build(scanned)
-    run = store.create_run(
-        NewRun(
-            id=f"bench-{os.getpid()}",
-            suite="bench",
-            run_type="manual",
-            features=tuple(f.name for f in plan.features),
-            cases_total=plan.cases_total,
-            total=plan.results_total,
-            fingerprint=plan.fingerprint,
-        )
-    )
-    done = await runner.execute(run, plan)
+    done = await daemon.run_now("bench")
     wall = time.perf_counter() - t0
     cpu1, rss = _usage()
     await builder.aclose()
     runner.close()
+    locks.close()
     store.close()
     engine.dispose()
     return {
@@ -273,51 +271,55 @@ def main() -> None:
         _child(args)
         return
 
-    fake, base_url = _start_fake(args.latency_ms)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            limit = args.n * 2 * (args.latency_ms / 1000) / args.c
+    def measure(kind: str, n: int, config: Path, work: Path) -> dict[str, Any]:
+        # A fresh fake server per measurement, so neither side inherits the
+        # other's connections or warm-up.
+        fake, base_url = _start_fake(args.latency_ms)
+        try:
+            return _spawn(kind, n, args.c, base_url, config, work)
+        finally:
+            fake.terminate()
+            fake.wait(timeout=10)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        limit = args.n * 2 * (args.latency_ms / 1000) / args.c
+        print(
+            f"N={args.n} C={args.c} L={args.latency_ms:.0f} ms; "
+            f"limit N*2*L/C = {limit:.2f} s; python {sys.version.split()[0]}"
+        )
+        results = {}
+        for kind in ("bare", "ours"):
+            data = work / f"{kind}.jsonl"
+            _write_dataset(data, args.n)
+            config = work / f"{kind}.yaml"
+            _write_config(config, data, args.c)
+            results[kind] = measure(kind, args.n, config, work)
+            print(_line(kind, results[kind], args.n, limit))
+        ours, bare = results["ours"], results["bare"]
+        print(
+            f"ours / bare: wall {ours['wall'] / bare['wall']:.3f}, "
+            f"cpu per case {ours['cpu'] / bare['cpu']:.3f}"
+        )
+        print(
+            f"targets: wall ratio to limit <= 1.15 "
+            f"({'met' if ours['wall'] / limit <= 1.15 else 'MISSED'}), "
+            f"cpu per case <= 1.3x bare "
+            f"({'met' if ours['cpu'] / bare['cpu'] <= 1.3 else 'MISSED'})"
+        )
+        if args.rss_n:
+            data = work / "large.jsonl"
+            _write_dataset(data, args.rss_n)
+            config = work / "large.yaml"
+            _write_config(config, data, args.c)
+            large = measure("ours", args.rss_n, config, work)
+            big_limit = args.rss_n * 2 * (args.latency_ms / 1000) / args.c
+            print(_line(f"ours N={args.rss_n}", large, args.rss_n, big_limit))
+            ratio = large["rss_kib"] / ours["rss_kib"]
             print(
-                f"N={args.n} C={args.c} L={args.latency_ms:.0f} ms; "
-                f"limit N*2*L/C = {limit:.2f} s; python {sys.version.split()[0]}"
+                f"peak RSS N={args.rss_n} / N={args.n}: {ratio:.3f} "
+                f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'})"
             )
-            results = {}
-            for kind in ("bare", "ours"):
-                data = work / f"{kind}.jsonl"
-                _write_dataset(data, args.n)
-                config = work / f"{kind}.yaml"
-                _write_config(config, data, args.c)
-                results[kind] = _spawn(kind, args.n, args.c, base_url, config, work)
-                print(_line(kind, results[kind], args.n, limit))
-            ours, bare = results["ours"], results["bare"]
-            print(
-                f"ours / bare: wall {ours['wall'] / bare['wall']:.3f}, "
-                f"cpu per case {ours['cpu'] / bare['cpu']:.3f}"
-            )
-            print(
-                f"targets: wall ratio to limit <= 1.15 "
-                f"({'met' if ours['wall'] / limit <= 1.15 else 'MISSED'}), "
-                f"cpu per case <= 1.3x bare "
-                f"({'met' if ours['cpu'] / bare['cpu'] <= 1.3 else 'MISSED'})"
-            )
-            if args.rss_n:
-                data = work / "large.jsonl"
-                _write_dataset(data, args.rss_n)
-                config = work / "large.yaml"
-                _write_config(config, data, args.c)
-                (work / "bench.db").unlink(missing_ok=True)
-                large = _spawn("ours", args.rss_n, args.c, base_url, config, work)
-                big_limit = args.rss_n * 2 * (args.latency_ms / 1000) / args.c
-                print(_line(f"ours N={args.rss_n}", large, args.rss_n, big_limit))
-                ratio = large["rss_kib"] / ours["rss_kib"]
-                print(
-                    f"peak RSS N={args.rss_n} / N={args.n}: {ratio:.3f} "
-                    f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'})"
-                )
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
 
 
 if __name__ == "__main__":
