@@ -86,11 +86,8 @@ def _usage() -> tuple[float, int]:
 
 async def _ours(args: argparse.Namespace) -> dict[str, Any]:
     """The product path: what ``continuous-eval run`` does (gate, lock, lease, fenced writes)."""
-    from continuous_eval.adapters.db.locks import make_suite_locks
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import PlanBuilder, SuitePlans, daemon_config, open_store
-    from continuous_eval.service.daemon import Daemon
-    from continuous_eval.service.runner import Runner
+    from continuous_eval.bootstrap import local_daemon
     from continuous_eval.settings import Settings
 
     work = Path(args.workdir)
@@ -102,27 +99,12 @@ async def _ours(args: argparse.Namespace) -> dict[str, Any]:
         anthropic_base_url=args.base_url,
     )
     loaded = load_suite_file(Path(args.config))
-    engine, store = open_store(settings)
-    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
-    builder = PlanBuilder(settings, loaded)
-    runner = Runner(store, max_concurrency=args.c)
-    daemon = Daemon(
-        store=store,
-        locks=locks,
-        runner=runner,
-        plans=SuitePlans(settings, loaded, builder),
-        config=daemon_config(settings, loaded),
-    )
-    cpu0, _ = _usage()
-    t0 = time.perf_counter()
-    done = await daemon.run_now("bench")
-    wall = time.perf_counter() - t0
-    cpu1, rss = _usage()
-    await builder.aclose()
-    runner.close()
-    locks.close()
-    store.close()
-    engine.dispose()
+    async with local_daemon(settings, loaded) as (daemon, _, _):
+        cpu0, _ = _usage()
+        t0 = time.perf_counter()
+        done = await daemon.run_now("bench")
+        wall = time.perf_counter() - t0
+        cpu1, rss = _usage()
     return {
         "wall": wall,
         "cpu": cpu1 - cpu0,

@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -53,7 +53,7 @@ from continuous_eval.core.suite import (
 )
 from continuous_eval.errors import ConfigError, ContinuousEvalError
 from continuous_eval.ports import CaseScorer, Target
-from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
+from continuous_eval.service.daemon import Daemon, DaemonConfig, DaemonEvents, SuiteSchedule
 from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
 from continuous_eval.settings import DEFAULT_DATABASE_URL, Settings
 
@@ -318,6 +318,41 @@ def readiness(engine: Engine) -> str | None:
         return str(exc)
 
 
+@contextlib.asynccontextmanager
+async def local_daemon(
+    settings: Settings, loaded: LoadedSuites, events: DaemonEvents | None = None
+) -> AsyncIterator[tuple[Daemon, SqlRunStore, PlanBuilder]]:
+    """Wire a daemon over the configured database, and close everything on the way out.
+
+    The CLI's ``run`` (through ``Daemon.run_now``), ``serve`` and the
+    benchmarks share this, so each takes the same gate, lock and lease path.
+    """
+    from continuous_eval.adapters.db.locks import make_suite_locks
+
+    engine, store = open_store(settings)
+    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
+    builder = PlanBuilder(settings, loaded)
+    runner = Runner(
+        store, max_concurrency=settings.max_concurrency, excerpt_chars=settings.result_excerpt_chars
+    )
+    daemon = Daemon(
+        store=store,
+        locks=locks,
+        runner=runner,
+        plans=SuitePlans(settings, loaded, builder),
+        config=daemon_config(settings, loaded),
+        events=events,
+    )
+    try:
+        yield daemon, store, builder
+    finally:
+        await builder.aclose()
+        runner.close()
+        locks.close()
+        store.close()
+        engine.dispose()
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
 
@@ -330,7 +365,6 @@ async def serve(settings: Settings, config_path: Path) -> int:
     """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code."""
     from prometheus_client import CollectorRegistry
 
-    from continuous_eval.adapters.db.locks import make_suite_locks
     from continuous_eval.adapters.http.app import create_app
     from continuous_eval.adapters.metrics import DaemonMetrics
     from continuous_eval.adapters.scheduler import make_scheduler
@@ -339,86 +373,69 @@ async def serve(settings: Settings, config_path: Path) -> int:
     loaded = load_suite_file(config_path)
     for name in loaded.suites.suites:
         scan_suite(loaded, name, [], settings)  # a bad dataset stops start-up, not a run
-    engine, store = open_store(settings)
-    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     registry = CollectorRegistry()
     metrics = DaemonMetrics(registry)
-    runner = Runner(
-        store, max_concurrency=settings.max_concurrency, excerpt_chars=settings.result_excerpt_chars
-    )
-    builder = PlanBuilder(settings, loaded)
-    config = daemon_config(settings, loaded)
-    daemon = Daemon(
-        store=store,
-        locks=locks,
-        runner=runner,
-        plans=SuitePlans(settings, loaded, builder),
-        config=config,
-        events=metrics,
-    )
-    enabled = [name for name, s in config.schedules.items() if s.enabled]
-    if enabled:
-        log.warning(
-            "scheduling %s every %s; first check in %.0f s (+ up to %.0f s jitter)",
-            ", ".join(enabled),
-            ", ".join(str(config.schedules[n].interval) for n in enabled),
-            settings.schedule_startup_delay_s,
-            settings.schedule_startup_jitter_s,
-            extra={"event": "serve_start", "owner": config.owner},
+    async with local_daemon(settings, loaded, metrics) as (daemon, store, _):
+        schedules = daemon_config(settings, loaded).schedules
+        enabled = [name for name, s in schedules.items() if s.enabled]
+        if enabled:
+            log.warning(
+                "scheduling %s; first check in %.0f s (+ up to %.0f s jitter)",
+                ", ".join(f"{n} every {schedules[n].interval}" for n in enabled),
+                settings.schedule_startup_delay_s,
+                settings.schedule_startup_jitter_s,
+                extra={"event": "serve_start", "owner": daemon.owner},
+            )
+        else:
+            log.warning(
+                "scheduling is disabled (CONTINUOUS_EVAL_SCHEDULE_ENABLED=false): "
+                "no suite will run on its own",
+                extra={"event": "serve_start", "owner": daemon.owner},
+            )
+        scheduler = make_scheduler(
+            daemon.tick,
+            check_interval_s=settings.schedule_check_interval_s,
+            startup_delay_s=settings.schedule_startup_delay_s,
+            jitter_s=settings.schedule_startup_jitter_s,
+            misfire_grace_s=settings.schedule_misfire_grace_s,
+            events=metrics,
         )
-    else:
-        log.warning(
-            "scheduling is disabled (CONTINUOUS_EVAL_SCHEDULE_ENABLED=false): "
-            "no suite will run on its own",
-            extra={"event": "serve_start", "owner": config.owner},
+        engine = store.engine
+        app = create_app(
+            readiness=partial(readiness, engine),
+            registry=registry,
+            status=lambda: {"owner": daemon.owner, "running": daemon.running},
         )
-    scheduler = make_scheduler(
-        daemon.tick,
-        check_interval_s=settings.schedule_check_interval_s,
-        startup_delay_s=settings.schedule_startup_delay_s,
-        jitter_s=settings.schedule_startup_jitter_s,
-        misfire_grace_s=settings.schedule_misfire_grace_s,
-        events=metrics,
-    )
-    app = create_app(
-        readiness=partial(readiness, engine),
-        registry=registry,
-        status=lambda: {"owner": config.owner, "running": daemon.running},
-    )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+        server = _Server(
+            uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
         )
-    )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    scheduler.start()
-    server_task = asyncio.create_task(server.serve())
-    stop_task = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        log.warning("shutting down", extra={"event": "serve_stop", "owner": config.owner})
-    finally:
-        scheduler.shutdown(wait=False)
-        await daemon.shutdown(settings.shutdown_timeout_s)
-        server.should_exit = True
-        await asyncio.gather(server_task, return_exceptions=True)
-        stop_task.cancel()
-        locks.close()
-        await builder.aclose()
-        runner.close()
-        store.close()
-        engine.dispose()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-    if server_task.done() and not server_task.cancelled() and server_task.exception():
+            loop.add_signal_handler(sig, stop.set)
+        scheduler.start()
+        server_task = asyncio.create_task(server.serve())
+        stop_task = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            log.warning("shutting down", extra={"event": "serve_stop", "owner": daemon.owner})
+        finally:
+            scheduler.shutdown(wait=False)
+            await daemon.shutdown(settings.shutdown_timeout_s)
+            server.should_exit = True
+            await asyncio.gather(server_task, return_exceptions=True)
+            stop_task.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    failed = server_task.done() and not server_task.cancelled() and server_task.exception()
+    if failed:
         log.error("the HTTP server failed: %r", server_task.exception())
         return 1
     return 0 if server.started or stop.is_set() else 1

@@ -161,18 +161,8 @@ def _run_line(run: RunRecord) -> str:
 async def _run_suites(
     settings: Settings, config: Path, suite: str | None, features: list[str]
 ) -> list[RunRecord]:
-    from continuous_eval.adapters.db.locks import make_suite_locks
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import (
-        PlanBuilder,
-        SuitePlans,
-        daemon_config,
-        open_store,
-        scan_suite,
-        select_suites,
-    )
-    from continuous_eval.service.daemon import Daemon
-    from continuous_eval.service.runner import Runner
+    from continuous_eval.bootstrap import local_daemon, scan_suite, select_suites
 
     loaded = load_suite_file(config)
     names = select_suites(loaded, suite)
@@ -180,33 +170,12 @@ async def _run_suites(
         raise ConfigError(str(config), "--feature", "give --suite when selecting features")
     # Validate every selected dataset before the first run starts.
     scanned = [scan_suite(loaded, name, features, settings) for name in names]
-    engine, store = open_store(settings)
-    locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
-    builder = PlanBuilder(settings, loaded)
-    try:
+    finished: list[RunRecord] = []
+    # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
+    async with local_daemon(settings, loaded) as (daemon, store, builder):
         for item in scanned:
             # Import callables and check the API key before any run starts.
             builder.build(item)
-    except BaseException:
-        await builder.aclose()
-        store.close()
-        engine.dispose()
-        raise
-    runner = Runner(
-        store,
-        max_concurrency=settings.max_concurrency,
-        excerpt_chars=settings.result_excerpt_chars,
-    )
-    # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
-    daemon = Daemon(
-        store=store,
-        locks=locks,
-        runner=runner,
-        plans=SuitePlans(settings, loaded, builder),
-        config=daemon_config(settings, loaded),
-    )
-    finished: list[RunRecord] = []
-    try:
         for item in scanned:
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -226,12 +195,6 @@ async def _run_suites(
             finished.append(done)
             out.print(_score_table(store.get_aggregates(done.id), f"suite {done.suite}"))
             out.print(_run_line(done), highlight=False, markup=False)
-    finally:
-        await builder.aclose()
-        runner.close()
-        locks.close()
-        store.close()
-        engine.dispose()
     return finished
 
 
