@@ -12,10 +12,14 @@ from datetime import datetime
 from typing import Protocol
 
 from continuous_eval.core.models import (
+    AlertKind,
+    AlertRecord,
+    AlertStatus,
     CaseResult,
     ControlAction,
     Fence,
     Lease,
+    NewAlert,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -104,10 +108,13 @@ class RunStore(Protocol):
         aggregates: Sequence[ScoreAggregate],
         *,
         fence: Fence | None = None,
+        alerts: Sequence[NewAlert] = (),
     ) -> RunRecord:
-        """Store the aggregates and the final status in one transaction; clears the lease.
+        """Store the aggregates, the final status and the run's alerts in one transaction.
 
-        With ``fence``, guarded like ``save_results`` (``LeaseLost``).
+        Clears the lease. With ``fence``, guarded like ``save_results``
+        (``LeaseLost``). An alert whose (key, channel) already exists is left
+        as it is: writing the outbox twice never sends twice.
         """
         ...
 
@@ -214,6 +221,59 @@ class RunStore(Protocol):
 
     def judge_spend_since(self, since: datetime) -> float:
         """Return the judge cost in USD of runs started at or after ``since``."""
+        ...
+
+    # ------------------------------------------------ regressions and alerts
+
+    def scheduled_history(self, suite: str, *, before: datetime, limit: int) -> list[RunRecord]:
+        """Return the suite's ``succeeded`` scheduled runs started before ``before``, newest first.
+
+        The detector's baselines: manual, failed, cancelled and skipped runs never are.
+        """
+        ...
+
+    def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
+        """Return the scored (``ok``) results of a run: (feature, scorer) -> case id -> score."""
+        ...
+
+    def latest_alert(
+        self, suite: str, feature: str, scorer: str, *, kind: AlertKind
+    ) -> AlertRecord | None:
+        """Return the newest alert of that kind for a feature x scorer (any channel, any status)."""
+        ...
+
+    def claim_due_alerts(self, owner: str, lease_s: float, limit: int) -> list[AlertRecord]:
+        """Claim up to ``limit`` pending alerts that are due, oldest first, and return them.
+
+        Due: ``next_attempt_at`` is null or past, and no live claim (by the
+        database's clock). A claim lasts ``lease_s``; a replica that dies while
+        sending leaves a claim that expires, and the alert is tried again with
+        the same key and payload.
+        """
+        ...
+
+    def settle_alert(
+        self,
+        alert_id: int,
+        owner: str,
+        *,
+        status: AlertStatus,
+        provider_id: str | None = None,
+        error: str | None = None,
+        retry_in_s: float | None = None,
+    ) -> bool:
+        """Record a delivery attempt's outcome; False when the claim was lost (nothing written).
+
+        attempts + 1 and the claim cleared; ``sent`` stamps ``sent_at`` and
+        ``provider_id``; ``pending`` schedules the next try ``retry_in_s``
+        from the database's now; ``dead`` keeps ``error`` as the reason.
+        """
+        ...
+
+    def list_alerts(
+        self, *, status: AlertStatus | None = None, suite: str | None = None, limit: int = 50
+    ) -> list[AlertRecord]:
+        """Return alerts newest first."""
         ...
 
 

@@ -285,3 +285,56 @@ class Regression:
 
 AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
 """Outbox states; ``suppressed`` (no channel, or cooldown) is not a failure."""
+
+
+AlertKind = Literal["regression", "recovery"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An outbox row to write in the same transaction that finishes a run."""
+
+    key: str
+    """Idempotency key (suite:feature:scorer:run); unique with ``channel``."""
+    channel: str
+    """``email``, ``webhook``, or ``none`` when no channel is configured."""
+    kind: AlertKind
+    run_id: str
+    suite: str
+    feature: str
+    scorer: str
+    rule: str | None
+    status: AlertStatus
+    payload: str
+    """The exact JSON text sent on every attempt ("" when nothing is to be sent)."""
+    summary: dict[str, object]
+    """The regression (or recovery) as JSON-able data, for the API and reports."""
+    reason: str | None = None
+    """Why the alert is suppressed, when it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An outbox row as stored."""
+
+    id: int
+    key: str
+    channel: str
+    kind: AlertKind
+    run_id: str
+    suite: str
+    feature: str
+    scorer: str
+    rule: str | None
+    status: AlertStatus
+    payload: str
+    summary: dict[str, object]
+    reason: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    provider_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    claimed_by: str | None
+    claimed_until: datetime | None
