@@ -17,6 +17,7 @@ from continuous_eval.core.models import (
     AlertStatus,
     CaseResult,
     ControlAction,
+    DeliveryResult,
     Fence,
     Lease,
     NewAlert,
@@ -304,4 +305,20 @@ class SuiteLocks(Protocol):
 
     def close(self) -> None:
         """Release every lock this object holds and dispose of its connections."""
+        ...
+
+
+class AlertChannel(Protocol):
+    """One way of telling people: email through Resend, or a webhook."""
+
+    name: str
+    """The channel name stored with each alert (``email``, ``webhook``)."""
+
+    async def deliver(self, key: str, payload: str) -> DeliveryResult:
+        """Send the stored payload with ``key`` as its idempotency key.
+
+        Called again with the same key and byte-identical payload after a
+        failure or a crash; the provider's idempotency turns a repeat into a
+        no-op. Never raises for a provider error: it returns ``retry`` or ``dead``.
+        """
         ...

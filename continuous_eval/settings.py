@@ -8,6 +8,7 @@ validation messages.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,3 +101,32 @@ class Settings(BaseSettings):
     """This replica's name in leases and logs; defaults to host:pid:random."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+
+    # ---------------------------------------------------------------- alerts
+    resend_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONTINUOUS_EVAL_RESEND_API_KEY", "RESEND_API_KEY"),
+    )
+    """Email through Resend is on when this, ``alert_email_from`` and ``alert_email_to`` are set."""
+    resend_api_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CONTINUOUS_EVAL_RESEND_API_URL", "RESEND_API_URL"),
+    )
+    """Resend's API base URL; a local fake in tests."""
+    alert_email_from: str | None = None
+    """Sender, e.g. ``continuous-eval <alerts@example.com>`` (a domain verified at Resend)."""
+    alert_email_to: list[str] = Field(default_factory=list)
+    """Recipients: a JSON list in the environment, e.g. ``["oncall@example.com"]``."""
+    alert_webhook_url: str | None = None
+    """A generic JSON webhook (or a Slack incoming webhook with ``alert_webhook_slack``)."""
+    alert_webhook_slack: bool = False
+    alert_cooldown_hours: float = Field(default=24.0, ge=0)
+    """While a feature x scorer keeps regressing, notify again only after this long."""
+    alert_max_attempts: int = Field(default=8, ge=1, le=100)
+    """Delivery attempts (each with the SDK's own quick retries) before an alert is dead."""
+    alert_timeout_s: float = Field(default=15.0, gt=0)
+    """Per request to the email or webhook provider."""
+    regression_drop: float | None = Field(default=None, gt=0)
+    """Override the detector's minimum drop for every scorer (see the README's policy)."""
+    regression_mode: Literal["guarded", "threshold"] = "guarded"
+    """``guarded``: a smaller drop confirmed by a paired test; ``threshold``: the drop alone."""

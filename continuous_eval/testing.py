@@ -7,6 +7,8 @@ code under test and then asserts on what the fake holds.
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -23,6 +25,7 @@ from continuous_eval.adapters.db.store import (
     check_max_attempts,
     check_release,
     check_seconds,
+    check_settle,
     control_transition,
     duplicate_message,
     gave_up_reason,
@@ -30,14 +33,19 @@ from continuous_eval.adapters.db.store import (
     lease_lost,
     require_aware,
     run_not_found,
+    validate_alerts,
     validate_create,
     validate_new_run,
 )
 from continuous_eval.core.models import (
+    AlertKind,
+    AlertRecord,
+    AlertStatus,
     CaseResult,
     ControlAction,
     Fence,
     Lease,
+    NewAlert,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -112,9 +120,12 @@ class InMemoryRunStore:
         """Per run id, results by (feature, scorer, case_id)."""
         self.aggregates: dict[str, dict[tuple[str, str], ScoreAggregate]] = {}
         """Per run id, aggregates by (feature, scorer)."""
+        self.alerts: dict[int, AlertRecord] = {}
+        """The outbox, by alert id (ids count up from 1, in insertion order)."""
         self.closed = False
         """Whether ``close()`` was called."""
         self._lock = threading.RLock()
+        self._alert_ids = itertools.count(1)
 
     def create_run(
         self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
@@ -208,19 +219,27 @@ class InMemoryRunStore:
         aggregates: Sequence[ScoreAggregate],
         *,
         fence: Fence | None = None,
+        alerts: Sequence[NewAlert] = (),
     ) -> RunRecord:
-        """Store aggregates and the terminal status; see ``SqlRunStore.finish_run``."""
+        """Store aggregates, the terminal status and alerts; see ``SqlRunStore.finish_run``."""
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
+        outbox = validate_alerts(run_id, alerts)
         with self._lock:
             run = self._writable(run_id, fence)
+            now = self.clock.now()
             for aggregate in aggregates:
                 self.aggregates[run_id][(aggregate.feature, aggregate.scorer)] = aggregate
+            stored = {(alert.key, alert.channel) for alert in self.alerts.values()}
+            for alert in outbox:
+                if (alert.key, alert.channel) not in stored:
+                    record = _new_alert_record(next(self._alert_ids), alert, now)
+                    self.alerts[record.id] = record
             finished = replace(
                 run,
                 status=status,
                 status_reason=reason,
-                finished_at=self.clock.now(),
+                finished_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
             )
@@ -410,6 +429,116 @@ class InMemoryRunStore:
                 0.0,
             )
 
+    # ------------------------------------------------ regressions and alerts
+
+    def scheduled_history(self, suite: str, *, before: datetime, limit: int) -> list[RunRecord]:
+        """Return succeeded scheduled runs started before ``before``; see ``SqlRunStore``."""
+        require_aware(before, "before")
+        check_limit(limit)
+        with self._lock:
+            matching = [
+                run
+                for run in self.runs.values()
+                if run.suite == suite
+                and run.run_type == "scheduled"
+                and run.status is RunStatus.SUCCEEDED
+                and run.started_at is not None
+                and run.started_at < before
+            ]
+        matching.sort(key=lambda run: (run.started_at, run.id), reverse=True)
+        return matching[:limit]
+
+    def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
+        """Return a run's ``ok`` scores by (feature, scorer) and case id; see ``SqlRunStore``."""
+        with self._lock:
+            self._run(run_id)
+            results = sorted(self.results[run_id].items())
+        scores: dict[tuple[str, str], dict[str, float]] = {}
+        for (feature, scorer, case_id), result in results:
+            if result.status is ResultStatus.OK and result.score is not None:
+                scores.setdefault((feature, scorer), {})[case_id] = result.score
+        return scores
+
+    def latest_alert(
+        self, suite: str, feature: str, scorer: str, *, kind: AlertKind
+    ) -> AlertRecord | None:
+        """Return the newest alert of ``kind`` for a feature x scorer; see ``SqlRunStore``."""
+        with self._lock:
+            matching = [
+                alert
+                for alert in self.alerts.values()
+                if (alert.suite, alert.feature, alert.scorer, alert.kind)
+                == (suite, feature, scorer, kind)
+            ]
+        return max(matching, key=lambda alert: (alert.created_at, alert.id), default=None)
+
+    def claim_due_alerts(self, owner: str, lease_s: float, limit: int) -> list[AlertRecord]:
+        """Claim due pending alerts, oldest first; see ``SqlRunStore.claim_due_alerts``."""
+        check_seconds(lease_s)
+        check_limit(limit)
+        with self._lock:
+            now = self.clock.now()
+            due = sorted(
+                (alert for alert in self.alerts.values() if _due(alert, now)),
+                key=lambda alert: (alert.created_at, alert.id),
+            )[:limit]
+            claimed = [
+                replace(alert, claimed_by=owner, claimed_until=now + timedelta(seconds=lease_s))
+                for alert in due
+            ]
+            for alert in claimed:
+                self.alerts[alert.id] = alert
+            return claimed
+
+    def settle_alert(
+        self,
+        alert_id: int,
+        owner: str,
+        *,
+        status: AlertStatus,
+        provider_id: str | None = None,
+        error: str | None = None,
+        retry_in_s: float | None = None,
+    ) -> bool:
+        """Record a delivery attempt's outcome; see ``SqlRunStore.settle_alert``."""
+        check_settle(status, retry_in_s)
+        with self._lock:
+            alert = self.alerts.get(alert_id)
+            if alert is None or alert.claimed_by != owner or alert.status != "pending":
+                return False
+            now = self.clock.now()
+            settled = replace(
+                alert,
+                status=status,
+                attempts=alert.attempts + 1,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=error if error is not None else alert.last_error,
+            )
+            if status == "sent":
+                settled = replace(settled, sent_at=now, provider_id=provider_id)
+            elif status == "pending":
+                settled = replace(
+                    settled, next_attempt_at=now + timedelta(seconds=retry_in_s or 0.0)
+                )
+            self.alerts[alert_id] = settled
+            return True
+
+    def list_alerts(
+        self, *, status: AlertStatus | None = None, suite: str | None = None, limit: int = 50
+    ) -> list[AlertRecord]:
+        """Return alerts matching every given filter, newest first; see ``SqlRunStore``."""
+        check_limit(limit)
+        with self._lock:
+            matching = [
+                alert
+                for alert in self.alerts.values()
+                if (status is None or alert.status == status)
+                and (suite is None or alert.suite == suite)
+            ]
+        matching.sort(key=lambda alert: (alert.created_at, alert.id), reverse=True)
+        return matching[:limit]
+
     # ---------------------------------------------------------------- helpers
 
     def _run(self, run_id: str) -> RunRecord:
@@ -476,4 +605,41 @@ def _adoptable(run: RunRecord, now: datetime) -> bool:
         run.status is RunStatus.RUNNING
         and run.lease_expires_at is not None
         and run.lease_expires_at <= now
+    )
+
+
+def _new_alert_record(alert_id: int, alert: NewAlert, now: datetime) -> AlertRecord:
+    """The row ``SqlRunStore.finish_run`` would insert for ``alert``."""
+    return AlertRecord(
+        id=alert_id,
+        key=alert.key,
+        channel=alert.channel,
+        kind=alert.kind,
+        run_id=alert.run_id,
+        suite=alert.suite,
+        feature=alert.feature,
+        scorer=alert.scorer,
+        rule=alert.rule,
+        status=alert.status,
+        payload=alert.payload,
+        # Through JSON, as the database stores it: the caller's dict is not shared.
+        summary=json.loads(json.dumps(alert.summary)),
+        reason=alert.reason,
+        attempts=0,
+        next_attempt_at=None,
+        last_error=None,
+        provider_id=None,
+        created_at=now,
+        sent_at=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
+
+
+def _due(alert: AlertRecord, now: datetime) -> bool:
+    """Whether ``alert`` may be claimed at ``now``: the rule of ``SqlRunStore.claim_due_alerts``."""
+    return (
+        alert.status == "pending"
+        and (alert.next_attempt_at is None or alert.next_attempt_at <= now)
+        and (alert.claimed_until is None or alert.claimed_until < now)
     )

@@ -338,3 +338,16 @@ class AlertRecord:
     sent_at: datetime | None
     claimed_by: str | None
     claimed_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one delivery attempt through a channel came to."""
+
+    outcome: Literal["sent", "retry", "dead"]
+    provider_id: str | None = None
+    """The provider's id for a sent message (Resend's email id)."""
+    reason: str | None = None
+    """Why it must be retried or is dead; never contains a secret."""
+    retry_after_s: float | None = None
+    """The provider's own hint (``retry-after``), when it gave one."""

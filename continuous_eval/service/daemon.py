@@ -167,7 +167,9 @@ class Daemon:
         plans: PlanSource,
         config: DaemonConfig,
         events: DaemonEvents | None = None,
+        deliver_alerts: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        self._deliver_alerts = deliver_alerts
         self._store = store
         self._locks = locks
         self._runner = runner
@@ -196,6 +198,9 @@ class Daemon:
             return
         for suite in self._config.schedules:
             self._spawn(self.tick_suite(suite))
+        if self._deliver_alerts is not None:
+            # Pending alerts (a failed send, a crash, a restart) go out on every tick.
+            self._spawn(self._deliver_alerts())
 
     async def tick_suite(self, suite: str) -> TickOutcome:
         """Check one suite and run it when due; never raises."""
@@ -450,6 +455,8 @@ class Daemon:
             extra={"event": "run_ended", "run_id": done.id, "status": done.status.value},
         )
         self._events.run_finished(done)
+        if self._deliver_alerts is not None and done.run_type == "scheduled":
+            self._spawn(self._deliver_alerts())  # the outbox rows it just wrote
         return done
 
     async def _heartbeat(

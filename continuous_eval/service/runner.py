@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -35,6 +36,7 @@ from continuous_eval.core.models import (
     NO_USAGE,
     CaseResult,
     Fence,
+    NewAlert,
     ProgressDelta,
     ResultStatus,
     RunRecord,
@@ -94,6 +96,10 @@ class RunPlan:
         return sum(f.case_count * len(f.scorers) for f in self.features)
 
 
+PlanAlerts = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate], datetime], list[NewAlert]]
+"""Decides the outbox rows of a run about to succeed (``AlertPlanner.plan``)."""
+
+
 class RunObserver(Protocol):
     """Told about progress; the CLI draws a bar with it, the API streams it."""
 
@@ -140,9 +146,11 @@ class Runner:
         max_concurrency: int,
         excerpt_chars: int = 2000,
         write_linger_s: float = 0.1,
+        plan_alerts: PlanAlerts | None = None,
     ) -> None:
         self._store = store
         self._linger_s = write_linger_s
+        self._plan_alerts = plan_alerts
         self._global = asyncio.Semaphore(max_concurrency)
         self._excerpt_chars = excerpt_chars
         # One thread for the store: writes of a run are serialised anyway, and a
@@ -295,7 +303,21 @@ class Runner:
                 f"{state.budget.describe() if state.budget else ''})"
             )
         aggregates = self._aggregate(state.run.id, state.plan)
-        return self._store.finish_run(state.run.id, status, reason, aggregates, fence=state.fence)
+        alerts: Sequence[NewAlert] = ()
+        if status is RunStatus.SUCCEEDED and self._plan_alerts is not None:
+            try:
+                current = self._store.get_run(state.run.id)
+                alerts = self._plan_alerts(self._store, current, aggregates, self._store.db_now())
+            except Exception:
+                # Detection must never cost the run its results; the failure is
+                # logged loudly, and the next scheduled run is compared again.
+                log.exception(
+                    "regression detection failed",
+                    extra={"event": "detection_failed", "run_id": state.run.id},
+                )
+        return self._store.finish_run(
+            state.run.id, status, reason, aggregates, fence=state.fence, alerts=alerts
+        )
 
     def _finish_quietly(self, state: _RunState, status: RunStatus, reason: str) -> None:
         # Runs on the way out of a failure or a cancellation: record what we can

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
 )
+from sqlalchemy.exc import IntegrityError
 
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.migrate import (
@@ -38,12 +39,19 @@ from continuous_eval.adapters.db.migrate import (
 )
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.db.tables import metadata
-from continuous_eval.core.models import CaseResult, NewRun, ProgressDelta, ResultStatus
+from continuous_eval.core.models import (
+    CaseResult,
+    NewAlert,
+    NewRun,
+    ProgressDelta,
+    ResultStatus,
+    RunStatus,
+)
 from continuous_eval.errors import StoreError
 from continuous_eval.testing import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks"}
+TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks", "alerts"}
 
 
 def table_names(url: str) -> set[str]:
@@ -57,7 +65,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -117,6 +125,7 @@ def test_0002_upgrades_a_0001_database_with_runs_and_downgrades_cleanly(
         indexes = {ix["name"] for ix in inspector.get_indexes("eval_runs")}
         assert "ix_eval_runs_suite_status" in indexes
         assert SqlRunStore(engine, FakeClock()).get_run("old").status.value == "succeeded"
+        upgrade(engine)  # check() compares head only
         check(engine)
 
         downgrade(engine, "0001")
@@ -126,6 +135,59 @@ def test_0002_upgrades_a_0001_database_with_runs_and_downgrades_cleanly(
         indexes = {ix["name"] for ix in inspector.get_indexes("eval_runs")}
         assert "ix_eval_runs_suite_status" not in indexes
         assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
+
+
+def test_0003_adds_the_alerts_outbox_to_a_0002_database_and_downgrades_cleanly(
+    empty_db_url: str,
+) -> None:
+    upgrade(empty_db_url, "0002")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO eval_runs (id, suite, status, created_at, features, fingerprint) "
+                "VALUES ('old', 'support', 'running', '2025-01-01 00:00:00', '[]', 'fp')"
+            )
+
+        upgrade(engine, "0003")
+
+        inspector = inspect(engine)
+        assert "alerts" in inspector.get_table_names()
+        indexes = {ix["name"] for ix in inspector.get_indexes("alerts")}
+        assert {
+            "ix_alerts_status_next_attempt_at",
+            "ix_alerts_suite_feature_scorer_kind_created_at",
+        } <= indexes
+        check(engine)
+        # The run from before the upgrade finishes with an alert, through the store.
+        store = SqlRunStore(engine, FakeClock())
+        outbox = NewAlert(
+            key="support:refunds:judge:old",
+            channel="email",
+            kind="regression",
+            run_id="old",
+            suite="support",
+            feature="refunds",
+            scorer="judge",
+            rule="drop",
+            status="pending",
+            payload="{}",
+            summary={"delta": -1.5},
+        )
+        store.finish_run("old", RunStatus.SUCCEEDED, None, [], alerts=[outbox])
+        assert [a.key for a in store.claim_due_alerts("w", 30, 10)] == [outbox.key]
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.exec_driver_sql("UPDATE alerts SET status = 'lost'")
+
+        downgrade(engine, "0002")
+
+        assert "alerts" not in inspect(engine).get_table_names()
+        assert store.get_run("old").status is RunStatus.SUCCEEDED
+        assert current_revision(engine) == "0002"
+        upgrade(engine)
+        check(engine)
     finally:
         engine.dispose()
 

@@ -12,10 +12,11 @@ transaction, with no identity map or unit of work to pay for.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    or_,
     select,
     type_coerce,
     update,
@@ -38,13 +40,25 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.engine import describe_error, for_writes
-from continuous_eval.adapters.db.tables import RUN_TYPES, eval_results, eval_run_scores, eval_runs
+from continuous_eval.adapters.db.tables import (
+    ALERT_KINDS,
+    ALERT_STATUSES,
+    RUN_TYPES,
+    eval_results,
+    eval_run_scores,
+    eval_runs,
+)
+from continuous_eval.adapters.db.tables import alerts as alerts_table
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.models import (
+    AlertKind,
+    AlertRecord,
+    AlertStatus,
     CaseResult,
     ControlAction,
     Fence,
     Lease,
+    NewAlert,
     NewRun,
     ProgressDelta,
     ResultRecord,
@@ -228,6 +242,61 @@ def duplicate_message(conflict: Conflict, new: NewRun, existing_id: str) -> str:
     return f"suite {new.suite!r} slot {slot} is already claimed by run {existing_id!r}"
 
 
+ALERT_KEY_MAX = 700
+"""Longest alert key ``alerts.key`` holds; checked up front since SQLite would not refuse it."""
+
+ALERT_CHANNEL_MAX = 32
+"""Longest channel name ``alerts.channel`` holds."""
+
+SETTLE_STATUSES: tuple[AlertStatus, ...] = ("sent", "pending", "dead")
+"""Outcomes ``settle_alert`` records: delivered, to be tried again, given up on."""
+
+
+def validate_alerts(run_id: str, new: Sequence[NewAlert]) -> list[NewAlert]:
+    """Refuse alerts no store may write for ``run_id``; return them with duplicates dropped.
+
+    Within one batch the first alert for a (key, channel) wins, as a second
+    write of an existing one is ignored.
+
+    Raises:
+        ValueError: An alert of another run, an unknown kind or status, a key
+            or channel too long for its column, or a summary that is not
+            JSON-serialisable (a bug in the caller, not a database failure).
+    """
+    unique: dict[tuple[str, str], NewAlert] = {}
+    for alert in new:
+        if alert.run_id != run_id:
+            raise ValueError(f"alert {alert.key!r} belongs to run {alert.run_id!r}, not {run_id!r}")
+        if alert.kind not in ALERT_KINDS:
+            raise ValueError(f"alert kind must be one of {ALERT_KINDS}, not {alert.kind!r}")
+        if alert.status not in ALERT_STATUSES:
+            raise ValueError(f"alert status must be one of {ALERT_STATUSES}, not {alert.status!r}")
+        if not 0 < len(alert.key) <= ALERT_KEY_MAX:
+            raise ValueError(f"an alert key must have 1 to {ALERT_KEY_MAX} characters")
+        if not 0 < len(alert.channel) <= ALERT_CHANNEL_MAX:
+            raise ValueError(f"an alert channel must have 1 to {ALERT_CHANNEL_MAX} characters")
+        try:
+            json.dumps(alert.summary)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the summary of alert {alert.key!r} is not JSON: {exc}") from None
+        unique.setdefault((alert.key, alert.channel), alert)
+    return list(unique.values())
+
+
+def check_settle(status: AlertStatus, retry_in_s: float | None) -> None:
+    """Refuse a delivery outcome ``settle_alert`` cannot record.
+
+    Raises:
+        ValueError: A status other than sent, pending or dead (suppression is
+            decided when the alert is written, not after an attempt), or a
+            negative ``retry_in_s``.
+    """
+    if status not in SETTLE_STATUSES:
+        raise ValueError(f"settle_alert takes status {', '.join(SETTLE_STATUSES)}, not {status!r}")
+    if retry_in_s is not None and not retry_in_s >= 0:
+        raise ValueError(f"retry_in_s must be 0 or more, got {retry_in_s}")
+
+
 class SqlRunStore:
     """Store runs, results and aggregates in SQLite or Postgres.
 
@@ -265,6 +334,7 @@ class SqlRunStore:
             dialect, eval_results, ("run_id", "feature", "scorer", "case_id"), skip=("id",)
         )
         self._upsert_scores = _upsert(dialect, eval_run_scores, ("run_id", "feature", "scorer"))
+        self._insert_alerts = _insert_ignore(dialect, alerts_table, ("key", "channel"))
 
     @property
     def engine(self) -> Engine:
@@ -395,23 +465,30 @@ class SqlRunStore:
         aggregates: Sequence[ScoreAggregate],
         *,
         fence: Fence | None = None,
+        alerts: Sequence[NewAlert] = (),
     ) -> RunRecord:
-        """Store the aggregates and the terminal status in one transaction and return the run.
+        """Store the aggregates, the terminal status and the alerts in one transaction.
 
-        The lease is cleared: a finished run has no owner.
+        The lease is cleared: a finished run has no owner. Each alert is
+        inserted unless its (key, channel) is already stored (ON CONFLICT DO
+        NOTHING): the existing row, whatever its status, is left as it is.
+        New alerts get ``created_at`` = the clock's now, no attempts and no
+        ``next_attempt_at``, so a pending one is due at once.
 
         Raises:
             ValueError: ``status`` is not terminal (use ``release_run`` for
-                pausing or interrupting a run).
+                pausing or interrupting a run), or see ``validate_alerts``.
             RunNotFound: No such run.
             RunFinished: No fence and the run already has a terminal status;
-                neither the status nor the aggregates were changed.
-            LeaseLost: The fence no longer holds; nothing was changed.
+                neither the status, the aggregates nor the alerts were written.
+            LeaseLost: The fence no longer holds; nothing was written.
         """
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
+        outbox = validate_alerts(run_id, alerts)
         now = self._clock.now()
         rows = _score_rows(run_id, aggregates)
+        alert_rows = [_alert_row(alert, now) for alert in outbox]
         close = (
             update(eval_runs)
             .where(*self._guard(run_id, fence))
@@ -428,6 +505,8 @@ class SqlRunStore:
                 _refuse(conn, run_id, fence)
             if rows:
                 conn.execute(self._upsert_scores, rows)
+            if alert_rows:
+                conn.execute(self._insert_alerts, alert_rows)
             row = conn.execute(_select_run(run_id)).one()
         return _run_record(row)
 
@@ -822,6 +901,193 @@ class SqlRunStore:
         with self._translate("sum the judge spend"), self._engine.connect() as conn:
             return float(conn.execute(stmt).scalar_one())
 
+    # ------------------------------------------------ regressions and alerts
+
+    def scheduled_history(self, suite: str, *, before: datetime, limit: int) -> list[RunRecord]:
+        """Return up to ``limit`` succeeded scheduled runs of the suite started before ``before``.
+
+        Newest ``started_at`` first, ties broken by id (descending). Manual,
+        failed, cancelled, skipped and unfinished runs are never baselines.
+        Served by the (suite, run_type, started_at) index.
+
+        Raises:
+            ValueError: ``before`` is naive or ``limit`` below 1.
+        """
+        require_aware(before, "before")
+        check_limit(limit)
+        runs = eval_runs.c
+        stmt = (
+            select(eval_runs)
+            .where(
+                runs.suite == suite,
+                runs.run_type == "scheduled",
+                runs.status == RunStatus.SUCCEEDED.value,
+                runs.started_at < before,
+            )
+            .order_by(runs.started_at.desc(), runs.id.desc())
+            .limit(limit)
+        )
+        action = f"read the scheduled history of {suite!r}"
+        with self._translate(action), self._engine.connect() as conn:
+            return [_run_record(row) for row in conn.execute(stmt)]
+
+    def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
+        """Return a run's scored results: (feature, scorer) -> case id -> score.
+
+        Only ``ok`` results with a score; errors and skipped cases are left
+        out, never counted as zero. One query; the run's scores are held in
+        memory (a few floats per case).
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        results = eval_results.c
+        stmt = (
+            select(results.feature, results.scorer, results.case_id, results.score)
+            .where(
+                results.run_id == run_id,
+                results.status == ResultStatus.OK.value,
+                results.score.is_not(None),
+            )
+            .order_by(results.feature, results.scorer, results.case_id)
+        )
+        scores: dict[tuple[str, str], dict[str, float]] = {}
+        with self._translate(f"read case scores of run {run_id!r}"), self._engine.connect() as conn:
+            _require_run(conn, run_id)
+            for feature, scorer, case_id, score in conn.execute(stmt):
+                scores.setdefault((feature, scorer), {})[case_id] = float(score)
+        return scores
+
+    def latest_alert(
+        self, suite: str, feature: str, scorer: str, *, kind: AlertKind
+    ) -> AlertRecord | None:
+        """Return the newest alert of ``kind`` for the feature x scorer, any channel or status.
+
+        Newest by ``created_at``, then by id (the later insert). Served by the
+        (suite, feature, scorer, kind, created_at) index.
+        """
+        a = alerts_table.c
+        stmt = (
+            select(alerts_table)
+            .where(a.suite == suite, a.feature == feature, a.scorer == scorer, a.kind == kind)
+            .order_by(a.created_at.desc(), a.id.desc())
+            .limit(1)
+        )
+        action = f"read the latest {kind} alert of {suite}/{feature}/{scorer}"
+        with self._translate(action), self._engine.connect() as conn:
+            row = conn.execute(stmt).one_or_none()
+        return None if row is None else _alert_record(row)
+
+    def claim_due_alerts(self, owner: str, lease_s: float, limit: int) -> list[AlertRecord]:
+        """Claim up to ``limit`` due pending alerts for ``owner``, oldest first, and return them.
+
+        Due, by the database's clock: ``pending``, ``next_attempt_at`` null or
+        not in the future, and no claim or an expired one. The claim sets
+        ``claimed_by`` and ``claimed_until`` = database now + ``lease_s``.
+        One statement, WITH due AS (the due ids) UPDATE ... WHERE id IN due
+        RETURNING: on Postgres the CTE takes the rows FOR UPDATE SKIP LOCKED,
+        so concurrent claimers split the alerts instead of waiting for each
+        other; SQLite's BEGIN IMMEDIATE serialises them. Either way an alert is claimed by
+        one owner at a time.
+
+        Raises:
+            ValueError: ``lease_s`` is not positive or ``limit`` below 1.
+        """
+        check_seconds(lease_s)
+        check_limit(limit)
+        a = alerts_table.c
+        now = self._db_clock()
+        due = (
+            select(a.id)
+            .where(
+                a.status == "pending",
+                or_(a.next_attempt_at.is_(None), a.next_attempt_at <= now),
+                or_(a.claimed_until.is_(None), a.claimed_until < now),
+            )
+            .order_by(a.created_at, a.id)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            # MATERIALIZED: the due ids are chosen and locked exactly once. As a
+            # plain IN (subquery) the planner may rescan it, and with SKIP
+            # LOCKED a rescan can pick other rows and claim more than ``limit``.
+            chosen = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        else:
+            chosen = due.cte("due")
+        claim = (
+            update(alerts_table)
+            .where(a.id.in_(select(chosen.c.id)))
+            .values(claimed_by=owner, claimed_until=self._db_clock(lease_s))
+            .returning(*alerts_table.c)
+        )
+        with self._translate("claim due alerts"), self._writer.begin() as conn:
+            claimed = [_alert_record(row) for row in conn.execute(claim).all()]
+        # RETURNING gives no order.
+        return sorted(claimed, key=lambda alert: (alert.created_at, alert.id))
+
+    def settle_alert(
+        self,
+        alert_id: int,
+        owner: str,
+        *,
+        status: AlertStatus,
+        provider_id: str | None = None,
+        error: str | None = None,
+        retry_in_s: float | None = None,
+    ) -> bool:
+        """Record the outcome of a delivery attempt; False when ``owner`` no longer holds it.
+
+        One UPDATE guarded on (id, ``claimed_by`` = owner, ``pending``): a
+        replica whose claim was taken over, or an alert already settled,
+        writes nothing. A claim that expired but that nobody took over still
+        settles (the send did happen). Sets attempts + 1 and clears the claim;
+        ``sent`` stamps ``sent_at`` (database now) and ``provider_id``;
+        ``pending`` sets ``next_attempt_at`` = database now + ``retry_in_s``
+        (None: due at once); ``error``, when given, replaces ``last_error``.
+
+        Raises:
+            ValueError: See ``check_settle``.
+        """
+        check_settle(status, retry_in_s)
+        a = alerts_table.c
+        values: dict[str, Any] = {
+            "status": status,
+            "attempts": a.attempts + 1,
+            "claimed_by": None,
+            "claimed_until": None,
+        }
+        if status == "sent":
+            values.update(sent_at=self._db_clock(), provider_id=provider_id)
+        elif status == "pending":
+            values["next_attempt_at"] = self._db_clock(retry_in_s or 0.0)
+        if error is not None:
+            values["last_error"] = error
+        stmt = (
+            update(alerts_table)
+            .where(a.id == alert_id, a.claimed_by == owner, a.status == "pending")
+            .values(values)
+        )
+        with self._translate(f"settle alert {alert_id}"), self._writer.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
+
+    def list_alerts(
+        self, *, status: AlertStatus | None = None, suite: str | None = None, limit: int = 50
+    ) -> list[AlertRecord]:
+        """Return up to ``limit`` alerts matching every given filter, newest first (then by id).
+
+        Raises:
+            ValueError: ``limit`` below 1.
+        """
+        check_limit(limit)
+        a = alerts_table.c
+        stmt = select(alerts_table).order_by(a.created_at.desc(), a.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(a.status == status)
+        if suite is not None:
+            stmt = stmt.where(a.suite == suite)
+        with self._translate("list alerts"), self._engine.connect() as conn:
+            return [_alert_record(row) for row in conn.execute(stmt)]
+
     # ---------------------------------------------------------------- helpers
 
     def _db_clock(self, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
@@ -956,6 +1222,13 @@ def _upsert(dialect: str, table: Table, keys: Sequence[str], skip: Sequence[str]
     )
 
 
+def _insert_ignore(dialect: str, table: Table, keys: Sequence[str]) -> Insert:
+    """Build INSERT ... ON CONFLICT (keys) DO NOTHING."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+
+
 def _select_run(run_id: str) -> Select[*tuple[Any, ...]]:
     return select(eval_runs).where(eval_runs.c.id == run_id)
 
@@ -1067,4 +1340,70 @@ def _result_record(row: Row[*tuple[Any, ...]]) -> ResultRecord:
         usage=Usage(m["input_tokens"], m["output_tokens"], m["cost_usd"]),
         attempt=m["attempt"],
         created_at=m["created_at"],
+    )
+
+
+def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
+    return {
+        "key": alert.key,
+        "channel": alert.channel,
+        "kind": alert.kind,
+        "run_id": alert.run_id,
+        "suite": alert.suite,
+        "feature": alert.feature,
+        "scorer": alert.scorer,
+        "rule": alert.rule,
+        "status": alert.status,
+        "payload": alert.payload,
+        "summary": dict(alert.summary),
+        "reason": alert.reason,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": None,
+        "provider_id": None,
+        "created_at": now,
+        "sent_at": None,
+        "claimed_by": None,
+        "claimed_until": None,
+    }
+
+
+def _alert_kind(value: str) -> AlertKind:
+    if value == "regression":
+        return "regression"
+    if value == "recovery":
+        return "recovery"
+    raise StoreError(f"unknown alert kind {value!r} in the database")
+
+
+def _alert_status(value: str) -> AlertStatus:
+    if value in ALERT_STATUSES:
+        return cast(AlertStatus, value)
+    raise StoreError(f"unknown alert status {value!r} in the database")
+
+
+def _alert_record(row: Row[*tuple[Any, ...]]) -> AlertRecord:
+    m = row._mapping
+    return AlertRecord(
+        id=m["id"],
+        key=m["key"],
+        channel=m["channel"],
+        kind=_alert_kind(m["kind"]),
+        run_id=m["run_id"],
+        suite=m["suite"],
+        feature=m["feature"],
+        scorer=m["scorer"],
+        rule=m["rule"],
+        status=_alert_status(m["status"]),
+        payload=m["payload"],
+        summary=dict(m["summary"]),
+        reason=m["reason"],
+        attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"],
+        last_error=m["last_error"],
+        provider_id=m["provider_id"],
+        created_at=m["created_at"],
+        sent_at=m["sent_at"],
+        claimed_by=m["claimed_by"],
+        claimed_until=m["claimed_until"],
     )

@@ -11,6 +11,8 @@ drop or recreate constraints it can name.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,7 +33,7 @@ from sqlalchemy import (
 )
 
 from continuous_eval.adapters.db.types import UTCDateTime
-from continuous_eval.core.models import ResultStatus, RunStatus
+from continuous_eval.core.models import AlertKind, AlertStatus, ResultStatus, RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -53,6 +55,12 @@ def _one_of(column: str, values: list[str]) -> str:
 
 RUN_TYPES = ["scheduled", "manual"]
 """The values of ``eval_runs.run_type`` (``core.models.RunType``)."""
+
+ALERT_KINDS: list[str] = list(get_args(AlertKind))
+"""The values of ``alerts.kind`` (``core.models.AlertKind``)."""
+
+ALERT_STATUSES: list[str] = list(get_args(AlertStatus))
+"""The values of ``alerts.status`` (``core.models.AlertStatus``)."""
 
 # A server default on every counter, so rows written by plain SQL (an operator,
 # a later migration backfilling) get the same values the store writes.
@@ -171,4 +179,60 @@ A lease rather than a plain row: the holder renews ``expires_at`` (database
 clock) while it runs the suite, so a crashed or stalled process cannot keep a
 suite locked forever. Postgres uses ``pg_try_advisory_lock`` instead and
 leaves this table empty (see ``adapters/db/locks.py``).
+"""
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # 700: three names of up to 200 characters, a run id of up to 64, and colons.
+    Column("key", String(700), nullable=False, doc="Idempotency key: suite:feature:scorer:run."),
+    Column("channel", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("scorer", String(200), nullable=False),
+    Column("rule", String(16)),
+    Column("status", String(16), nullable=False),
+    # Text, not JSON: the exact bytes sent on every attempt, so a retry after
+    # a crash carries the same body (and the provider's idempotency check
+    # sees the same request).
+    Column("payload", Text, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("reason", Text),
+    Column("attempts", Integer, nullable=False, server_default=_ZERO),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("last_error", Text),
+    Column("provider_id", String(200)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime()),
+    Column("claimed_by", String(200)),
+    Column("claimed_until", UTCDateTime()),
+    CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
+    CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+    # The outbox's idempotency: writing a run's alerts twice (a retried
+    # finish, a second replica) inserts nothing the second time.
+    UniqueConstraint("key", "channel"),
+    # Delivery: the pending alerts that are due.
+    Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),
+    # A run's alerts (the API), and the cascade when a run is deleted.
+    Index("ix_alerts_run_id", "run_id"),
+    # The cooldown check: the newest alert of a kind for a feature x scorer.
+    Index(
+        "ix_alerts_suite_feature_scorer_kind_created_at",
+        "suite",
+        "feature",
+        "scorer",
+        "kind",
+        "created_at",
+    ),
+)
+"""The outbox: one row per alert x channel, written with the run's final status, then delivered.
+
+``claimed_by`` and ``claimed_until`` are a short lease on the database's
+clock, taken by the replica sending the alert; one that dies mid-send leaves
+a claim that expires, and the alert is sent again with the same key.
 """

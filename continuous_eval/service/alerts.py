@@ -1,0 +1,327 @@
+"""From a finished scheduled run to alerts in people's inboxes: exactly once.
+
+Two halves, joined by the outbox table:
+
+- ``AlertPlanner`` runs inside the run's final write: it asks the detector
+  whether anything fell, applies the cooldown and records recoveries, and
+  returns the outbox rows, which the store writes in the SAME transaction as
+  the run's final status. A crash before that commit loses nothing (the run
+  is taken over and finished again); a crash after it leaves rows to deliver.
+- ``AlertDispatcher`` delivers pending rows, on every tick and right after a
+  run: claim (a lease, so two replicas never send the same row at once),
+  send the stored payload with the row's idempotency key, settle. A crash
+  between the send and the settle leaves the claim to expire; the row is sent
+  again with the same key and byte-identical payload, which the provider
+  answers with the same message id instead of a second email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol
+
+from continuous_eval.core.models import (
+    AlertRecord,
+    AlertStatus,
+    DeliveryResult,
+    NewAlert,
+    Regression,
+    RunRecord,
+    ScoreAggregate,
+)
+from continuous_eval.ports import AlertChannel, RunStore
+
+log = logging.getLogger(__name__)
+
+
+class AlertEvents(Protocol):
+    """Where alert outcomes are counted."""
+
+    def alert(self, channel: str, status: str) -> None:
+        """One alert reached ``status`` on ``channel``."""
+        ...
+
+    def regression(self, regression: Regression) -> None:
+        """The detector found a regression."""
+        ...
+
+
+class NullAlertEvents:
+    """Counts nothing."""
+
+    def alert(self, channel: str, status: str) -> None:
+        """Ignore."""
+
+    def regression(self, regression: Regression) -> None:
+        """Ignore."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """What the detector concluded about one finished run."""
+
+    regressions: Sequence[Regression]
+    healthy: Sequence[tuple[str, str]]
+    """Feature x scorer pairs compared against a baseline and found not regressing."""
+    notes: Sequence[str]
+    """Why some pairs were not judged (baseline reset, no baseline, incomplete run)."""
+
+
+Detect = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate]], Detection]
+"""Reads what the detector needs from the store (history, case scores) and runs it."""
+
+Render = Callable[[Regression], str]
+"""Turns a regression into the exact JSON text a channel sends."""
+
+
+def backoff_s(attempt: int, *, base_s: float = 30.0, cap_s: float = 3600.0) -> float:
+    """Seconds to wait before the next delivery try after ``attempt`` failed tries."""
+    return float(min(cap_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+class AlertPlanner:
+    """Decides the outbox rows for a finished scheduled run.
+
+    Args:
+        detect: runs the detector for a run (see ``Detect``).
+        renderers: channel name -> payload renderer; empty means no channel
+            is configured, and alerts are recorded ``suppressed``.
+        cooldown: while a feature x scorer keeps regressing, a new alert is
+            only sent once this long has passed since the last one.
+        now: the database's clock at finish time (passed in, never read here).
+    """
+
+    def __init__(
+        self,
+        detect: Detect,
+        renderers: Mapping[str, Render],
+        cooldown: timedelta,
+        events: AlertEvents | None = None,
+    ) -> None:
+        self._detect = detect
+        self._renderers = renderers
+        self._cooldown = cooldown
+        self._events: AlertEvents = events or NullAlertEvents()
+
+    def plan(
+        self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate], now: datetime
+    ) -> list[NewAlert]:
+        """Return the outbox rows for ``run`` (none for a manual run)."""
+        if run.run_type != "scheduled":
+            return []  # manual runs never alert on the schedule's behalf
+        detection = self._detect(store, run, aggregates)
+        for note in detection.notes:
+            log.info(note, extra={"event": "regression_skipped", "run_id": run.id})
+        rows: list[NewAlert] = []
+        for regression in detection.regressions:
+            self._events.regression(regression)
+            log.warning(
+                "regression: %s/%s fell %.3f (%.3f -> %.3f) by the %s rule",
+                regression.feature,
+                regression.scorer,
+                -regression.delta,
+                regression.baseline,
+                regression.current,
+                regression.rule,
+                extra={"event": "regression", "run_id": run.id, "suite": run.suite},
+            )
+            rows.extend(self._alert_rows(store, regression, now))
+        for feature, scorer in detection.healthy:
+            recovery = self._recovery(store, run, feature, scorer)
+            if recovery is not None:
+                rows.append(recovery)
+        return rows
+
+    def _alert_rows(self, store: RunStore, regression: Regression, now: datetime) -> list[NewAlert]:
+        summary = _summary(regression)
+        previous = store.latest_alert(
+            regression.suite, regression.feature, regression.scorer, kind="regression"
+        )
+        cooling = (
+            previous is not None
+            and previous.status in ("pending", "sent")
+            and now - previous.created_at < self._cooldown
+        )
+        suppressed = NewAlert(
+            key=regression.key,
+            channel="none",
+            kind="regression",
+            run_id=regression.run_id,
+            suite=regression.suite,
+            feature=regression.feature,
+            scorer=regression.scorer,
+            rule=regression.rule,
+            status="suppressed",
+            payload="",
+            summary=summary,
+            reason="no alert channel is configured",
+        )
+        if not self._renderers:
+            return [suppressed]
+        reason = None
+        if cooling and previous is not None:
+            reason = (
+                f"still regressing; last alerted {previous.created_at.isoformat()}, "
+                f"cooldown {self._cooldown}"
+            )
+        status: AlertStatus = "suppressed" if cooling else "pending"
+        return [
+            dataclasses.replace(
+                suppressed,
+                channel=channel,
+                status=status,
+                payload=render(regression),
+                reason=reason,
+            )
+            for channel, render in self._renderers.items()
+        ]
+
+    def _recovery(
+        self, store: RunStore, run: RunRecord, feature: str, scorer: str
+    ) -> NewAlert | None:
+        last_regression = store.latest_alert(run.suite, feature, scorer, kind="regression")
+        if last_regression is None:
+            return None
+        last_recovery = store.latest_alert(run.suite, feature, scorer, kind="recovery")
+        if last_recovery is not None and last_recovery.created_at >= last_regression.created_at:
+            return None  # already recorded
+        return NewAlert(
+            key=f"{run.suite}:{feature}:{scorer}:{run.id}",
+            channel="none",
+            kind="recovery",
+            run_id=run.id,
+            suite=run.suite,
+            feature=feature,
+            scorer=scorer,
+            rule=None,
+            status="suppressed",
+            payload="",
+            summary={"recovered_from_run": last_regression.run_id},
+            reason="recovered: no longer regressing",
+        )
+
+
+def _summary(regression: Regression) -> dict[str, object]:
+    return {
+        "suite": regression.suite,
+        "feature": regression.feature,
+        "scorer": regression.scorer,
+        "rule": regression.rule,
+        "run_id": regression.run_id,
+        "baseline_run_id": regression.baseline_run_id,
+        "baseline": regression.baseline,
+        "current": regression.current,
+        "delta": regression.delta,
+        "p_value": regression.p_value,
+        "cases_paired": regression.cases_paired,
+        "worst_cases": [
+            {"case_id": c.case_id, "before": c.before, "after": c.after}
+            for c in regression.worst_cases
+        ],
+    }
+
+
+class AlertDispatcher:
+    """Delivers pending outbox rows; safe to run on every replica at once."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        channels: Mapping[str, AlertChannel],
+        owner: str,
+        *,
+        max_attempts: int,
+        claim_s: float = 120.0,
+        batch: int = 20,
+        events: AlertEvents | None = None,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._owner = owner
+        self._max_attempts = max_attempts
+        self._claim_s = claim_s
+        self._batch = batch
+        self._events: AlertEvents = events or NullAlertEvents()
+        self._busy = asyncio.Lock()
+
+    async def deliver_due(self) -> int:
+        """Deliver what is due; returns how many alerts were settled. Never raises.
+
+        One pass at a time per process (a second caller returns at once): the
+        claims already keep replicas apart, this keeps a burst of ticks from
+        stacking up passes.
+        """
+        if self._busy.locked():
+            return 0
+        async with self._busy:
+            try:
+                return await self._pass()
+            except Exception:
+                log.exception("alert delivery pass failed", extra={"event": "alert_pass_failed"})
+                return 0
+
+    async def _pass(self) -> int:
+        claim = partial(self._store.claim_due_alerts, self._owner, self._claim_s, self._batch)
+        alerts = await asyncio.to_thread(claim)
+        for alert in alerts:
+            await self._deliver(alert)
+        return len(alerts)
+
+    async def _deliver(self, alert: AlertRecord) -> None:
+        channel = self._channels.get(alert.channel)
+        if channel is None:
+            result = DeliveryResult(
+                "dead", reason=f"channel {alert.channel!r} is no longer configured"
+            )
+        else:
+            try:
+                result = await channel.deliver(alert.key, alert.payload)
+            except Exception as exc:  # a channel must not raise; if one does, retry later
+                result = DeliveryResult("retry", reason=f"{type(exc).__name__} while sending")
+        attempt = alert.attempts + 1
+        status: AlertStatus
+        retry_in: float | None = None
+        if result.outcome == "sent":
+            status = "sent"
+        elif result.outcome == "dead":
+            status = "dead"
+        elif attempt >= self._max_attempts:
+            status = "dead"
+            result = DeliveryResult(
+                "dead", reason=f"gave up after {attempt} attempts: {result.reason}"
+            )
+        else:
+            status = "pending"
+            retry_in = max(result.retry_after_s or 0.0, backoff_s(attempt))
+        settle = partial(
+            self._store.settle_alert,
+            alert.id,
+            self._owner,
+            status=status,
+            provider_id=result.provider_id,
+            error=result.reason,
+            retry_in_s=retry_in,
+        )
+        settled = await asyncio.to_thread(settle)
+        extra = {
+            "event": f"alert_{status}",
+            "alert_key": alert.key,
+            "channel": alert.channel,
+            "attempt": attempt,
+        }
+        if not settled:
+            log.warning("alert claim lost before settling", extra=extra)
+            return
+        if status == "sent":
+            log.info("alert sent", extra=extra)
+        elif status == "dead":
+            log.error("alert dead: %s", result.reason, extra=extra)
+        else:
+            log.warning("alert delivery will be retried: %s", result.reason, extra=extra)
+        self._events.alert(alert.channel, status)
