@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -38,6 +39,11 @@ from continuous_eval.adapters.targets.http_target import HttpTargetAdapter
 from continuous_eval.adapters.targets.python_target import PythonCallableTarget
 from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.pricing import Price
+from continuous_eval.core.regression import (
+    RegressionPolicy,
+    ScorerPolicy,
+    scorer_defaults,
+)
 from continuous_eval.core.scorers import DeterministicScorer
 from continuous_eval.core.suite import (
     AnthropicTarget,
@@ -124,7 +130,8 @@ def select_suites(loaded: LoadedSuites, suite: str | None) -> list[str]:
 
 
 def _scorer_hash(scorer: Scorer, judge_model: str) -> str:
-    payload = scorer.model_dump(mode="json", by_alias=True)
+    # What is measured, not how alerts are tuned: a new threshold keeps the baseline.
+    payload = scorer.model_dump(mode="json", by_alias=True, exclude={"regression_drop"})
     if isinstance(scorer, LlmJudgeScorer):
         payload["model"] = scorer.model or judge_model
     return hash_json(payload)
@@ -308,6 +315,38 @@ def daemon_config(settings: Settings, loaded: LoadedSuites) -> DaemonConfig:
         drain_timeout_s=max(0.0, settings.shutdown_timeout_s - 2.0),
         daily_budget_usd=settings.daily_judge_budget_usd,
     )
+
+
+def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, RegressionPolicy]:
+    """Build each suite's detector policy from the settings and the scorers' types.
+
+    The scale comes from the config, not from guessing at scores: a judge
+    scores 1-5, deterministic scorers 0/1; a python scorer's scale is
+    inferred from its scores unless it sets ``regression_drop``.
+    """
+    mode = settings.regression_mode
+    judge, pass_rate = scorer_defaults("judge", mode=mode), scorer_defaults("pass_rate", mode=mode)
+    policies = {}
+    for suite_name, suite in loaded.suites.suites.items():
+        scorers: dict[str, ScorerPolicy] = {}
+        for feature in suite.features.values():
+            for scorer in feature.scorers:
+                drop = scorer.regression_drop or settings.regression_drop
+                if isinstance(scorer, PythonScorer):
+                    if drop is None:
+                        continue  # scale inferred from its scores
+                    policy = ScorerPolicy(regression_drop=drop, guarded_min_drop=drop, mode=mode)
+                else:
+                    policy = judge if isinstance(scorer, LlmJudgeScorer) else pass_rate
+                    if drop is not None:
+                        policy = dataclasses.replace(
+                            policy,
+                            regression_drop=drop,
+                            guarded_min_drop=min(policy.guarded_min_drop, drop),
+                        )
+                scorers[scorer_name(scorer)] = policy
+        policies[suite_name] = RegressionPolicy(judge=judge, pass_rate=pass_rate, scorers=scorers)
+    return policies
 
 
 def readiness(engine: Engine) -> str | None:
