@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from continuous_eval.adapters.alerts import ResendEmailChannel, WebhookChannel
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.judge import LlmJudge
+from continuous_eval.adapters.metrics import DaemonMetrics
 from continuous_eval.adapters.python_scorer import PythonCallableScorer
 from continuous_eval.adapters.suite_files import (
     LoadedSuites,
@@ -37,6 +39,7 @@ from continuous_eval.adapters.suite_files import (
 from continuous_eval.adapters.targets.anthropic_target import AnthropicTargetAdapter
 from continuous_eval.adapters.targets.http_target import HttpTargetAdapter
 from continuous_eval.adapters.targets.python_target import PythonCallableTarget
+from continuous_eval.core.alert_render import email_renderer, webhook_renderer
 from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.pricing import Price
 from continuous_eval.core.regression import (
@@ -59,7 +62,9 @@ from continuous_eval.core.suite import (
 )
 from continuous_eval.errors import ConfigError, ContinuousEvalError
 from continuous_eval.ports import CaseScorer, Target
-from continuous_eval.service.daemon import Daemon, DaemonConfig, DaemonEvents, SuiteSchedule
+from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, Render
+from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
+from continuous_eval.service.detection import make_detect
 from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
 from continuous_eval.settings import DEFAULT_DATABASE_URL, Settings
 
@@ -357,35 +362,114 @@ def readiness(engine: Engine) -> str | None:
         return str(exc)
 
 
+@dataclasses.dataclass
+class AlertWiring:
+    """The configured alert channels and their payload renderers."""
+
+    renderers: dict[str, Render]
+    channels: dict[str, ResendEmailChannel | WebhookChannel]
+
+    async def aclose(self) -> None:
+        """Close the channels' HTTP clients."""
+        for channel in self.channels.values():
+            await channel.aclose()
+
+
+def alert_wiring(settings: Settings) -> AlertWiring:
+    """Build the channels the settings turn on; none means alerts are recorded ``suppressed``.
+
+    Email needs a Resend key, a sender and recipients together: a partial
+    email configuration is a mistake worth stopping for, not a silent no-op.
+    """
+    renderers: dict[str, Render] = {}
+    channels: dict[str, ResendEmailChannel | WebhookChannel] = {}
+    email = {
+        "RESEND_API_KEY": settings.resend_api_key is not None,
+        "CONTINUOUS_EVAL_ALERT_EMAIL_FROM": bool(settings.alert_email_from),
+        "CONTINUOUS_EVAL_ALERT_EMAIL_TO": bool(settings.alert_email_to),
+    }
+    key = settings.resend_api_key
+    if key is not None and settings.alert_email_from and settings.alert_email_to:
+        renderers["email"] = email_renderer(
+            sender=settings.alert_email_from,
+            recipients=settings.alert_email_to,
+            dashboard_url=settings.alert_dashboard_url,
+        )
+        channels["email"] = ResendEmailChannel(
+            key,
+            settings.resend_api_url,
+            timeout_s=settings.alert_timeout_s,
+            attempts=settings.alert_call_attempts,
+            max_retry_after_s=settings.alert_max_retry_after_s,
+        )
+    elif any(email.values()):
+        missing = ", ".join(name for name, present in email.items() if not present)
+        raise ConfigError("environment", missing, "needed for email alerts (the others are set)")
+    if settings.alert_webhook_url is not None:
+        renderers["webhook"] = webhook_renderer(
+            slack=settings.alert_webhook_slack, dashboard_url=settings.alert_dashboard_url
+        )
+        channels["webhook"] = WebhookChannel(
+            settings.alert_webhook_url,
+            slack=settings.alert_webhook_slack,
+            timeout_s=settings.alert_timeout_s,
+            attempts=settings.alert_call_attempts,
+            max_retry_after_s=settings.alert_max_retry_after_s,
+        )
+    return AlertWiring(renderers, channels)
+
+
 @contextlib.asynccontextmanager
 async def local_daemon(
-    settings: Settings, loaded: LoadedSuites, events: DaemonEvents | None = None
+    settings: Settings, loaded: LoadedSuites, events: DaemonMetrics | None = None
 ) -> AsyncIterator[tuple[Daemon, SqlRunStore, PlanBuilder]]:
     """Wire a daemon over the configured database, and close everything on the way out.
 
     The CLI's ``run`` (through ``Daemon.run_now``), ``serve`` and the
-    benchmarks share this, so each takes the same gate, lock and lease path.
+    benchmarks share this, so each takes the same gate, lock, lease and
+    outbox path.
     """
     from continuous_eval.adapters.db.locks import make_suite_locks
 
+    alerts = alert_wiring(settings)
     engine, store = open_store(settings)
     locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     builder = PlanBuilder(settings, loaded)
+    config = daemon_config(settings, loaded)
+    planner = AlertPlanner(
+        make_detect(regression_policies(settings, loaded)),
+        alerts.renderers,
+        timedelta(hours=settings.alert_cooldown_hours),
+        events,
+    )
+    dispatcher = AlertDispatcher(
+        store,
+        alerts.channels,
+        config.owner,
+        max_attempts=settings.alert_max_attempts,
+        claim_s=settings.alert_claim_s,
+        events=events,
+    )
     runner = Runner(
-        store, max_concurrency=settings.max_concurrency, excerpt_chars=settings.result_excerpt_chars
+        store,
+        max_concurrency=settings.max_concurrency,
+        excerpt_chars=settings.result_excerpt_chars,
+        plan_alerts=planner.plan,
     )
     daemon = Daemon(
         store=store,
         locks=locks,
         runner=runner,
         plans=SuitePlans(settings, loaded, builder),
-        config=daemon_config(settings, loaded),
+        config=config,
         events=events,
+        deliver_alerts=dispatcher.deliver_due,
     )
     try:
         yield daemon, store, builder
     finally:
         await builder.aclose()
+        await alerts.aclose()
         runner.close()
         locks.close()
         store.close()
@@ -405,7 +489,6 @@ async def serve(settings: Settings, config_path: Path) -> int:
     from prometheus_client import CollectorRegistry
 
     from continuous_eval.adapters.http.app import create_app
-    from continuous_eval.adapters.metrics import DaemonMetrics
     from continuous_eval.adapters.scheduler import make_scheduler
     from continuous_eval.adapters.suite_files import load_suite_file
 

@@ -117,8 +117,9 @@ class Settings(BaseSettings):
     """Sender, e.g. ``continuous-eval <alerts@example.com>`` (a domain verified at Resend)."""
     alert_email_to: list[str] = Field(default_factory=list)
     """Recipients: a JSON list in the environment, e.g. ``["oncall@example.com"]``."""
-    alert_webhook_url: str | None = None
-    """A generic JSON webhook (or a Slack incoming webhook with ``alert_webhook_slack``)."""
+    alert_webhook_url: SecretStr | None = None
+    """A generic JSON webhook (or a Slack incoming webhook with ``alert_webhook_slack``);
+    secret, since a Slack webhook URL is a credential."""
     alert_webhook_slack: bool = False
     alert_cooldown_hours: float = Field(default=24.0, ge=0)
     """While a feature x scorer keeps regressing, notify again only after this long."""
@@ -126,6 +127,14 @@ class Settings(BaseSettings):
     """Delivery attempts (each with the SDK's own quick retries) before an alert is dead."""
     alert_timeout_s: float = Field(default=15.0, gt=0)
     """Per request to the email or webhook provider."""
+    alert_call_attempts: int = Field(default=3, ge=1, le=10)
+    """HTTP attempts within one delivery (429, 5xx and timeouts are retried at once)."""
+    alert_max_retry_after_s: float = Field(default=30.0, ge=0)
+    """Longest ``retry-after`` waited within a delivery; a longer one defers to a later tick."""
+    alert_claim_s: float = Field(default=120.0, gt=0)
+    """How long a replica holds an alert while sending it; a crash frees it after this."""
+    alert_dashboard_url: str | None = None
+    """A link put in alerts (your dashboard or this service's API)."""
     regression_drop: float | None = Field(default=None, gt=0)
     """Override the detector's minimum drop for every scorer (see the README's policy)."""
     regression_mode: Literal["guarded", "threshold"] = "guarded"

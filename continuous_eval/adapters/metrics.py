@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from continuous_eval.core.models import RunRecord
+from continuous_eval.core.models import Regression, RunRecord
 from continuous_eval.service.daemon import TickOutcome
 
 
@@ -46,6 +46,18 @@ class DaemonMetrics:
             ["suite", "run_type", "status"],
             registry=registry,
         )
+        self.alerts = Counter(
+            "continuous_eval_alerts",
+            "Alert deliveries settled by this process, by channel and status.",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.regressions = Counter(
+            "continuous_eval_regressions",
+            "Regressions the detector found in runs this process finished.",
+            ["suite", "feature", "scorer", "rule"],
+            registry=registry,
+        )
         self.run_duration = Histogram(
             "continuous_eval_run_duration_seconds",
             "Wall time of runs this process ended.",
@@ -53,6 +65,19 @@ class DaemonMetrics:
             buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, float("inf")),
             registry=registry,
         )
+
+    def alert(self, channel: str, status: str) -> None:
+        """Count an alert reaching a status on a channel."""
+        self.alerts.labels(channel=channel, status=status).inc()
+
+    def regression(self, regression: Regression) -> None:
+        """Count a regression the detector found."""
+        self.regressions.labels(
+            suite=regression.suite,
+            feature=regression.feature,
+            scorer=regression.scorer,
+            rule=regression.rule,
+        ).inc()
 
     def tick(self, suite: str, outcome: TickOutcome) -> None:
         """Count one suite's tick."""
