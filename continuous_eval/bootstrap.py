@@ -448,6 +448,7 @@ async def local_daemon(
         config.owner,
         max_attempts=settings.alert_max_attempts,
         claim_s=settings.alert_claim_s,
+        retry_base_s=settings.alert_retry_base_s,
         events=events,
     )
     runner = Runner(

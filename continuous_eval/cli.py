@@ -4,7 +4,8 @@ Exit codes are part of the interface, since the CLI doubles as a CI gate:
 
 - 0: every run succeeded (cases may still have errors; they are reported),
 - 1: a run failed, or the database could not be used,
-- 2: invalid input: a bad config or dataset, an unknown suite, a bad flag.
+- 2: invalid input: a bad config or dataset, an unknown suite, a bad flag,
+- 3: with ``--fail-on-regression``, a score fell against the latest scheduled baseline.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -32,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from continuous_eval import __version__
-from continuous_eval.core.models import RunRecord, RunStatus, ScoreAggregate
+from continuous_eval.core.models import Regression, RunRecord, RunStatus, ScoreAggregate
 from continuous_eval.errors import ConfigError, ContinuousEvalError, RunNotFound
 from continuous_eval.settings import Settings
 
@@ -51,6 +53,7 @@ err = Console(stderr=True)
 
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_REGRESSED = 3
 
 ConfigOption = Annotated[
     Path | None,
@@ -162,10 +165,20 @@ def _run_line(run: RunRecord) -> str:
 
 
 async def _run_suites(
-    settings: Settings, config: Path, suite: str | None, features: list[str]
-) -> list[RunRecord]:
+    settings: Settings,
+    config: Path,
+    suite: str | None,
+    features: list[str],
+    gate: bool = False,
+) -> tuple[list[RunRecord], list[Regression]]:
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import local_daemon, scan_suite, select_suites
+    from continuous_eval.bootstrap import (
+        local_daemon,
+        regression_policies,
+        scan_suite,
+        select_suites,
+    )
+    from continuous_eval.service.detection import detect_run
 
     loaded = load_suite_file(config)
     names = select_suites(loaded, suite)
@@ -174,6 +187,8 @@ async def _run_suites(
     # Validate every selected dataset before the first run starts.
     scanned = [scan_suite(loaded, name, features, settings) for name in names]
     finished: list[RunRecord] = []
+    fell: list[Regression] = []
+    policies = regression_policies(settings, loaded)
     # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
     async with local_daemon(settings, loaded) as (daemon, store, builder):
         for item in scanned:
@@ -196,9 +211,38 @@ async def _run_suites(
                 observer = _ProgressObserver(progress, task)
                 done = await daemon.run_now(item.name, [f.name for f in item.features], observer)
             finished.append(done)
-            out.print(_score_table(store.get_aggregates(done.id), f"suite {done.suite}"))
+            aggregates = store.get_aggregates(done.id)
+            out.print(_score_table(aggregates, f"suite {done.suite}"))
             out.print(_run_line(done), highlight=False, markup=False)
-    return finished
+            if gate and done.status is RunStatus.SUCCEEDED:
+                result = detect_run(
+                    store, done, aggregates, policies[done.suite], as_candidate=True
+                )
+                fell.extend(result.regressions)
+                _print_gate(result.regressions, [n.message for n in result.notes])
+    return finished, fell
+
+
+def _print_gate(regressions: Sequence[Regression], notes: Sequence[str]) -> None:
+    if not regressions:
+        baseline = [n for n in notes if "baseline" in n]
+        why = f" ({baseline[0]})" if baseline else ""
+        out.print(f"no regression against the latest scheduled baseline{why}", markup=False)
+        return
+    table = Table(title="regressions against the latest scheduled baseline", title_justify="left")
+    for column in ("feature", "scorer", "rule", "baseline", "current", "delta", "p"):
+        table.add_column(column)
+    for r in regressions:
+        table.add_row(
+            r.feature,
+            r.scorer,
+            r.rule,
+            f"{r.baseline:.3f}",
+            f"{r.current:.3f}",
+            Text(f"{r.delta:+.3f}", style="red"),
+            "–" if r.p_value is None else f"{r.p_value:.3g}",
+        )
+    out.print(table)
 
 
 @app.command()
@@ -209,12 +253,21 @@ def run(
         list[str] | None,
         typer.Option("--feature", "-f", help="Run only this feature (repeatable)."),
     ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Exit 3 when a score fell against the latest scheduled baseline (a CI gate).",
+        ),
+    ] = False,
 ) -> None:
     """Run eval suites now, with a progress bar, then print a summary per feature x scorer."""
     settings = _settings()
     path = config or settings.config_path
     try:
-        runs = asyncio.run(_run_suites(settings, path, suite, feature or []))
+        runs, fell = asyncio.run(
+            _run_suites(settings, path, suite, feature or [], fail_on_regression)
+        )
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
@@ -223,6 +276,8 @@ def run(
         _fail(str(exc), EXIT_RUN_FAILED)
     if any(r.status is not RunStatus.SUCCEEDED for r in runs):
         raise typer.Exit(EXIT_RUN_FAILED)
+    if fell:
+        raise typer.Exit(EXIT_REGRESSED)
 
 
 # ------------------------------------------------------------------------------ serve

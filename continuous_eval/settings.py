@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     """HTTP attempts within one delivery (429, 5xx and timeouts are retried at once)."""
     alert_max_retry_after_s: float = Field(default=30.0, ge=0)
     """Longest ``retry-after`` waited within a delivery; a longer one defers to a later tick."""
+    alert_retry_base_s: float = Field(default=30.0, gt=0)
+    """First wait before an alert is tried again; doubles each time, up to an hour."""
     alert_claim_s: float = Field(default=120.0, gt=0)
     """How long a replica holds an alert while sending it; a crash frees it after this."""
     alert_dashboard_url: str | None = None

@@ -238,9 +238,11 @@ class AlertDispatcher:
         *,
         max_attempts: int,
         claim_s: float = 120.0,
+        retry_base_s: float = 30.0,
         batch: int = 20,
         events: AlertEvents | None = None,
     ) -> None:
+        self._retry_base_s = retry_base_s
         self._store = store
         self._channels = channels
         self._owner = owner
@@ -298,7 +300,9 @@ class AlertDispatcher:
             )
         else:
             status = "pending"
-            retry_in = max(result.retry_after_s or 0.0, backoff_s(attempt))
+            retry_in = max(
+                result.retry_after_s or 0.0, backoff_s(attempt, base_s=self._retry_base_s)
+            )
         settle = partial(
             self._store.settle_alert,
             alert.id,
