@@ -7,7 +7,10 @@ send, or between the send and marking the alert sent.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +172,45 @@ def test_killed_between_the_send_and_marking_it_sent(tmp_path: Path, postgres_ur
                 assert second.stop() == 0
         finally:
             cluster.kill_all()
+
+
+def test_the_ci_gate_fails_a_manual_run_that_regresses(tmp_path: Path) -> None:
+    _project(tmp_path)
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    cluster = Cluster(tmp_path, url, env={"CONTINUOUS_EVAL_SCHEDULE_INTERVAL_HOURS": "24"})
+    try:
+        daemon = cluster.start("a")
+        with database(url) as engine:
+            wait_for(lambda: any(r["status"] == "succeeded" for r in _scheduled(engine)), 30)
+        assert daemon.stop() == 0
+    finally:
+        cluster.kill_all()
+
+    def gate() -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUOUS_EVAL_")}
+        env.update(
+            CONTINUOUS_EVAL_DATABASE_URL=url,
+            CONTINUOUS_EVAL_CONFIG_PATH=str(tmp_path / "suites.yaml"),
+            COLUMNS="200",
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "continuous_eval", "run", "--fail-on-regression"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    healthy = gate()
+    assert healthy.returncode == 0, healthy.stderr
+    assert "no regression" in healthy.stdout
+
+    (tmp_path / "quality.txt").write_text("bad")
+    regressed = gate()
+    assert regressed.returncode == 3, (regressed.stdout, regressed.stderr)
+    assert "regressions against the latest scheduled baseline" in regressed.stdout
+    assert "support" in regressed.stdout
+    with database(url) as engine:
+        assert _alerts(engine) == []  # manual runs never write alerts
