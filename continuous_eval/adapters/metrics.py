@@ -1,21 +1,43 @@
-"""Prometheus metrics on an injected registry.
+"""Prometheus metrics on an injected registry: what this process did.
 
 Tests build a fresh ``CollectorRegistry`` and read sample values; the
 process builds one in ``bootstrap`` and serves it at ``/metrics``.
+
+These counters are per replica and start from zero when the process starts.
+The fleet-wide numbers that the database holds (runs by status, scores,
+regressions, the outbox, judge usage) come from ``metrics_db.DatabaseCollector``
+on the same registry; where both exist, the per-replica one carries
+``process`` in its name (``continuous_eval_process_runs_total``,
+``continuous_eval_process_regressions_total``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from continuous_eval.core.models import Regression, RunRecord
-from continuous_eval.service.daemon import TickOutcome
+from continuous_eval.service.daemon import SuiteSchedule, TickOutcome
+
+JOB_EVENT_KINDS = ("missed", "error", "max_instances")
+"""The scheduler job mishaps ``adapters.scheduler`` reports; each starts at 0."""
 
 
 class DaemonMetrics:
-    """The daemon's counters and gauges (implements ``DaemonEvents`` and ``JobEvents``)."""
+    """The daemon's counters and gauges (implements ``DaemonEvents`` and ``JobEvents``).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    Args:
+        registry: Where the metrics are registered.
+        schedules: The configured suites' schedules. Each suite's tick
+            outcomes and lock gauge start at 0 (so ``increase()`` sees the
+            first tick of each outcome), and its schedule is exposed for
+            alert rules (``continuous_eval_schedule_*``).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, schedules: Mapping[str, SuiteSchedule] | None = None
+    ) -> None:
         self.registry = registry
         self.ticks = Counter(
             "continuous_eval_scheduler_ticks",
@@ -40,9 +62,11 @@ class DaemonMetrics:
             "Times today's judge spend could not be read and a run went ahead (fail-open).",
             registry=registry,
         )
+        # "process" in the name: the database collector exposes the fleet-wide
+        # continuous_eval_runs_total.
         self.runs = Counter(
-            "continuous_eval_runs",
-            "Runs this process ended, by suite, run type and status.",
+            "continuous_eval_process_runs",
+            "Runs this process ended, by suite, run type and status (per replica).",
             ["suite", "run_type", "status"],
             registry=registry,
         )
@@ -53,8 +77,8 @@ class DaemonMetrics:
             registry=registry,
         )
         self.regressions = Counter(
-            "continuous_eval_regressions",
-            "Regressions the detector found in runs this process finished.",
+            "continuous_eval_process_regressions",
+            "Regressions the detector found in runs this process finished (per replica).",
             ["suite", "feature", "scorer", "rule"],
             registry=registry,
         )
@@ -65,6 +89,26 @@ class DaemonMetrics:
             buckets=(1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, float("inf")),
             registry=registry,
         )
+        self.schedule_enabled = Gauge(
+            "continuous_eval_schedule_enabled",
+            "1 when the suite is scheduled to run on its own, else 0.",
+            ["suite"],
+            registry=registry,
+        )
+        self.schedule_interval = Gauge(
+            "continuous_eval_schedule_interval_seconds",
+            "The suite's configured interval between scheduled runs.",
+            ["suite"],
+            registry=registry,
+        )
+        for kind in JOB_EVENT_KINDS:
+            self.job_events.labels(kind=kind)
+        for suite, schedule in (schedules or {}).items():
+            for outcome in TickOutcome:
+                self.ticks.labels(suite=suite, outcome=outcome.value)
+            self.lock_held_gauge.labels(suite=suite).set(0)
+            self.schedule_enabled.labels(suite=suite).set(1 if schedule.enabled else 0)
+            self.schedule_interval.labels(suite=suite).set(schedule.interval.total_seconds())
 
     def alert(self, channel: str, status: str) -> None:
         """Count an alert reaching a status on a channel."""

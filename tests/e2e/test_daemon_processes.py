@@ -115,22 +115,23 @@ def _current_run(engine: sa.Engine) -> dict[str, object]:
 def test_sigkill_mid_run_is_taken_over_by_another_replica(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    cluster = _start_long_run(tmp_path, postgres_url)
+    cluster = _start_long_run(tmp_path, postgres_url, cases=24)
     try:
-        first = cluster.start("a")
+        # Both replicas up first, so killing one never races the other's start-up.
+        replicas = {name: cluster.start(name) for name in ("a", "b")}
         with database(postgres_url) as engine:
             wait_for(lambda: len(_scheduled(engine, "gamma")) == 1, 20)
             wait_for(lambda: int(_current_run(engine)["cases_done"]) >= 3, 20)  # type: ignore[call-overload]
-            cluster.start("b")
-            first.proc.kill()
+            owner = str(_current_run(engine)["lease_owner"])
+            replicas[owner].proc.kill()
             wait_for(lambda: _current_run(engine)["status"] == "succeeded", 40)
             run = _current_run(engine)
             assert run["attempt"] == 2, dump(run)
             counts = result_counts(engine, str(run["id"]))
-            assert len(counts) == 16 * 2
+            assert len(counts) == 24 * 2
             assert {c[3] for c in counts} == {1}
-            assert run["cases_done"] == 16
-            assert run["scored"] + run["errored"] == 32  # type: ignore[operator]
+            assert run["cases_done"] == 24
+            assert run["scored"] + run["errored"] == 48  # type: ignore[operator]
     finally:
         cluster.kill_all()
 
