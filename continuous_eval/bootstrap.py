@@ -30,6 +30,7 @@ from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.judge import LlmJudge
 from continuous_eval.adapters.metrics import DaemonMetrics
+from continuous_eval.adapters.metrics_db import DatabaseCollector
 from continuous_eval.adapters.python_scorer import PythonCallableScorer
 from continuous_eval.adapters.suite_files import (
     LoadedSuites,
@@ -497,7 +498,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
     for name in loaded.suites.suites:
         scan_suite(loaded, name, [], settings)  # a bad dataset stops start-up, not a run
     registry = CollectorRegistry()
-    metrics = DaemonMetrics(registry)
+    metrics = DaemonMetrics(registry, daemon_config(settings, loaded).schedules)
     async with local_daemon(settings, loaded, metrics) as (daemon, store, _):
         schedules = daemon_config(settings, loaded).schedules
         enabled = [name for name, s in schedules.items() if s.enabled]
@@ -524,15 +525,33 @@ async def serve(settings: Settings, config_path: Path) -> int:
             events=metrics,
         )
         engine = store.engine
+        registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
         app = create_app(
+            settings=settings,
             readiness=partial(readiness, engine),
             registry=registry,
+            daemon=daemon,
+            store=store,
+            engine=engine,
+            suites={name: list(s.features) for name, s in loaded.suites.suites.items()},
             status=lambda: {"owner": daemon.owner, "running": daemon.running},
+            # Read at every poll of a live stream, by then `server` (just below) exists:
+            # streams end once uvicorn shuts down, or it would wait for them forever.
+            stopping=lambda: server.should_exit,
         )
+        host = settings.http_host
+        if not settings.api_tokens:
+            host = "127.0.0.1"
+            log.warning(
+                "NO API TOKEN IS CONFIGURED: the admin API listens on 127.0.0.1 only "
+                "(%s was asked for). Set CONTINUOUS_EVAL_API_TOKENS to serve other hosts.",
+                settings.http_host,
+                extra={"event": "serve_no_token"},
+            )
         server = _Server(
             uvicorn.Config(
                 app,
-                host=settings.http_host,
+                host=host,
                 port=settings.http_port,
                 log_level="warning",
                 access_log=False,

@@ -426,6 +426,55 @@ def show(
         out.print(table)
 
 
+@app.command("trend")
+def trend(
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Only this suite.")] = None,
+    feature: Annotated[
+        str | None, typer.Option("--feature", "-f", help="Only this feature.")
+    ] = None,
+    scorer: Annotated[str | None, typer.Option("--scorer", help="Only this scorer.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Rows shown.")] = 100,
+) -> None:
+    """Show the score trend of scheduled runs, newest first (what the drift endpoint serves)."""
+    from continuous_eval.adapters.db.queries import eval_trend
+
+    settings = _settings()
+    try:
+        engine, store = _open_read_store(settings)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    try:
+        points = eval_trend(engine, suite=suite, feature=feature, scorer=scorer, limit=limit)
+    except ContinuousEvalError as exc:
+        _fail(str(exc), EXIT_RUN_FAILED)
+    finally:
+        store.close()
+        engine.dispose()
+    table = Table(title="score trend of scheduled runs", title_justify="left")
+    for column in ("slot", "suite", "feature", "scorer", "score", "± stderr", "n", "errors"):
+        table.add_column(column, justify="right" if column in ("n", "errors") else "left")
+    table.add_column("status")
+    table.add_column("run id")
+    table.add_column("fingerprint")
+    for p in points:
+        table.add_row(
+            p.scheduled_for.strftime("%Y-%m-%d %H:%M") if p.scheduled_for else "–",
+            p.suite,
+            p.feature,
+            p.scorer,
+            "–" if p.score is None else f"{p.score:.3f}",
+            "–" if p.stderr is None else f"{p.stderr:.3f}",
+            str(p.n),
+            Text(str(p.errors), style="red" if p.errors else ""),
+            str(p.status),
+            p.run_id,
+            (p.fingerprint or "–")[:12],
+        )
+    out.print(table)
+    if not points:
+        out.print("no scheduled run has scores yet", markup=False)
+
+
 # --------------------------------------------------------------------------------- db
 
 

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_tokens: list[SecretStr] = Field(default_factory=list)
     """Bearer tokens accepted by the admin API (a JSON list). With none, ``serve``
-    listens on 127.0.0.1 only, whatever ``http_host`` says."""
+    listens on 127.0.0.1 only, whatever ``http_host`` says, and logs a warning."""
     metrics_public: bool = False
     """Serve ``/metrics`` without a token (for a scraper inside a trusted network)."""
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -398,7 +398,7 @@ class SqlRunStore:
                     row = conn.execute(_select_run(new.id)).one()
             except IntegrityError as exc:
                 raise self._duplicate(new, exc) from exc
-        return _run_record(row)
+        return run_record(row)
 
     def save_results(
         self,
@@ -508,7 +508,7 @@ class SqlRunStore:
             if alert_rows:
                 conn.execute(self._insert_alerts, alert_rows)
             row = conn.execute(_select_run(run_id)).one()
-        return _run_record(row)
+        return run_record(row)
 
     def get_run(self, run_id: str) -> RunRecord:
         """Return one run; raise ``RunNotFound`` when there is none."""
@@ -516,7 +516,7 @@ class SqlRunStore:
             row = conn.execute(_select_run(run_id)).one_or_none()
         if row is None:
             raise run_not_found(run_id)
-        return _run_record(row)
+        return run_record(row)
 
     def list_runs(
         self,
@@ -537,7 +537,7 @@ class SqlRunStore:
         if status is not None:
             stmt = stmt.where(runs.status == status.value)
         with self._translate("list runs"), self._engine.connect() as conn:
-            return [_run_record(row) for row in conn.execute(stmt)]
+            return [run_record(row) for row in conn.execute(stmt)]
 
     def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
         """Yield (feature, scorer, status, score) for every result of a run, streamed.
@@ -659,7 +659,7 @@ class SqlRunStore:
             if conn.execute(renew).rowcount != 1:
                 _refuse(conn, run_id, fence)
             row = conn.execute(_select_run(run_id)).one()
-        return _run_record(row)
+        return run_record(row)
 
     def release_run(
         self, run_id: str, fence: Fence, status: RunStatus, reason: str | None = None
@@ -685,7 +685,7 @@ class SqlRunStore:
             if conn.execute(release).rowcount != 1:
                 _refuse(conn, run_id, fence)
             row = conn.execute(_select_run(run_id)).one()
-        return _run_record(row)
+        return run_record(row)
 
     def newest_scheduled(self, suite: str) -> RunRecord | None:
         """Return the suite's scheduled run with the latest ``started_at`` (any status), or None.
@@ -711,7 +711,7 @@ class SqlRunStore:
         action = f"read the newest scheduled run of {suite!r}"
         with self._translate(action), self._engine.connect() as conn:
             row = conn.execute(stmt).one_or_none()
-        return None if row is None else _run_record(row)
+        return None if row is None else run_record(row)
 
     def adoptable_run(self, suite: str) -> RunRecord | None:
         """Return the oldest run of the suite a worker may take, or None.
@@ -731,7 +731,7 @@ class SqlRunStore:
         action = f"find an adoptable run of {suite!r}"
         with self._translate(action), self._engine.connect() as conn:
             row = conn.execute(stmt).one_or_none()
-        return None if row is None else _run_record(row)
+        return None if row is None else run_record(row)
 
     def adopt_run(
         self, run_id: str, expected_attempt: int, lease: Lease, max_attempts: int
@@ -812,7 +812,7 @@ class SqlRunStore:
                 _require_run(conn, run_id)
                 return None
             row = conn.execute(_select_run(run_id)).one()
-        return _run_record(row)
+        return run_record(row)
 
     def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
         """Return the number of stored results per (feature, case_id) of a run.
@@ -864,7 +864,7 @@ class SqlRunStore:
             row = conn.execute(_select_run(run_id)).one_or_none()
         if row is None:
             raise run_not_found(run_id)
-        return _run_record(row)
+        return run_record(row)
 
     def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
         """Replace a run's aggregates with ``aggregates``, whatever its status.
@@ -929,7 +929,7 @@ class SqlRunStore:
         )
         action = f"read the scheduled history of {suite!r}"
         with self._translate(action), self._engine.connect() as conn:
-            return [_run_record(row) for row in conn.execute(stmt)]
+            return [run_record(row) for row in conn.execute(stmt)]
 
     def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
         """Return a run's scored results: (feature, scorer) -> case id -> score.
@@ -1290,7 +1290,7 @@ def _run_type(value: str) -> RunType:
     raise StoreError(f"unknown run_type {value!r} in the database")
 
 
-def _run_record(row: Row[*tuple[Any, ...]]) -> RunRecord:
+def run_record(row: Row[*tuple[Any, ...]]) -> RunRecord:
     m = row._mapping
     return RunRecord(
         id=m["id"],

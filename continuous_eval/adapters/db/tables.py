@@ -145,6 +145,10 @@ eval_results = Table(
     # row. Scorer before case_id so the index also serves ``iter_scores``
     # (run_id = ? ORDER BY feature, scorer, case_id) without a sort.
     UniqueConstraint("run_id", "feature", "scorer", "case_id"),
+    # A run's results in insertion order: the results pages and the live
+    # progress stream ("results of run X after id N") without walking the
+    # whole primary key as history grows.
+    Index("ix_eval_results_run_id_id", "run_id", "id"),
 )
 """One row per run x feature x case x scorer."""
 

@@ -1,45 +1,135 @@
-"""The FastAPI app served by ``continuous-eval serve``: health, readiness and metrics.
+"""The FastAPI app served by ``continuous-eval serve``: health, metrics and the admin API.
 
 Liveness (``/healthz``) answers while the event loop does: the database
 being down must not get the process restarted, since it recovers by itself.
 Readiness (``/readyz``) answers 503 while the database cannot be used, so a
-load balancer sends admin traffic elsewhere.
+load balancer sends admin traffic elsewhere. Both are public; everything
+else needs a bearer token (``/metrics`` too, unless ``metrics_public``).
+
+This module only assembles: the routes live in ``runs`` and ``admin``, auth
+in ``auth``, the request guard in ``middleware``, error shapes in ``errors``,
+live progress in ``events``. Everything the app uses is passed to
+``create_app``; nothing is read from the environment or a global.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Response, Security
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine
 
 from continuous_eval import __version__
+from continuous_eval.adapters.http.admin import admin_router
+from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loopback
+from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
+from continuous_eval.adapters.http.events import EventStreams
+from continuous_eval.adapters.http.middleware import RequestGuard
+from continuous_eval.adapters.http.runs import ApiContext, RunLauncher, runs_router
+from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
+from continuous_eval.ports import RunStore
+from continuous_eval.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = ("/healthz", "/readyz")
+"""Served without a token: probes must work before anyone has one."""
+
+DESCRIPTION = """\
+Runs LLM eval suites on a schedule and on demand, and shows their results.
+
+**Auth**: every route except `/healthz` and `/readyz` (and `/metrics` when the
+operator made it public) needs `Authorization: Bearer <token>`, a token from
+`CONTINUOUS_EVAL_API_TOKENS`. The scheme is matched case-sensitively: `Bearer`.
+
+**Errors** are JSON `{"error": {"code", "message", "details", "request_id"}}`;
+branch on `code`. Every response carries `X-Request-ID` (yours, if you sent a
+sane one).
+"""
 
 
 def create_app(
     *,
+    settings: Settings,
     readiness: Callable[[], str | None],
     registry: CollectorRegistry,
+    daemon: RunLauncher,
+    store: RunStore,
+    engine: Engine,
+    suites: Mapping[str, Sequence[str]],
     status: Callable[[], dict[str, object]] | None = None,
+    streams: EventStreams | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> FastAPI:
     """Build the app.
 
     Args:
-        readiness: returns None when ready, or the reason it is not (blocking;
+        settings: Read for ``api_tokens``, ``metrics_public``,
+            ``max_request_body_bytes`` and ``http_host`` (with no token
+            configured, requests go without one only when the app listens on
+            a loopback address; otherwise every protected route answers 401).
+        readiness: Returns None when ready, or the reason it is not (blocking;
             called in a worker thread with a timeout).
-        registry: the Prometheus registry served at ``/metrics``.
-        status: extra fields for ``/healthz`` (this replica's id, runs in flight).
+        registry: The Prometheus registry served at ``/metrics``.
+        daemon: Starts and controls runs (``service.daemon.Daemon``); must
+            live on the event loop that serves the app.
+        store: The run store, for single runs, aggregates and alerts.
+        engine: The store's engine, for the read-only queries (pages, trend,
+            live progress).
+        suites: The loaded suites and their features.
+        status: Extra fields for ``/healthz`` (this replica's id, runs in flight).
+        streams: The live-progress streams (tests pass their own, to shorten
+            the poll and keep-alive intervals and to watch them).
+        stopping: Returns True once the server shuts down; open live streams
+            then end (uvicorn waits for open responses before it exits, and a
+            stream of an unfinished run never ends by itself). ``serve``
+            passes ``lambda: server.should_exit``.
     """
-    app = FastAPI(title="continuous-eval", version=__version__)
+    auth = TokenAuth(settings.api_tokens, allow_anonymous=is_loopback(settings.http_host))
+    if auth.anonymous:
+        log.warning(
+            "no API token configured: the admin API is open to anyone on %s",
+            settings.http_host,
+            extra={"event": "api_anonymous"},
+        )
+    elif not settings.api_tokens:
+        log.warning(
+            "no API token configured and %s is not a loopback address: the admin API "
+            "refuses every request; set CONTINUOUS_EVAL_API_TOKENS",
+            settings.http_host,
+            extra={"event": "api_locked"},
+        )
+    streams = streams or EventStreams()
+    if stopping is not None:
+        streams.stop_when(stopping)
+    ctx = ApiContext(daemon=daemon, store=store, engine=engine, suites=suites, streams=streams)
+    app = FastAPI(
+        title="continuous-eval",
+        version=__version__,
+        description=DESCRIPTION,
+        # Served below behind auth: the built-in routes would bypass it.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=HealthOut)
     async def healthz() -> dict[str, object]:
         """Liveness: the process and its event loop answer."""
-        return {"status": "ok", **(status() if status else {})}
+        return {**(status() if status else {}), "status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=ReadyOut,
+        responses={503: {"model": ReadyOut, "description": "Not ready, and why."}},
+    )
     async def readyz() -> JSONResponse:
         """Readiness: the database answers and its schema is current."""
         try:
@@ -52,9 +142,40 @@ def create_app(
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready", "reason": problem}, status_code=503)
 
-    @app.get("/metrics", tags=["metrics"])
+    metrics_security = [] if settings.metrics_public else [Security(bearer_scheme)]
+
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        dependencies=metrics_security,
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition.",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            },
+            **({} if settings.metrics_public else error_responses(401)),
+        },
+    )
     async def metrics() -> Response:
         """Prometheus exposition of this process's metrics."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The database collector queries on each scrape: keep it off the event loop.
+        body = await asyncio.to_thread(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Security(bearer_scheme)])
+    async def openapi() -> dict[str, Any]:
+        """The OpenAPI document (behind auth like the routes it describes)."""
+        return app.openapi()
+
+    app.include_router(runs_router(ctx))
+    app.include_router(admin_router(ctx))
+
+    public = [*PUBLIC_PATHS, *(["/metrics"] if settings.metrics_public else [])]
+    app.add_middleware(
+        RequestGuard,
+        auth=auth,
+        public_paths=public,
+        max_body_bytes=settings.max_request_body_bytes,
+    )
     return app

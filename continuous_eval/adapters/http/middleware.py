@@ -1,0 +1,206 @@
+"""The one ASGI middleware in front of the admin API: request id, auth, body cap, last resort.
+
+Pure ASGI rather than Starlette's ``BaseHTTPMiddleware``, which buffers
+streaming responses and hides client disconnects from them: the live-progress
+stream needs both to behave.
+
+In order, for every HTTP request:
+
+1. pick the request id (a sane incoming ``X-Request-ID``, else a new one),
+   store it in the request state and echo it on the response, whatever the
+   response is;
+2. refuse a request without an accepted token (401) before routing, unless
+   its path is public, so no route can be added without auth by mistake, and
+   an unknown route reveals nothing to a stranger;
+3. refuse a body over the cap: at once from ``Content-Length``, or as soon
+   as a streamed (chunked) body passes it, without reading the rest (413);
+4. answer an unexpected exception with a 500 envelope (logged with the
+   request id) instead of Starlette's plain-text page.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Collection
+
+from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from continuous_eval.adapters.http.auth import TokenAuth
+from continuous_eval.adapters.http.errors import envelope
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+"""Incoming request ids kept as they are; anything else is replaced (it ends up in logs)."""
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from ``receive`` when a streamed body passes the cap."""
+
+
+class RequestGuard:
+    """Request id, authentication and body cap for every HTTP request (see the module docstring).
+
+    Args:
+        app: The application to guard.
+        auth: Decides whether a request carries an accepted token.
+        public_paths: Paths (relative to the root path) served without a token.
+        max_body_bytes: Largest request body accepted.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth: TokenAuth,
+        public_paths: Collection[str],
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self._auth = auth
+        self._public = frozenset(public_paths)
+        self._max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Guard one request (HTTP only; lifespan and websockets pass through)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        request_id = _request_id(headers)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+        refused = False  # a streamed body passed the cap: the app's answer is dropped
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        if _route_path(scope) not in self._public and not self._auth.allows(headers):
+            await self._reply(
+                scope,
+                receive,
+                send_with_id,
+                401,
+                "unauthorized",
+                "a valid bearer token is required: Authorization: Bearer <token>",
+                request_id,
+                {"WWW-Authenticate": "Bearer"},
+            )
+            return
+        declared = _content_length(headers)
+        if declared is not None and declared > self._max_body:
+            await self._too_large(scope, receive, send_with_id, request_id)
+            return
+
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_body:
+                    if not started:
+                        refused = True
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, capped_receive, send_with_id)
+        except Exception as exc:
+            if refused or isinstance(exc, _BodyTooLarge):
+                pass  # answered below
+            elif started:
+                raise  # nothing can be sent any more; the server drops the connection
+            else:
+                log.exception(
+                    "unhandled error in the admin API",
+                    extra={"event": "api_error", "request_id": request_id},
+                )
+                await self._reply(
+                    scope,
+                    receive,
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    "an unexpected error occurred; quote the request id when reporting it",
+                    request_id,
+                )
+                return
+        if refused:
+            refused = False  # let our own answer through
+            await self._too_large(scope, receive, send_with_id, request_id)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        await self._reply(
+            scope,
+            receive,
+            send,
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self._max_body} bytes",
+            request_id,
+            details={"max_bytes": self._max_body},
+        )
+
+    async def _reply(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        headers: dict[str, str] | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        body = envelope(code, message, request_id, details)
+        response = JSONResponse(body, status_code=status, headers={**(headers or {})})
+        if _has_body(scope.get("headers", [])):
+            # Close rather than drain an unread body: it may be huge or never end.
+            response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name.lower() == b"x-request-id" and _SANE_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            # The server (h11, httptools) already refused a malformed value.
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding" or (lowered == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path

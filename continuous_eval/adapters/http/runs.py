@@ -1,0 +1,351 @@
+"""The run resource: start (idempotently), list, read, results, control, live events.
+
+What belongs here: the ``/api/runs`` and ``/api/suites`` routes, the
+``ApiContext`` they are built over, and ``start_run``, which the admin
+"run now" route shares. Routes that only read are plain ``def`` functions:
+FastAPI runs them in its thread pool, where blocking database calls belong.
+Routes that talk to the daemon are ``async``: the daemon lives on the
+server's event loop.
+
+Starting a run never waits for the suite: if it is running (here or in
+another replica) the answer is 409 ``gate_busy`` and nothing is queued, the
+same rule the scheduler follows. A queue would need its own durability and
+fairness rules and would let a runaway client stack up judge spend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import APIRouter, Header, Path, Query, Response, Security
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from continuous_eval.adapters.db import queries
+from continuous_eval.adapters.db.queries import RunKey
+from continuous_eval.adapters.http.auth import bearer_scheme
+from continuous_eval.adapters.http.errors import ApiError, error_responses
+from continuous_eval.adapters.http.events import EventStream, EventStreams
+from continuous_eval.adapters.http.pagination import (
+    decode_result_cursor,
+    decode_run_cursor,
+    encode_result_cursor,
+    encode_run_cursor,
+)
+from continuous_eval.adapters.http.schemas import (
+    NAME_MAX,
+    NO_NUL,
+    ResultPage,
+    RunAccepted,
+    RunDetail,
+    RunOut,
+    RunPage,
+    RunRequest,
+    SuiteList,
+    SuiteOut,
+    result_out,
+    run_detail,
+    run_out,
+)
+from continuous_eval.core.models import ControlAction, ResultStatus, RunRecord, RunStatus, RunType
+from continuous_eval.errors import ConfigError, DuplicateRun, RunNotFound
+from continuous_eval.ports import RunStore
+from continuous_eval.service.daemon import GateBusy
+
+log = logging.getLogger(__name__)
+
+RunId = Annotated[str, Path(pattern=NO_NUL)]
+"""A run id in a path; any stored id matches, a NUL is refused (422) before the database sees it."""
+
+SPEC_VERSION = 1
+"""Bumped if what counts as "the same spec" ever changes, so old hashes never match by accident."""
+
+
+class RunLauncher(Protocol):
+    """What the API needs of the daemon (``service.daemon.Daemon`` provides it)."""
+
+    async def start_manual(
+        self,
+        suite: str,
+        features: Sequence[str] = (),
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        spec_hash: str | None = None,
+    ) -> RunRecord:
+        """Start a manual run in the background; raise ``GateBusy`` when the suite is busy."""
+        ...
+
+    async def control(self, run_id: str, action: ControlAction) -> RunRecord:
+        """Cancel, pause or resume a run and return its resulting state."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """Everything the API routes use, injected by ``create_app``."""
+
+    daemon: RunLauncher
+    store: RunStore
+    engine: Engine
+    """The store's engine, for the read-only queries of ``adapters.db.queries``."""
+    suites: Mapping[str, Sequence[str]]
+    """The loaded config's suites and their features, to refuse unknown names up front."""
+    streams: EventStreams
+
+
+def spec_hash(suite: str, features: Sequence[str]) -> str:
+    """Hash what a run request asks for, to tell an idempotent retry from a conflicting reuse.
+
+    Features are a set: the same features in another order is the same run.
+    An empty list (every feature) differs from listing them all, since the
+    two diverge once a feature is added to the suite.
+    """
+    canonical = json.dumps(
+        {"v": SPEC_VERSION, "suite": suite, "features": sorted(set(features))},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _same_or_conflict(existing: RunRecord, spec: str) -> RunRecord:
+    if existing.spec_hash == spec:
+        return existing
+    raise ApiError(
+        409,
+        "conflict",
+        f"run id {existing.id!r} is already used by a run with another spec",
+        {"run": run_out(existing).model_dump(mode="json")},
+    )
+
+
+async def _find(store: RunStore, run_id: str) -> RunRecord | None:
+    try:
+        return await run_in_threadpool(store.get_run, run_id)
+    except RunNotFound:
+        return None
+
+
+async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
+    """Start a manual run, or return the run an idempotent retry names.
+
+    Raises:
+        ApiError: 422 ``unknown_suite``, ``unknown_feature`` or
+            ``invalid_suite`` (a dataset the daemon cannot read); 409
+            ``conflict`` (id reused with another spec) or ``gate_busy``.
+    """
+    known = ctx.suites.get(request.suite)
+    if known is None:
+        raise ApiError(
+            422,
+            "unknown_suite",
+            f"no suite named {request.suite!r}",
+            {"suite": request.suite, "suites": sorted(ctx.suites)},
+        )
+    features = list(dict.fromkeys(request.features))
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_feature",
+            f"suite {request.suite!r} has no feature {unknown[0]!r}",
+            {"suite": request.suite, "unknown": unknown, "features": list(known)},
+        )
+    spec = spec_hash(request.suite, features)
+    if request.run_id is not None:
+        # Before the gate: a retry of a run still in progress must find it, not "busy".
+        existing = await _find(ctx.store, request.run_id)
+        if existing is not None:
+            return _same_or_conflict(existing, spec)
+    try:
+        run = await ctx.daemon.start_manual(
+            request.suite, features, run_id=request.run_id, spec_hash=spec
+        )
+    except GateBusy as exc:
+        if request.run_id is not None:
+            # A concurrent request with the same id may have just taken the gate.
+            existing = await _find(ctx.store, request.run_id)
+            if existing is not None:
+                return _same_or_conflict(existing, spec)
+        raise ApiError(
+            409,
+            "gate_busy",
+            f"{exc}; the request was not queued, retry once the running run is over",
+            {"suite": request.suite},
+        ) from exc
+    except DuplicateRun as exc:
+        existing = await _find(ctx.store, exc.existing_id)
+        if existing is None:  # pragma: no cover - deleted in between
+            raise
+        return _same_or_conflict(existing, spec)
+    except ConfigError as exc:
+        raise ApiError(
+            422,
+            "invalid_suite",
+            str(exc),
+            {"file": exc.file, "location": exc.location, "problem": exc.problem},
+        ) from exc
+    log.info(
+        "run started through the API",
+        extra={"event": "api_run_started", "run_id": run.id, "suite": run.suite},
+    )
+    return run
+
+
+def runs_router(ctx: ApiContext) -> APIRouter:
+    """Build the ``/api/runs`` and ``/api/suites`` routes over ``ctx``."""
+    router = APIRouter(prefix="/api", dependencies=[Security(bearer_scheme)])
+    read_errors = error_responses(401, 422, 503)
+    run_errors = error_responses(401, 404, 422, 503)
+
+    @router.post(
+        "/runs",
+        status_code=202,
+        response_model=RunAccepted,
+        tags=["runs"],
+        responses=error_responses(401, 409, 413, 422, 503),
+    )
+    async def create_run(body: RunRequest, response: Response) -> RunAccepted:
+        """Start a manual run of a suite (202), or answer the run an idempotent retry names.
+
+        Same ``run_id`` and same suite and features: 202 with the existing
+        run. Same ``run_id`` with another spec: 409 ``conflict``. The suite
+        already running: 409 ``gate_busy`` (refused, not queued).
+        """
+        run = await start_run(ctx, body)
+        response.headers["Location"] = f"/api/runs/{run.id}"
+        return RunAccepted(run_id=run.id, status=run.status)
+
+    @router.get("/runs", response_model=RunPage, tags=["runs"], responses=read_errors)
+    def list_runs(
+        suite: Annotated[str | None, Query(max_length=NAME_MAX, pattern=NO_NUL)] = None,
+        run_type: RunType | None = None,
+        status: RunStatus | None = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> RunPage:
+        """List runs newest first, a page at a time (pass ``next_cursor`` back as ``cursor``).
+
+        Keyset pagination on (created_at, id): runs started while a client
+        pages appear on the first page, never shift the later ones.
+        """
+        before = decode_run_cursor(cursor) if cursor is not None else None
+        rows = queries.list_runs_page(
+            ctx.engine,
+            suite=suite,
+            run_type=run_type,
+            status=status,
+            before=before,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        next_cursor = (
+            encode_run_cursor(RunKey(page[-1].created_at, page[-1].id))
+            if len(rows) > limit
+            else None
+        )
+        return RunPage(items=[run_out(r) for r in page], next_cursor=next_cursor)
+
+    @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"], responses=run_errors)
+    def get_run(run_id: RunId) -> RunDetail:
+        """Read a run: status, progress, counts, timings, attempt, and its scores once finished."""
+        run = ctx.store.get_run(run_id)
+        return run_detail(run, ctx.store.get_aggregates(run_id))
+
+    @router.get(
+        "/runs/{run_id}/results", response_model=ResultPage, tags=["runs"], responses=run_errors
+    )
+    def list_results(
+        run_id: RunId,
+        feature: Annotated[str | None, Query(max_length=NAME_MAX, pattern=NO_NUL)] = None,
+        scorer: Annotated[str | None, Query(max_length=NAME_MAX, pattern=NO_NUL)] = None,
+        status: ResultStatus | None = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> ResultPage:
+        """List a run's results in the order they were stored, a page at a time."""
+        after = decode_result_cursor(cursor) if cursor is not None else 0
+        rows = queries.list_results_page(
+            ctx.engine,
+            run_id,
+            feature=feature,
+            scorer=scorer,
+            status=status,
+            after_id=after,
+            limit=limit + 1,
+        )
+        page = rows[:limit]
+        next_cursor = encode_result_cursor(page[-1].id) if len(rows) > limit else None
+        return ResultPage(items=[result_out(r) for r in page], next_cursor=next_cursor)
+
+    def control_route(action: ControlAction, summary: str) -> None:
+        async def control(run_id: RunId) -> RunOut:
+            return run_out(await ctx.daemon.control(run_id, action))
+
+        control.__doc__ = summary
+        router.add_api_route(
+            f"/runs/{{run_id}}/{action}",
+            control,
+            methods=["POST"],
+            response_model=RunOut,
+            tags=["runs"],
+            responses=run_errors,
+            name=f"{action}_run",
+        )
+
+    control_route(
+        "cancel",
+        "Cancel a run; answers the resulting run (a finished run answers its final status).",
+    )
+    control_route(
+        "pause",
+        "Pause a run after the cases in flight; a finished run answers its final status.",
+    )
+    control_route(
+        "resume",
+        "Resume a paused run (it is queued, then adopted); other runs answer unchanged.",
+    )
+
+    @router.get(
+        "/runs/{run_id}/events",
+        response_class=EventStream,
+        tags=["runs"],
+        responses={
+            200: {
+                "description": (
+                    "Server-Sent Events: `snapshot`, then `case` (each followed by `progress`) "
+                    "and `status` as they happen, and `end` once the run is final (the stream "
+                    "then closes). "
+                    "Event ids are result ids: reconnect with `Last-Event-ID` to resume "
+                    "exactly; `Last-Event-ID: 0` replays every case."
+                ),
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **error_responses(401, 404, 422, 503, media_type=EventStream.media_type),
+        },
+    )
+    async def run_events(
+        run_id: RunId,
+        last_event_id: Annotated[
+            str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
+        ] = None,
+    ) -> EventStream:
+        """Follow a run live (see the 200 response for the events)."""
+        after = int(last_event_id) if last_event_id is not None else None
+        snapshot = await run_in_threadpool(queries.run_snapshot, ctx.engine, run_id, after)
+        return ctx.streams.response(ctx.engine, snapshot)
+
+    @router.get("/suites", response_model=SuiteList, tags=["runs"], responses=error_responses(401))
+    def list_suites() -> SuiteList:
+        """List the suites this replica can run, with their features."""
+        return SuiteList(
+            items=[SuiteOut(name=name, features=list(f)) for name, f in ctx.suites.items()]
+        )
+
+    return router

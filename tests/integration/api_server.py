@@ -1,0 +1,280 @@
+"""A real daemon and its HTTP app under uvicorn, on a free port, in a background thread.
+
+The daemon, the app and uvicorn share one event loop in that thread, as in
+``serve``; the test talks to it over real HTTP and can run coroutines on its
+loop (``call``) to look at the server's state, e.g. its asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from continuous_eval.adapters.db.store import SqlRunStore
+from continuous_eval.adapters.http.app import create_app
+from continuous_eval.adapters.http.events import EventStreams, StreamSettings
+from continuous_eval.adapters.suite_files import load_suite_file
+from continuous_eval.bootstrap import local_daemon, readiness
+from continuous_eval.fakes.resend_server import listening_socket
+from continuous_eval.service.daemon import Daemon
+from continuous_eval.settings import Settings
+from tests.integration import api_target
+
+_T = TypeVar("_T")
+
+TOKEN = "test-token-\u00e9"  # non-ASCII on purpose: tokens are compared as UTF-8 bytes
+AUTH = {"Authorization": f"Bearer {TOKEN}".encode()}
+
+
+def suite_file(directory: Path) -> Path:
+    """Write the tests' suite file: ``fast`` (quick cases), ``slow`` (held) and ``steady``."""
+
+    def suite(cases: list[str], concurrency: int) -> dict[str, Any]:
+        return {
+            "concurrency": concurrency,
+            "features": {
+                "answers": {
+                    "dataset": {
+                        "cases": [{"id": f"c{i}", "input": q} for i, q in enumerate(cases)]
+                    },
+                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
+                    "scorers": [
+                        {"type": "regex", "pattern": "q|hold"},
+                        {"type": "contains", "value": ":"},
+                    ],
+                },
+                "extra": {
+                    "dataset": {"cases": [{"id": "e0", "input": "q:0.01"}]},
+                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
+                    "scorers": [{"type": "regex", "pattern": "q"}],
+                },
+            },
+        }
+
+    path = directory / "suites.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "suites": {
+                    "fast": suite([f"q{i}:0.02" for i in range(6)], 2),
+                    "slow": suite(["hold"] * 8, 2),
+                    "steady": suite([f"q{i}:0.15" for i in range(12)], 2),
+                }
+            }
+        )
+    )
+    return path
+
+
+@dataclass
+class ApiServer:
+    """One server; use ``running`` to start and stop it."""
+
+    settings: Settings
+    config: Path
+    stream: StreamSettings = field(default_factory=lambda: StreamSettings(poll_s=0.05))
+    base_url: str = ""
+    app: FastAPI | None = None
+    daemon: Daemon | None = None
+    store: SqlRunStore | None = None
+    streams: EventStreams | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _error: BaseException | None = None
+
+    def start(self) -> None:
+        """Serve in a background thread; return once requests are accepted."""
+        sock = listening_socket("127.0.0.1", 0)  # a TCP socket, so asyncio sets TCP_NODELAY
+        sock.listen(128)
+        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._thread = threading.Thread(
+            target=self._run, args=(sock,), name="api-server", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout=30) or self._error is not None:
+            raise RuntimeError(f"the API server did not start: {self._error!r}")
+        deadline = time.monotonic() + 10
+        while not (self._server is not None and self._server.started):
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def _run(self, sock: socket.socket) -> None:
+        try:
+            asyncio.run(self._main(sock))
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            sock.close()
+
+    async def _main(self, sock: socket.socket) -> None:
+        loaded = load_suite_file(self.config)
+        async with local_daemon(self.settings, loaded) as (daemon, store, _):
+            self.daemon, self.store = daemon, store
+            self.streams = EventStreams(self.stream)
+            self.app = create_app(
+                settings=self.settings,
+                readiness=partial(readiness, store.engine),
+                registry=CollectorRegistry(),
+                daemon=daemon,
+                store=store,
+                engine=store.engine,
+                suites={n: list(s.features) for n, s in loaded.suites.suites.items()},
+                status=lambda: {"owner": daemon.owner, "running": daemon.running},
+                streams=self.streams,
+            )
+            config = uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                log_config=None,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
+            self._server = uvicorn.Server(config)
+            self._loop = asyncio.get_running_loop()
+            self._ready.set()
+            await self._server.serve(sockets=[sock])
+            await daemon.shutdown(5.0)
+
+    def stop(self) -> None:
+        """End the live streams, stop uvicorn and the daemon, and wait for the thread."""
+        api_target.RELEASE.set()
+        if self.streams is not None:
+            self.streams.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                raise RuntimeError("the API server did not stop")
+
+    def call(self, fn: Callable[[], Awaitable[_T]], timeout: float = 10) -> _T:
+        """Run a coroutine on the server's event loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError("not started")
+
+        async def wrapper() -> _T:
+            return await fn()
+
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
+        return future.result(timeout)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An HTTP client on the server, with the token unless ``headers`` say otherwise."""
+        kwargs.setdefault("headers", AUTH)
+        kwargs.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.base_url, **kwargs)
+
+    def wait_run(
+        self,
+        client: httpx.Client,
+        run_id: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 20,
+    ) -> dict[str, Any]:
+        """Poll ``GET /api/runs/{id}`` until ``predicate`` holds; return the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run: dict[str, Any] = client.get(f"/api/runs/{run_id}").json()
+            if predicate(run):
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} never got there: {run}")
+            time.sleep(0.05)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test server: one token, short leases, a small body cap."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "api_tokens": [SecretStr(TOKEN)],
+        "http_host": "127.0.0.1",
+        "max_request_body_bytes": 2048,
+        "run_lease_s": 3.0,
+        "run_heartbeat_s": 0.2,
+        "shutdown_timeout_s": 5.0,
+        "schedule_enabled": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.contextmanager
+def running(server: ApiServer) -> Iterator[ApiServer]:
+    """Start ``server``, and stop it however the test ends."""
+    api_target.RELEASE.clear()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        api_target.RELEASE.clear()
+
+
+class SseReader:
+    """Reads one SSE response event by event; counts the keep-alive comments it skips."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.iter_lines()
+        self.comments = 0
+
+    def next(self) -> dict[str, Any] | None:
+        """Return the next event as {event, id?, data}, or None once the stream ended."""
+        current: dict[str, Any] = {}
+        for line in self._lines:
+            if line == "":
+                if current:
+                    if "data" in current:
+                        current["data"] = json.loads(current["data"])
+                    return current
+                continue
+            if line.startswith(":"):
+                self.comments += 1
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                current["data"] = current.get("data", "") + value
+            elif name in ("event", "id", "retry"):
+                current[name] = value
+        return None
+
+    def take(self, n: int, name: str | None = None) -> list[dict[str, Any]]:
+        """Read until ``n`` events (of type ``name``, if given) arrived; return every event read."""
+        events: list[dict[str, Any]] = []
+        matched = 0
+        while matched < n:
+            event = self.next()
+            if event is None:
+                raise AssertionError(f"the stream ended after {events}")
+            events.append(event)
+            matched += name is None or event.get("event") == name
+        return events
+
+    def rest(self) -> list[dict[str, Any]]:
+        """Read every event until the stream ends."""
+        events = []
+        while (event := self.next()) is not None:
+            events.append(event)
+        return events
