@@ -29,11 +29,14 @@ FAKE_API_KEY = "sk-ant-fake-test-key"
 FAST_RETRY_AFTER_MS = 1
 """``retry-after-ms`` on the fake's retryable errors: the SDK waits this instead of backing off."""
 
+LARGE_TEST_MODEL = "claude-test-large"
+"""A model id no provider will ever list, so no SDK release can deprecate it under a test."""
+
 TEST_PRICES: dict[str, Price] = {
     "claude-haiku-4-5": Price(input_per_mtok=1.0, output_per_mtok=5.0),
-    "claude-opus-4-5": Price(input_per_mtok=5.0, output_per_mtok=25.0),
+    LARGE_TEST_MODEL: Price(input_per_mtok=5.0, output_per_mtok=25.0),
 }
-"""Prices the adapters are built with in tests (the same as the settings' defaults)."""
+"""Prices the adapters are built with in tests."""
 
 ClientFactory = Callable[..., AsyncAnthropic]
 

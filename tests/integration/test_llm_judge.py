@@ -15,7 +15,7 @@ from continuous_eval.core.models import NO_USAGE
 from continuous_eval.core.suite import Case, LlmJudgeScorer
 from continuous_eval.errors import JudgeError
 from continuous_eval.fakes.anthropic_server import FakeAnthropicServer, ScriptedError
-from tests.integration.conftest_anthropic import TEST_PRICES, ClientFactory
+from tests.integration.conftest_anthropic import LARGE_TEST_MODEL, TEST_PRICES, ClientFactory
 
 RUBRIC = "The answer states the refund period correctly and politely."
 CASE = Case(id="c1", input="How long do refunds take?", expected="5 business days")
@@ -93,11 +93,12 @@ async def test_score_without_marker_is_deterministic(anthropic_client: AsyncAnth
 async def test_scorer_model_and_name_override_the_defaults(
     fake_anthropic: FakeAnthropicServer, anthropic_client: AsyncAnthropic
 ) -> None:
-    scorer = judge(anthropic_client, model="claude-opus-4-5", name="politeness")
+    # A made-up id: a real one would tie the test to the SDK's list of deprecated models.
+    scorer = judge(anthropic_client, model=LARGE_TEST_MODEL, name="politeness")
     outcome = await scorer.score("[[score:4]]", CASE)
 
-    assert (scorer.name, scorer.model) == ("politeness", "claude-opus-4-5")
-    assert fake_anthropic.requests[0].body["model"] == "claude-opus-4-5"
+    assert (scorer.name, scorer.model) == ("politeness", LARGE_TEST_MODEL)
+    assert fake_anthropic.requests[0].body["model"] == LARGE_TEST_MODEL
     expected_cost = (outcome.usage.input_tokens * 5.0 + outcome.usage.output_tokens * 25.0) / 1e6
     assert outcome.usage.cost_usd == pytest.approx(expected_cost)
 
