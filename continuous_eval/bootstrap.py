@@ -161,10 +161,17 @@ def scan_suite(
             f"no feature named {unknown[0]!r} (have: {', '.join(suite.features)})",
         )
     scanned = []
+    problems: list[ConfigError] = []
     for name in selected:
         feature = suite.features[name]
         where = f"suites.{suite_name}.features.{name}.dataset"
-        scan = scan_dataset(feature.dataset, loaded.base_dir, config_file=loaded.path, where=where)
+        try:
+            scan = scan_dataset(
+                feature.dataset, loaded.base_dir, config_file=loaded.path, where=where
+            )
+        except ConfigError as exc:
+            problems.append(exc)  # every dataset's first problem, in one report
+            continue
         fp = FeatureFingerprint(
             feature=name,
             dataset=scan.sha256,
@@ -174,7 +181,49 @@ def scan_suite(
             },
         )
         scanned.append(ScannedFeature(name, feature, scan.count, fp))
+    if problems:
+        raise ConfigError.combine(problems)
     return ScannedSuite(suite_name, suite, tuple(scanned))
+
+
+def scan_suites(
+    loaded: LoadedSuites, names: Sequence[str], features: Sequence[str], settings: Settings
+) -> list[ScannedSuite]:
+    """Scan several suites, reporting the problems of all of them at once."""
+    scanned, problems = [], []
+    for name in names:
+        try:
+            scanned.append(scan_suite(loaded, name, features, settings))
+        except ConfigError as exc:
+            problems.append(exc)
+    if problems:
+        raise ConfigError.combine(problems)
+    return scanned
+
+
+def import_callables(loaded: LoadedSuites, scanned: Sequence[ScannedSuite]) -> None:
+    """Import every Python target and scorer the suites name, reporting all failures at once.
+
+    ``check-config`` uses it to prove a suite file runnable without building
+    clients (and so without an API key).
+    """
+    problems = []
+    for suite in scanned:
+        for item in suite.features:
+            where = f"suites.{suite.name}.features.{item.name}"
+            specs = []
+            if isinstance(item.feature.target, PythonTarget):
+                specs.append((item.feature.target.callable, f"{where}.target.callable"))
+            for i, scorer in enumerate(item.feature.scorers):
+                if isinstance(scorer, PythonScorer):
+                    specs.append((scorer.callable, f"{where}.scorers[{i}].callable"))
+            for spec, location in specs:
+                try:
+                    loaded.import_callable(spec, location)
+                except ConfigError as exc:
+                    problems.append(exc)
+    if problems:
+        raise ConfigError.combine(problems)
 
 
 class PlanBuilder:
@@ -230,17 +279,36 @@ class PlanBuilder:
             return PythonCallableScorer(config, fn)
         return DeterministicScorer(config)
 
+    def build_all(self, scanned: Sequence[ScannedSuite]) -> list[RunPlan]:
+        """Build several suites' plans, reporting every callable that fails to import at once."""
+        plans, problems = [], []
+        for item in scanned:
+            try:
+                plans.append(self.build(item))
+            except ConfigError as exc:
+                problems.append(exc)
+        if problems:
+            raise ConfigError.combine(problems)
+        return plans
+
     def build(self, scanned: ScannedSuite) -> RunPlan:
         """Import callables and create adapters for a scanned suite."""
         features = []
+        problems = []
         for item in scanned.features:
+            try:
+                target = self._target(scanned.name, item.name, item.feature)
+                scorers = self._feature_scorers(scanned.name, item)
+            except ConfigError as exc:
+                problems.append(exc)
+                continue
             features.append(
                 FeaturePlan(
                     name=item.name,
                     cases=partial(self._cases, scanned.name, item),
                     case_count=item.case_count,
-                    target=self._target(scanned.name, item.name, item.feature),
-                    scorers=self._feature_scorers(scanned.name, item),
+                    target=target,
+                    scorers=scorers,
                     budgeted=frozenset(
                         scorer_name(s)
                         for s in item.feature.scorers
@@ -248,6 +316,8 @@ class PlanBuilder:
                     ),
                 )
             )
+        if problems:
+            raise ConfigError.combine(problems)
         fingerprint = fingerprint_run([f.fingerprint for f in scanned.features])
         return RunPlan(
             suite=scanned.name,
@@ -379,16 +449,11 @@ class AlertWiring:
 def alert_wiring(settings: Settings) -> AlertWiring:
     """Build the channels the settings turn on; none means alerts are recorded ``suppressed``.
 
-    Email needs a Resend key, a sender and recipients together: a partial
-    email configuration is a mistake worth stopping for, not a silent no-op.
+    Email needs a Resend key, a sender and recipients together; ``Settings``
+    refuses a partial email configuration.
     """
     renderers: dict[str, Render] = {}
     channels: dict[str, ResendEmailChannel | WebhookChannel] = {}
-    email = {
-        "RESEND_API_KEY": settings.resend_api_key is not None,
-        "CONTINUOUS_EVAL_ALERT_EMAIL_FROM": bool(settings.alert_email_from),
-        "CONTINUOUS_EVAL_ALERT_EMAIL_TO": bool(settings.alert_email_to),
-    }
     key = settings.resend_api_key
     if key is not None and settings.alert_email_from and settings.alert_email_to:
         renderers["email"] = email_renderer(
@@ -403,9 +468,6 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             attempts=settings.alert_call_attempts,
             max_retry_after_s=settings.alert_max_retry_after_s,
         )
-    elif any(email.values()):
-        missing = ", ".join(name for name, present in email.items() if not present)
-        raise ConfigError("environment", missing, "needed for email alerts (the others are set)")
     if settings.alert_webhook_url is not None:
         renderers["webhook"] = webhook_renderer(
             slack=settings.alert_webhook_slack, dashboard_url=settings.alert_dashboard_url
@@ -495,8 +557,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
     from continuous_eval.adapters.suite_files import load_suite_file
 
     loaded = load_suite_file(config_path)
-    for name in loaded.suites.suites:
-        scan_suite(loaded, name, [], settings)  # a bad dataset stops start-up, not a run
+    scan_suites(loaded, list(loaded.suites.suites), [], settings)  # stops start-up, not a run
     registry = CollectorRegistry()
     metrics = DaemonMetrics(registry, daemon_config(settings, loaded).schedules)
     async with local_daemon(settings, loaded, metrics) as (daemon, store, _):

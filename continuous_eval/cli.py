@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -36,7 +35,7 @@ from rich.text import Text
 from continuous_eval import __version__
 from continuous_eval.core.models import Regression, RunRecord, RunStatus, ScoreAggregate
 from continuous_eval.errors import ConfigError, ContinuousEvalError, RunNotFound
-from continuous_eval.settings import Settings
+from continuous_eval.settings import Settings, load_settings, mistyped_variables
 
 app = typer.Typer(
     name="continuous-eval",
@@ -66,17 +65,25 @@ ConfigOption = Annotated[
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    # One "error:" line per problem: a ConfigError lists all it found, one a line.
+    for line in message.splitlines() or [""]:
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "CONTINUOUS_EVAL_" + "_".join(str(p) for p in first["loc"]).upper()
-        _fail(f"environment: {name}: {first['msg']}", EXIT_BAD_INPUT)
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_INPUT)
+    for name, meant in mistyped_variables():
+        err.print(
+            f"warning: environment: {name} is not a setting (did you mean {meant}?)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    return settings
 
 
 def _version(value: bool) -> None:
@@ -175,7 +182,7 @@ async def _run_suites(
     from continuous_eval.bootstrap import (
         local_daemon,
         regression_policies,
-        scan_suite,
+        scan_suites,
         select_suites,
     )
     from continuous_eval.service.detection import detect_run
@@ -185,15 +192,14 @@ async def _run_suites(
     if features and len(names) != 1:
         raise ConfigError(str(config), "--feature", "give --suite when selecting features")
     # Validate every selected dataset before the first run starts.
-    scanned = [scan_suite(loaded, name, features, settings) for name in names]
+    scanned = scan_suites(loaded, names, features, settings)
     finished: list[RunRecord] = []
     fell: list[Regression] = []
     policies = regression_policies(settings, loaded)
     # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
     async with local_daemon(settings, loaded) as (daemon, store, builder):
-        for item in scanned:
-            # Import callables and check the API key before any run starts.
-            builder.build(item)
+        # Import callables and check the API key before any run starts.
+        builder.build_all(scanned)
         for item in scanned:
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -318,28 +324,18 @@ def serve(
 def check_config(config: ConfigOption = None) -> None:
     """Validate a suite file and every dataset it names, without running anything."""
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import scan_suite
-    from continuous_eval.core.suite import PythonScorer, PythonTarget
+    from continuous_eval.bootstrap import import_callables, scan_suites
 
     settings = _settings()
     path = config or settings.config_path
     try:
         loaded = load_suite_file(path)
-        features = cases = 0
-        for name, suite in loaded.suites.suites.items():
-            scanned = scan_suite(loaded, name, [], settings)
-            for item in scanned.features:
-                features += 1
-                cases += item.case_count
-                where = f"suites.{name}.features.{item.name}"
-                if isinstance(item.feature.target, PythonTarget):
-                    loaded.import_callable(item.feature.target.callable, f"{where}.target.callable")
-                for i, scorer in enumerate(item.feature.scorers):
-                    if isinstance(scorer, PythonScorer):
-                        loaded.import_callable(scorer.callable, f"{where}.scorers[{i}].callable")
-            del suite
+        scanned = scan_suites(loaded, list(loaded.suites.suites), [], settings)
+        import_callables(loaded, scanned)
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_INPUT)
+    features = sum(len(item.features) for item in scanned)
+    cases = sum(f.case_count for item in scanned for f in item.features)
     suites = len(loaded.suites.suites)
     out.print(f"{path}: OK ({suites} suites, {features} features, {cases:,} cases)", markup=False)
 

@@ -17,6 +17,8 @@ PyYAML) into these, so the service layer and the CLI handle one family:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -24,20 +26,53 @@ class ContinuousEvalError(Exception):
     """Root of every error continuous-eval raises on purpose."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file, dataset or setting, and where it is."""
+
+    file: str
+    """The file (or ``environment`` for a setting)."""
+    location: str | None
+    """A key path such as ``suites.support.features.refunds.scorers[1].pattern``,
+    a line number, or an environment variable's name."""
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.location}" if self.location else self.file
+        return f"{where}: {self.problem}"
+
+
 class ConfigError(ContinuousEvalError):
     """A config file, dataset or setting is invalid.
 
-    The message always names the file, the location inside it (a key path
-    such as ``suites.support.features.refunds.scorers[1].pattern`` or a line
-    number) and the problem, so the user can fix it without a traceback.
+    Each problem names the file, the location inside it (a key path such as
+    ``suites.support.features.refunds.scorers[1].pattern`` or a line number)
+    and the problem, so the user can fix it without a traceback. One error
+    carries every problem found in one pass, one per line of its message,
+    so a user fixes them all at once instead of one per attempt; ``file``,
+    ``location`` and ``problem`` are the first one's.
     """
 
-    def __init__(self, file: str, location: str | None, problem: str) -> None:
+    def __init__(
+        self, file: str, location: str | None, problem: str, *, more: Sequence[ConfigProblem] = ()
+    ) -> None:
+        self.problems: tuple[ConfigProblem, ...] = (ConfigProblem(file, location, problem), *more)
+        """Every problem, in the order found."""
         self.file = file
         self.location = location
         self.problem = problem
-        where = f"{file}: {location}" if location else file
-        super().__init__(f"{where}: {problem}")
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigProblem]) -> ConfigError:
+        """Build one error from several problems (at least one)."""
+        first, *rest = problems
+        return cls(first.file, first.location, first.problem, more=rest)
+
+    @classmethod
+    def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """Merge several errors into one that lists all their problems."""
+        return cls.of([p for e in errors for p in e.problems])
 
 
 class StoreError(ContinuousEvalError):

@@ -1,17 +1,42 @@
 """Process settings, read from environment variables (prefix ``CONTINUOUS_EVAL_``).
 
-Built once in ``main()`` and passed down; there is no module-level instance.
-Secrets are ``SecretStr`` and ``hide_input_in_errors`` keeps them out of
-validation messages.
+Built once in ``main()`` (``load_settings``) and passed down; there is no
+module-level instance. Secrets are ``SecretStr``; no message about a setting
+ever repeats its value, since the value may be a key.
+
+``load_settings`` validates everything before anything is touched and
+reports every bad variable at once, one line each, naming the variable and
+the problem: malformed JSON in a list or mapping setting included, which
+pydantic-settings would otherwise raise as a bare ``SettingsError``.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from continuous_eval.errors import ConfigError, ConfigProblem
 
 DEFAULT_DATABASE_URL = "sqlite:///continuous-eval.db"
 """The embedded default: a SQLite file in the working directory."""
@@ -43,6 +68,19 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
         extra="ignore",
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read the environment through ``_EnvSource``, so bad JSON is a validation error."""
+        del env_settings, dotenv_settings, file_secret_settings  # no .env or secret files
+        return init_settings, _EnvSource(settings_cls)
 
     database_url: str = DEFAULT_DATABASE_URL
     """SQLAlchemy URL. ``postgresql+psycopg://user@host/db`` for Postgres."""
@@ -148,3 +186,140 @@ class Settings(BaseSettings):
     """Override the detector's minimum drop for every scorer (see the README's policy)."""
     regression_mode: Literal["guarded", "threshold"] = "guarded"
     """``guarded``: a smaller drop confirmed by a paired test; ``threshold``: the drop alone."""
+
+    @field_validator("anthropic_base_url", "resend_api_url", "alert_dashboard_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_url(value)
+        return value
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _secret_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _email_complete(self) -> Settings:
+        # A partial email configuration is a mistake worth stopping for, not a
+        # silent no-op: alerts would be recorded and never sent.
+        present = {
+            "RESEND_API_KEY": self.resend_api_key is not None,
+            "CONTINUOUS_EVAL_ALERT_EMAIL_FROM": bool(self.alert_email_from),
+            "CONTINUOUS_EVAL_ALERT_EMAIL_TO": bool(self.alert_email_to),
+        }
+        if any(present.values()) and not all(present.values()):
+            missing = ", ".join(name for name, ok in present.items() if not ok)
+            raise ValueError(f"email alerts need {missing} too (the others are set)")
+        return self
+
+
+def _check_url(value: str) -> None:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never the value: a webhook URL is a credential.
+        raise ValueError("expected an http:// or https:// URL with a host")
+
+
+class _NotJson:
+    """Stands in for an environment value that is not valid JSON, so validation names it."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, with malformed JSON in a list or mapping setting left to validation.
+
+    pydantic-settings raises a ``SettingsError`` at the first such variable,
+    naming the field but not the variable and hiding every other problem.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        """Decode JSON; a malformed value becomes a ``_NotJson`` marker."""
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
+            return _NotJson(detail)
+
+
+def env_name(field: str, environ: Mapping[str, str] | None = None) -> str:
+    """Return the environment variable a setting is read from (the one set, for aliases)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [c for c in alias.choices if isinstance(c, str)]
+        env = os.environ if environ is None else environ
+        return next((n for n in names if n in env), names[0])
+    return f"CONTINUOUS_EVAL_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, or raise one error naming every bad variable.
+
+    Raises:
+        ConfigError: With one problem per bad variable (``environment: NAME:
+            problem``); values are never repeated.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError.of(_settings_problems(exc)) from None
+
+
+def _field_of(loc: str) -> str:
+    """Map an error location (a field name, or the first of its aliases) to the field."""
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return field
+    return loc
+
+
+def _settings_problems(exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=True):
+        loc = [str(part) for part in err["loc"]]
+        given = err.get("input")
+        message = err["msg"].removeprefix("Value error, ")
+        if isinstance(given, _NotJson):
+            kind = "a JSON list" if err["type"] == "list_type" else "JSON"
+            message = f"expected {kind}, and the value is not valid JSON ({given.detail})"
+        if not loc:
+            problems.append(ConfigProblem("environment", None, message))
+            continue
+        field, *inner = loc
+        field = _field_of(field)
+        name = env_name(field) if field in Settings.model_fields else field
+        where = f"{name}: {'.'.join(inner)}" if inner else name
+        problems.append(ConfigProblem("environment", where, message))
+    return problems
+
+
+def mistyped_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Return (variable, the setting it probably meant) for set variables that are no setting.
+
+    Unknown ``CONTINUOUS_EVAL_*`` variables are ignored by the settings (other
+    tools may share the prefix), so a typo such as ``..._SCHEDULE_ENABLE``
+    would silently do nothing; only names close to a real one are returned,
+    for the CLI to warn about.
+    """
+    import difflib
+
+    env = os.environ if environ is None else environ
+    known = {env_name(field, env) for field in Settings.model_fields}
+    prefixed = {n for n in known if n.startswith("CONTINUOUS_EVAL_")}
+    found = []
+    for name in sorted(env):
+        if not name.startswith("CONTINUOUS_EVAL_") or name in prefixed:
+            continue
+        close = difflib.get_close_matches(name, sorted(prefixed), n=1, cutoff=0.85)
+        if close:
+            found.append((name, close[0]))
+    return found

@@ -38,21 +38,16 @@ from typing import Any, BinaryIO, NamedTuple
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
+from continuous_eval.adapters.config_errors import cap, explain, json_type
 from continuous_eval.core.suite import (
-    CALLABLE_PATTERN,
-    NAME_PATTERN,
     Case,
     Dataset,
     Feature,
     Suite,
     SuiteFile,
-    format_location,
     parse_suite_file,
 )
-from continuous_eval.core.suite import Scorer as ScorerConfig
-from continuous_eval.core.suite import Target as TargetConfig
 from continuous_eval.errors import ConfigError
 
 __all__ = [
@@ -64,10 +59,6 @@ __all__ = [
     "load_suite_file",
     "scan_dataset",
 ]
-
-_PROBLEM_MAX = 300
-"""Longest problem text in a message; a whole dataset row never ends up on screen."""
-
 
 # ------------------------------------------------------------------ records
 
@@ -184,13 +175,12 @@ def load_suite_file(path: Path) -> LoadedSuites:
         raise ConfigError(file, None, "the file is empty; expected a mapping with a 'suites' key")
     if not isinstance(data, dict):
         raise ConfigError(
-            file, None, f"expected a mapping with a 'suites' key, got {_json_type(data)}"
+            file, None, f"expected a mapping with a 'suites' key, got {json_type(data)}"
         )
     try:
         config = parse_suite_file(data)
     except ValidationError as exc:
-        location, problem = _explain_errors(exc)
-        raise ConfigError(file, location or None, problem) from None
+        raise ConfigError.of(explain(exc, file, SuiteFile)) from None
     resolved = path.resolve()
     return LoadedSuites(suites=config, path=resolved, base_dir=resolved.parent, file=file)
 
@@ -237,110 +227,6 @@ def _yaml_error(file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
     if exc.problem and exc.context:
         problem = f"{exc.problem} ({exc.context})"
     return ConfigError(file, location, f"invalid YAML: {problem}")
-
-
-# ------------------------------------------------------------ pydantic errors
-
-
-def _tags(union: Any) -> tuple[str, ...]:
-    # The type tags of a discriminated union of config models, read from the
-    # models themselves so the list never drifts from what is accepted.
-    members = typing.get_args(typing.get_args(union)[0])
-    return tuple(typing.get_args(m.model_fields["type"].annotation)[0] for m in members)
-
-
-_SCORER_TAGS = _tags(ScorerConfig)
-_TARGET_TAGS = _tags(TargetConfig)
-
-_PATTERN_HINTS = {
-    NAME_PATTERN: (
-        "names use letters, digits, '_', '.' and '-', start with a letter or digit "
-        "and are at most 100 characters"
-    ),
-    CALLABLE_PATTERN: "expected an import path like 'package.module:function'",
-    r"^https?://": "expected a URL starting with http:// or https://",
-}
-
-
-def _explain_errors(exc: ValidationError) -> tuple[str, str]:
-    """Turn pydantic's errors into one (location, problem) pair for a one-line message."""
-    errors = exc.errors(include_url=False)
-    location, problem = _explain(errors[0])
-    if len(errors) > 1:
-        more = len(errors) - 1
-        problem += f" (and {more} more error{'s' if more > 1 else ''})"
-    return location, problem
-
-
-def _explain(err: ErrorDetails) -> tuple[str, str]:
-    loc = tuple(err["loc"])
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    given = err.get("input")
-
-    if "[key]" in loc:
-        # The mapping key itself is invalid (a suite or feature name).
-        at = loc.index("[key]")
-        name = loc[at - 1]
-        problem = _PATTERN_HINTS.get(str(ctx.get("pattern")), _clean(err["msg"]))
-        return format_location(loc[: at - 1]), _cap(f"invalid name {name!r}: {problem}")
-    if kind in ("missing", "extra_forbidden") and loc and isinstance(loc[-1], str):
-        # Point at the mapping the key belongs in, and name the key.
-        what = "missing required key" if kind == "missing" else "unknown key"
-        return format_location(loc[:-1]), f"{what} {loc[-1]!r}"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        is_target = bool(loc) and loc[-1] == "target"
-        noun = "target type" if is_target else "scorer type"
-        expected = ", ".join(_TARGET_TAGS if is_target else _SCORER_TAGS)
-        if kind == "union_tag_invalid":
-            problem = f"unknown {noun} {ctx.get('tag')!r}; expected one of: {expected}"
-            return format_location((*loc, "type")), problem
-        return format_location(loc), f"missing required key 'type'; expected one of: {expected}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return format_location(loc), f"expected a mapping, got {_json_type(given)}"
-    if kind == "list_type":
-        return format_location(loc), f"expected a list, got {_json_type(given)}"
-    if kind == "string_pattern_mismatch" and str(ctx.get("pattern")) in _PATTERN_HINTS:
-        problem = f"{_PATTERN_HINTS[str(ctx['pattern'])]}, got {_short(given)}"
-        return format_location(loc), _cap(problem)
-    problem = _clean(err["msg"])
-    if isinstance(given, str | int | float | bool) and kind != "value_error":
-        problem += f" (got {_short(given)})"
-    return format_location(loc), _cap(problem)
-
-
-def _clean(msg: str) -> str:
-    # pydantic prefixes messages of validators with the exception kind.
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            return msg[len(prefix) :]
-    return msg
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _cap(text: str) -> str:
-    return text if len(text) <= _PROBLEM_MAX else text[: _PROBLEM_MAX - 1] + "…"
-
-
-def _json_type(value: Any) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return "a number"
-        case str():
-            return "a string"
-        case list() | tuple():
-            return "a list"
-        case dict():
-            return "a mapping"
-    return type(value).__name__
 
 
 # ------------------------------------------------------------------ datasets
@@ -484,7 +370,7 @@ def _jsonl_rows(path: Path, file: str, declared: _Declared) -> Iterator[tuple[in
                 ) from None
             if not isinstance(row, dict):
                 raise ConfigError(
-                    file, f"line {number}", f"expected a JSON object, got {_json_type(row)}"
+                    file, f"line {number}", f"expected a JSON object, got {json_type(row)}"
                 )
             yield number, _make_case(row, position, file, number)
 
@@ -552,10 +438,7 @@ def _make_case(row: Mapping[str, Any], position: int, file: str, line: int) -> C
     try:
         return Case.model_validate(data)
     except ValidationError as exc:
-        location, problem = _explain_errors(exc)
-        raise ConfigError(
-            file, f"line {line}", f"{location}: {problem}" if location else problem
-        ) from None
+        raise ConfigError.of(explain(exc, file, Case, at=f"line {line}")) from None
 
 
 # ------------------------------------------------------------------ callables
@@ -603,7 +486,7 @@ def import_callable(
         raise ConfigError(
             file,
             location,
-            _cap(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"),
+            cap(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"),
         ) from None
     for index, part in enumerate(attr_path.split(".")):
         try:
@@ -614,5 +497,5 @@ def import_callable(
                 file, location, f"module {module_name!r} has no attribute {missing!r}"
             ) from None
     if not callable(obj):
-        raise ConfigError(file, location, f"{spec!r} is not callable (it is {_json_type(obj)})")
+        raise ConfigError(file, location, f"{spec!r} is not callable (it is {json_type(obj)})")
     return typing.cast(Callable[..., Any], obj)

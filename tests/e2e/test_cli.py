@@ -178,3 +178,65 @@ def test_the_same_suite_runs_on_postgres(project: Path, empty_postgres_url: str)
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout
     assert not (project / "continuous-eval.db").exists()
+
+
+def test_every_config_problem_is_printed_each_on_its_own_line(project: Path) -> None:
+    config = project / "config" / "two-problems.yaml"
+    config.write_text(
+        "suites:\n  s:\n    features:\n      f:\n        dataset: {cases: [{input: hi}]}\n"
+        "        target: {type: python, calable: 'example_app:calculate'}\n"
+        "        scorers: [{type: regex, pattern: '('}]\n"
+        "      g:\n        dataset: {path: data/missing.jsonl}\n"
+        "        target: {type: python, callable: 'example_app:calculate'}\n"
+        "        scorers: [{type: exact}]\n"
+    )
+    result = cli("check-config", "--config", str(config), cwd=project)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines() == [
+        "error: config/two-problems.yaml: suites.s.features.f.target: "
+        "unknown key 'calable' (did you mean 'callable'?)",
+        "error: config/two-problems.yaml: suites.s.features.f.scorers[0].pattern: "
+        "invalid regex: missing ), unterminated subpattern at position 0",
+    ]
+
+
+def test_every_bad_dataset_is_reported_before_any_run(project: Path) -> None:
+    config = project / "config" / "datasets.yaml"
+    config.write_text(
+        "suites:\n  s:\n    features:\n"
+        "      f:\n        dataset: {path: data/missing.jsonl}\n"
+        "        target: {type: python, callable: 'example_app:calculate'}\n"
+        "        scorers: [{type: exact}]\n"
+        "      g:\n        dataset: {path: data/bad.jsonl}\n"
+        "        target: {type: python, callable: 'no_such_module:fn'}\n"
+        "        scorers: [{type: exact}]\n"
+    )
+    (project / "config" / "data" / "bad.jsonl").write_text('{"id": "a"}\n')
+    result = cli("run", "--config", str(config), cwd=project)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines() == [
+        "error: config/datasets.yaml: suites.s.features.f.dataset.path: "
+        "dataset file not found: config/data/missing.jsonl",
+        "error: config/data/bad.jsonl: line 1: missing required key 'input'",
+    ]
+    assert not (project / "continuous-eval.db").exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["run"], ["db", "upgrade"]])
+def test_a_bad_setting_exits_2_before_the_database_is_touched(
+    project: Path, command: list[str]
+) -> None:
+    env = {
+        "CONTINUOUS_EVAL_ALERT_WEBHOOK_URL": "not a url",
+        "CONTINUOUS_EVAL_API_TOKENS": '["tok-secret-1"',
+    }
+    result = cli(*command, cwd=project, env=env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.splitlines() == [
+        "error: environment: CONTINUOUS_EVAL_API_TOKENS: expected a JSON list, and the value "
+        "is not valid JSON (Expecting ',' delimiter)",
+        "error: environment: CONTINUOUS_EVAL_ALERT_WEBHOOK_URL: "
+        "expected an http:// or https:// URL with a host",
+    ]
+    assert "tok-secret-1" not in result.stderr
+    assert not (project / "continuous-eval.db").exists()

@@ -236,13 +236,27 @@ class SseReader:
     """Reads one SSE response event by event; counts the keep-alive comments it skips."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.iter_lines()
+        self._stream = response.iter_lines()
+        self._held: list[str] = []
         self.comments = 0
+
+    def _line(self) -> str | None:
+        # Not a generator over the stream: closing one would close the response.
+        return self._held.pop(0) if self._held else next(self._stream, None)
+
+    def until_comments(self, n: int) -> None:
+        """Read until ``n`` keep-alive comments arrived in all; other lines are kept for later."""
+        while self.comments < n:
+            line = next(self._stream)
+            if line.startswith(":"):
+                self.comments += 1
+            else:
+                self._held.append(line)
 
     def next(self) -> dict[str, Any] | None:
         """Return the next event as {event, id?, data}, or None once the stream ended."""
         current: dict[str, Any] = {}
-        for line in self._lines:
+        while (line := self._line()) is not None:
             if line == "":
                 if current:
                     if "data" in current:

@@ -166,7 +166,7 @@ def test_keepalive_comments_and_status_changes(server: ApiServer) -> None:
         with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
             reader = SseReader(stream)
             reader.take(1)
-            time.sleep(0.7)  # nothing happens: the held cases only produce keep-alives
+            reader.until_comments(2)  # nothing happens: the held cases only produce keep-alives
             assert client.post(f"/api/runs/{run_id}/pause").json()["status"] == "paused"
             paused = reader.take(1, "status")
             assert paused[-1]["data"]["status"] == "paused"

@@ -190,7 +190,49 @@ def test_wrong_type(tmp_path: Path) -> None:
 def test_unknown_key_points_at_its_mapping(tmp_path: Path) -> None:
     doc = suite_doc({"cases": [{"input": "a"}]}, concurency=3)
     err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
-    assert (err.location, err.problem) == ("suites.support", "unknown key 'concurency'")
+    assert (err.location, err.problem) == (
+        "suites.support",
+        "unknown key 'concurency' (did you mean 'concurrency'?)",
+    )
+
+
+def test_an_unknown_key_far_from_every_known_one_gets_no_suggestion(tmp_path: Path) -> None:
+    doc = suite_doc({"cases": [{"input": "a"}]}, owner_team="search")
+    err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
+    assert (err.location, err.problem) == ("suites.support", "unknown key 'owner_team'")
+
+
+def test_a_mistyped_required_key_is_unknown_not_missing(tmp_path: Path) -> None:
+    doc = suite_doc({"cases": [{"input": "a"}]})
+    target = doc["suites"]["support"]["features"]["refunds"]["target"]
+    target["calable"] = target.pop("callable")
+    err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
+    assert [(p.location, p.problem) for p in err.problems] == [
+        (
+            "suites.support.features.refunds.target",
+            "unknown key 'calable' (did you mean 'callable'?)",
+        )
+    ]
+
+
+def test_suggestions_follow_scorer_types_and_aliases(tmp_path: Path) -> None:
+    doc = suite_doc({"cases": [{"input": "a"}]})
+    doc["suites"]["support"]["features"]["refunds"]["scorers"] = [
+        {"type": "json", "shema": {}},
+        {"type": "containz"},
+    ]
+    err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
+    assert [(p.location, p.problem) for p in err.problems] == [
+        (
+            "suites.support.features.refunds.scorers[0]",
+            "unknown key 'shema' (did you mean 'schema'?)",
+        ),
+        (
+            "suites.support.features.refunds.scorers[1].type",
+            "unknown scorer type 'containz' (did you mean 'contains'?); expected one of: "
+            "exact, contains, regex, json, numeric, python, llm_judge",
+        ),
+    ]
 
 
 def test_missing_key_points_at_its_mapping(tmp_path: Path) -> None:
@@ -204,14 +246,27 @@ def test_missing_key_points_at_its_mapping(tmp_path: Path) -> None:
 def test_top_level_problem_has_no_location(tmp_path: Path) -> None:
     err = load_error(write_yaml(tmp_path / "suites.yaml", {"suite": {}}))
     assert err.location is None
-    assert err.problem.startswith("missing required key 'suites'")
+    assert err.problem == "unknown key 'suite' (did you mean 'suites'?)"
+    assert len(err.problems) == 1  # 'suites' is missing only because it was mistyped
 
 
-def test_several_errors_are_reported_as_one_line(tmp_path: Path) -> None:
+def test_a_missing_top_level_key_is_reported(tmp_path: Path) -> None:
+    err = load_error(write_yaml(tmp_path / "suites.yaml", {"version": 1}))
+    assert [(p.location, p.problem) for p in err.problems] == [
+        (None, "missing required key 'suites'"),
+        (None, "unknown key 'version'"),
+    ]
+
+
+def test_every_error_is_reported_each_on_its_own_line(tmp_path: Path) -> None:
     doc = suite_doc({"cases": [{"input": "a"}]}, concurrency="many", description=3)
     err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
-    assert err.problem.endswith("(and 1 more error)")
-    one_line(err)
+    file = str(tmp_path / "suites.yaml")
+    assert str(err).splitlines() == [
+        f"{file}: suites.support.concurrency: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'many')",
+        f"{file}: suites.support.description: Input should be a valid string (got 3)",
+    ]
 
 
 def test_invalid_suite_name(tmp_path: Path) -> None:
