@@ -14,6 +14,7 @@ separate process too, so its CPU is not counted as ours.
 
     python bench/runner_throughput.py                      # N=2000, C=64, L=200 ms, RSS at 20000
     python bench/runner_throughput.py --n 500 --rss-n 2000 # quicker
+    python bench/runner_throughput.py --transport both     # the SDK's httpx against aiohttp
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ async def _ours(args: argparse.Namespace) -> dict[str, Any]:
         max_concurrency=args.c,
         anthropic_api_key="bench-key",  # type: ignore[arg-type]
         anthropic_base_url=args.base_url,
+        anthropic_transport=args.transport,
     )
     loaded = load_suite_file(Path(args.config))
     async with local_daemon(settings, loaded) as (daemon, _, _):
@@ -121,7 +123,10 @@ async def _bare(args: argparse.Namespace) -> dict[str, Any]:
     from continuous_eval.core.judge import RECORD_SCORE_TOOL, build_judge_messages
     from continuous_eval.core.suite import Case
 
-    client = anthropic.AsyncAnthropic(api_key="bench-key", base_url=args.base_url)
+    http_client = anthropic.DefaultAioHttpClient() if args.transport == "aiohttp" else None
+    client = anthropic.AsyncAnthropic(
+        api_key="bench-key", base_url=args.base_url, http_client=http_client
+    )
     limit = asyncio.Semaphore(args.c)
     errors = 0
 
@@ -181,12 +186,16 @@ def _child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------- orchestrator
 
 
-def _spawn(kind: str, n: int, c: int, base_url: str, config: Path, workdir: Path) -> dict[str, Any]:
+def _spawn(
+    kind: str, n: int, c: int, base_url: str, config: Path, workdir: Path, transport: str
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         __file__,
         "--child",
         kind,
+        "--transport",
+        transport,
         "--n",
         str(n),
         "--c",
@@ -244,6 +253,12 @@ def main() -> None:
     parser.add_argument("--c", type=int, default=64)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--rss-n", type=int, default=20000, help="0 skips the RSS comparison")
+    parser.add_argument(
+        "--transport",
+        choices=["httpx", "aiohttp", "both"],
+        default="httpx",
+        help="the SDK's HTTP stack; 'both' measures each and compares them",
+    )
     parser.add_argument("--child", choices=["ours", "bare"])
     parser.add_argument("--base-url")
     parser.add_argument("--config")
@@ -253,16 +268,17 @@ def main() -> None:
         _child(args)
         return
 
-    def measure(kind: str, n: int, config: Path, work: Path) -> dict[str, Any]:
+    def measure(kind: str, n: int, config: Path, work: Path, transport: str) -> dict[str, Any]:
         # A fresh fake server per measurement, so neither side inherits the
         # other's connections or warm-up.
         fake, base_url = _start_fake(args.latency_ms)
         try:
-            return _spawn(kind, n, args.c, base_url, config, work)
+            return _spawn(kind, n, args.c, base_url, config, work, transport)
         finally:
             fake.terminate()
             fake.wait(timeout=10)
 
+    transports = ["httpx", "aiohttp"] if args.transport == "both" else [args.transport]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         limit = args.n * 2 * (args.latency_ms / 1000) / args.c
@@ -270,31 +286,42 @@ def main() -> None:
             f"N={args.n} C={args.c} L={args.latency_ms:.0f} ms; "
             f"limit N*2*L/C = {limit:.2f} s; python {sys.version.split()[0]}"
         )
-        results = {}
-        for kind in ("bare", "ours"):
-            data = work / f"{kind}.jsonl"
-            _write_dataset(data, args.n)
-            config = work / f"{kind}.yaml"
-            _write_config(config, data, args.c)
-            results[kind] = measure(kind, args.n, config, work)
-            print(_line(kind, results[kind], args.n, limit))
-        ours, bare = results["ours"], results["bare"]
-        print(
-            f"ours / bare: wall {ours['wall'] / bare['wall']:.3f}, "
-            f"cpu per case {ours['cpu'] / bare['cpu']:.3f}"
-        )
-        print(
-            f"targets: wall ratio to limit <= 1.15 "
-            f"({'met' if ours['wall'] / limit <= 1.15 else 'MISSED'}), "
-            f"cpu per case <= 1.3x bare "
-            f"({'met' if ours['cpu'] / bare['cpu'] <= 1.3 else 'MISSED'})"
-        )
+        results: dict[tuple[str, str], dict[str, Any]] = {}
+        for transport in transports:
+            for kind in ("bare", "ours"):
+                data = work / f"{kind}.jsonl"
+                _write_dataset(data, args.n)
+                config = work / f"{kind}.yaml"
+                _write_config(config, data, args.c)
+                results[kind, transport] = measure(kind, args.n, config, work, transport)
+                print(_line(f"{kind} ({transport})", results[kind, transport], args.n, limit))
+            ours, bare = results["ours", transport], results["bare", transport]
+            print(
+                f"ours / bare ({transport}): wall {ours['wall'] / bare['wall']:.3f}, "
+                f"cpu per case {ours['cpu'] / bare['cpu']:.3f}"
+            )
+            print(
+                f"targets: wall ratio to limit <= 1.15 "
+                f"({'met' if ours['wall'] / limit <= 1.15 else 'MISSED'}), "
+                f"cpu per case <= 1.3x bare "
+                f"({'met' if ours['cpu'] / bare['cpu'] <= 1.3 else 'MISSED'})"
+            )
+        if len(transports) == 2:
+            for kind in ("bare", "ours"):
+                fast, slow = results[kind, "aiohttp"], results[kind, "httpx"]
+                print(
+                    f"{kind}: aiohttp / httpx: wall {fast['wall'] / slow['wall']:.3f}, "
+                    f"cpu per case {fast['cpu'] / slow['cpu']:.3f}, "
+                    f"peak RSS {fast['rss_kib'] / slow['rss_kib']:.3f}"
+                )
         if args.rss_n:
+            transport = transports[0]
+            ours = results["ours", transport]
             data = work / "large.jsonl"
             _write_dataset(data, args.rss_n)
             config = work / "large.yaml"
             _write_config(config, data, args.c)
-            large = measure("ours", args.rss_n, config, work)
+            large = measure("ours", args.rss_n, config, work, transport)
             big_limit = args.rss_n * 2 * (args.latency_ms / 1000) / args.c
             print(_line(f"ours N={args.rss_n}", large, args.rss_n, big_limit))
             ratio = large["rss_kib"] / ours["rss_kib"]

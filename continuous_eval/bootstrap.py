@@ -1,46 +1,33 @@
 """Wire the pieces: settings and a suite file in, a store and runnable plans out.
 
 This is one of the few modules allowed to know every adapter; the service
-layer only sees the ports.
+layer only sees the ports. Adapters are imported where they are built, not
+at the top: an offline ``run`` then never loads the Anthropic SDK, the email
+SDK or the web stack (about a second and 60 MB of start-up between them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
-import signal
 import socket
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import uvicorn
-
-from continuous_eval.adapters.alerts import ResendEmailChannel, WebhookChannel
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
-from continuous_eval.adapters.judge import LlmJudge
-from continuous_eval.adapters.metrics import DaemonMetrics
-from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.adapters.python_scorer import PythonCallableScorer
 from continuous_eval.adapters.suite_files import (
     LoadedSuites,
     iter_cases,
     scan_dataset,
 )
-from continuous_eval.adapters.targets.anthropic_target import AnthropicTargetAdapter
-from continuous_eval.adapters.targets.http_target import HttpTargetAdapter
-from continuous_eval.adapters.targets.python_target import PythonCallableTarget
-from continuous_eval.core.alert_render import email_renderer, webhook_renderer
 from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.pricing import Price
 from continuous_eval.core.regression import (
@@ -62,7 +49,7 @@ from continuous_eval.core.suite import (
     scorer_name,
 )
 from continuous_eval.errors import ConfigError, ContinuousEvalError
-from continuous_eval.ports import CaseScorer, Target
+from continuous_eval.ports import AlertChannel, CaseScorer, Target
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, Render
 from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
 from continuous_eval.service.detection import make_detect
@@ -73,7 +60,7 @@ if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from sqlalchemy import Engine
 
-log = logging.getLogger(__name__)
+    from continuous_eval.adapters.metrics import DaemonMetrics
 
 
 def prices_from(settings: Settings) -> dict[str, Price]:
@@ -93,7 +80,7 @@ def open_store(settings: Settings, *, migrate_embedded: bool = True) -> tuple[En
     """
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite" and migrate_embedded:
-        migrate.upgrade(engine)
+        migrate.upgrade_if_behind(engine)
     else:
         migrate.require_head(engine)
     return engine, SqlRunStore(engine, SystemClock())
@@ -259,11 +246,17 @@ class PlanBuilder:
         location = f"suites.{suite}.features.{feature}.target"
         built: Target
         if isinstance(target, PythonTarget):
+            from continuous_eval.adapters.targets.python_target import PythonCallableTarget
+
             fn = self._loaded.import_callable(target.callable, f"{location}.callable")
             built = PythonCallableTarget(fn)
         elif isinstance(target, HttpTarget):
+            from continuous_eval.adapters.targets.http_target import HttpTargetAdapter
+
             built = HttpTargetAdapter(target)
         elif isinstance(target, AnthropicTarget):
+            from continuous_eval.adapters.targets.anthropic_target import AnthropicTargetAdapter
+
             built = AnthropicTargetAdapter(target, self._client(), self._prices)
         else:  # pragma: no cover - the union is exhaustive
             raise ConfigError(self._loaded.file, location, "unknown target type")
@@ -273,8 +266,12 @@ class PlanBuilder:
     def _scorer(self, suite: str, feature: str, index: int, config: Scorer) -> CaseScorer:
         location = f"suites.{suite}.features.{feature}.scorers[{index}]"
         if isinstance(config, LlmJudgeScorer):
+            from continuous_eval.adapters.judge import LlmJudge
+
             return LlmJudge(config, self._client(), self._settings.judge_model, self._prices)
         if isinstance(config, PythonScorer):
+            from continuous_eval.adapters.python_scorer import PythonCallableScorer
+
             fn = self._loaded.import_callable(config.callable, f"{location}.callable")
             return PythonCallableScorer(config, fn)
         return DeterministicScorer(config)
@@ -438,7 +435,7 @@ class AlertWiring:
     """The configured alert channels and their payload renderers."""
 
     renderers: dict[str, Render]
-    channels: dict[str, ResendEmailChannel | WebhookChannel]
+    channels: dict[str, AlertChannel]
 
     async def aclose(self) -> None:
         """Close the channels' HTTP clients."""
@@ -452,10 +449,14 @@ def alert_wiring(settings: Settings) -> AlertWiring:
     Email needs a Resend key, a sender and recipients together; ``Settings``
     refuses a partial email configuration.
     """
+    from continuous_eval.core.alert_render import email_renderer, webhook_renderer
+
     renderers: dict[str, Render] = {}
-    channels: dict[str, ResendEmailChannel | WebhookChannel] = {}
+    channels: dict[str, AlertChannel] = {}
     key = settings.resend_api_key
     if key is not None and settings.alert_email_from and settings.alert_email_to:
+        from continuous_eval.adapters.alerts import ResendEmailChannel
+
         renderers["email"] = email_renderer(
             sender=settings.alert_email_from,
             recipients=settings.alert_email_to,
@@ -469,6 +470,8 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             max_retry_after_s=settings.alert_max_retry_after_s,
         )
     if settings.alert_webhook_url is not None:
+        from continuous_eval.adapters.alerts import WebhookChannel
+
         renderers["webhook"] = webhook_renderer(
             slack=settings.alert_webhook_slack, dashboard_url=settings.alert_dashboard_url
         )
@@ -538,107 +541,3 @@ async def local_daemon(
         locks.close()
         store.close()
         engine.dispose()
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-async def serve(settings: Settings, config_path: Path) -> int:
-    """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code."""
-    from prometheus_client import CollectorRegistry
-
-    from continuous_eval.adapters.http.app import create_app
-    from continuous_eval.adapters.scheduler import make_scheduler
-    from continuous_eval.adapters.suite_files import load_suite_file
-
-    loaded = load_suite_file(config_path)
-    scan_suites(loaded, list(loaded.suites.suites), [], settings)  # stops start-up, not a run
-    registry = CollectorRegistry()
-    metrics = DaemonMetrics(registry, daemon_config(settings, loaded).schedules)
-    async with local_daemon(settings, loaded, metrics) as (daemon, store, _):
-        schedules = daemon_config(settings, loaded).schedules
-        enabled = [name for name, s in schedules.items() if s.enabled]
-        if enabled:
-            log.warning(
-                "scheduling %s; first check in %.0f s (+ up to %.0f s jitter)",
-                ", ".join(f"{n} every {schedules[n].interval}" for n in enabled),
-                settings.schedule_startup_delay_s,
-                settings.schedule_startup_jitter_s,
-                extra={"event": "serve_start", "owner": daemon.owner},
-            )
-        else:
-            log.warning(
-                "scheduling is disabled (CONTINUOUS_EVAL_SCHEDULE_ENABLED=false): "
-                "no suite will run on its own",
-                extra={"event": "serve_start", "owner": daemon.owner},
-            )
-        scheduler = make_scheduler(
-            daemon.tick,
-            check_interval_s=settings.schedule_check_interval_s,
-            startup_delay_s=settings.schedule_startup_delay_s,
-            jitter_s=settings.schedule_startup_jitter_s,
-            misfire_grace_s=settings.schedule_misfire_grace_s,
-            events=metrics,
-        )
-        engine = store.engine
-        registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
-        app = create_app(
-            settings=settings,
-            readiness=partial(readiness, engine),
-            registry=registry,
-            daemon=daemon,
-            store=store,
-            engine=engine,
-            suites={name: list(s.features) for name, s in loaded.suites.suites.items()},
-            status=lambda: {"owner": daemon.owner, "running": daemon.running},
-            # Read at every poll of a live stream, by then `server` (just below) exists:
-            # streams end once uvicorn shuts down, or it would wait for them forever.
-            stopping=lambda: server.should_exit,
-        )
-        host = settings.http_host
-        if not settings.api_tokens:
-            host = "127.0.0.1"
-            log.warning(
-                "NO API TOKEN IS CONFIGURED: the admin API listens on 127.0.0.1 only "
-                "(%s was asked for). Set CONTINUOUS_EVAL_API_TOKENS to serve other hosts.",
-                settings.http_host,
-                extra={"event": "serve_no_token"},
-            )
-        server = _Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=settings.http_port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-            )
-        )
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        scheduler.start()
-        server_task = asyncio.create_task(server.serve())
-        stop_task = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            log.warning("shutting down", extra={"event": "serve_stop", "owner": daemon.owner})
-        finally:
-            scheduler.shutdown(wait=False)
-            await daemon.shutdown(settings.shutdown_timeout_s)
-            server.should_exit = True
-            await asyncio.gather(server_task, return_exceptions=True)
-            stop_task.cancel()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-    failed = server_task.done() and not server_task.cancelled() and server_task.exception()
-    if failed:
-        log.error("the HTTP server failed: %r", server_task.exception())
-        return 1
-    return 0 if server.started or stop.is_set() else 1

@@ -134,6 +134,13 @@ class RunStore(Protocol):
         """Return runs newest first."""
         ...
 
+    def run_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Return up to ``limit`` run ids that start with ``prefix``, in id order.
+
+        How the CLI accepts a unique prefix of an id (``show 4e69``).
+        """
+        ...
+
     def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
         """Yield (feature, scorer, status, score) for every result, grouped by feature, scorer."""
         ...
@@ -321,4 +328,8 @@ class AlertChannel(Protocol):
         failure or a crash; the provider's idempotency turns a repeat into a
         no-op. Never raises for a provider error: it returns ``retry`` or ``dead``.
         """
+        ...
+
+    async def aclose(self) -> None:
+        """Close the channel's HTTP client; called once when the process is done."""
         ...

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         hide_input_in_errors=True,
         extra="ignore",
+        # The docstrings under the fields become their descriptions, which
+        # `continuous-eval init` writes into the starter settings file.
+        use_attribute_docstrings=True,
     )
 
     @classmethod
@@ -98,6 +101,7 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CONTINUOUS_EVAL_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
     )
+    """Needed only by suites with an ``anthropic`` target or an ``llm_judge`` scorer."""
     anthropic_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("CONTINUOUS_EVAL_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
@@ -106,8 +110,17 @@ class Settings(BaseSettings):
     anthropic_max_retries: int = Field(default=4, ge=0, le=20)
     """The SDK retries 408, 409, 429, 5xx and 529 this many times with backoff."""
     anthropic_timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds per request to the Messages API."""
+    anthropic_transport: Literal["httpx", "aiohttp"] = "aiohttp"
+    """The SDK's HTTP stack. aiohttp by default: ``bench/runner_throughput.py --transport
+    both`` measured it at 0.75x the CPU per case of the SDK's httpx default."""
     result_excerpt_chars: int = Field(default=2000, ge=0)
     """Characters of each output kept with its result."""
+    log_format: Literal["auto", "text", "json"] = "auto"
+    """``json``: one JSON object per line; ``text``: readable lines; ``auto``: text on
+    a terminal, JSON otherwise."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None
+    """Unset: INFO for ``serve``, WARNING for the other commands (``-v`` for INFO)."""
 
     # ------------------------------------------------------------ the daemon
     schedule_enabled: bool = False
@@ -138,7 +151,9 @@ class Settings(BaseSettings):
     instance_id: str | None = None
     """This replica's name in leases and logs; defaults to host:pid:random."""
     http_host: str = "127.0.0.1"
+    """Where ``serve`` listens (only 127.0.0.1 while no API token is configured)."""
     http_port: int = Field(default=8080, ge=0, le=65535)
+    """The port ``serve`` listens on."""
     api_tokens: list[SecretStr] = Field(default_factory=list)
     """Bearer tokens accepted by the admin API (a JSON list). With none, ``serve``
     listens on 127.0.0.1 only, whatever ``http_host`` says, and logs a warning."""
@@ -166,6 +181,7 @@ class Settings(BaseSettings):
     """A generic JSON webhook (or a Slack incoming webhook with ``alert_webhook_slack``);
     secret, since a Slack webhook URL is a credential."""
     alert_webhook_slack: bool = False
+    """Send the webhook as a Slack incoming webhook message."""
     alert_cooldown_hours: float = Field(default=24.0, ge=0)
     """While a feature x scorer keeps regressing, notify again only after this long."""
     alert_max_attempts: int = Field(default=8, ge=1, le=100)
@@ -186,6 +202,32 @@ class Settings(BaseSettings):
     """Override the detector's minimum drop for every scorer (see the README's policy)."""
     regression_mode: Literal["guarded", "threshold"] = "guarded"
     """``guarded``: a smaller drop confirmed by a paired test; ``threshold``: the drop alone."""
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def secret_values(self) -> list[str]:
+        """Return every configured secret, for the ``Scrubber`` of logs, errors and answers."""
+        from sqlalchemy.engine import make_url
+
+        values = [t.get_secret_value() for t in self.api_tokens]
+        for secret in (self.anthropic_api_key, self.resend_api_key, self.alert_webhook_url):
+            if secret is not None:
+                values.append(secret.get_secret_value())
+        if self.alert_webhook_url is not None:
+            # A Slack webhook's path is the credential, whatever host it is quoted with.
+            path = urlsplit(self.alert_webhook_url.get_secret_value()).path
+            if len(path) > 1:
+                values.append(path)
+        try:
+            password = make_url(self.database_url).password
+        except Exception:  # an unparsable URL fails later, with its own message
+            password = None
+        if password:
+            values.append(str(password))
+        return values
 
     @field_validator("anthropic_base_url", "resend_api_url", "alert_dashboard_url")
     @classmethod
@@ -323,3 +365,51 @@ def mistyped_variables(environ: Mapping[str, str] | None = None) -> list[tuple[s
         if close:
             found.append((name, close[0]))
     return found
+
+
+def settings_file() -> str:
+    """Render every setting as a commented ``NAME=default`` line, with what it does.
+
+    The format of ``set -a; . FILE``, systemd's ``EnvironmentFile=`` and
+    ``docker run --env-file``. Generated from the fields, so it lists every
+    setting there is; every line is commented out, so the file changes
+    nothing until a line is uncommented.
+    """
+    lines = [
+        "# continuous-eval settings: environment variables, one per line.",
+        "# Load them with `set -a; . ./continuous-eval.env; set +a`, systemd's",
+        "# EnvironmentFile=, or `docker run --env-file`. Every line is commented",
+        "# out and shows the default; uncomment and edit what you need.",
+        "# Keep real secrets out of version control.",
+    ]
+    defaults = Settings.model_construct()
+    for field, info in Settings.model_fields.items():
+        lines.append("")
+        for text in (info.description or "").split("\n"):
+            if text.strip():
+                lines.append(f"# {' '.join(text.split())}")
+        alias = info.validation_alias
+        # For a setting with an alias, the name other tools use too (ANTHROPIC_API_KEY).
+        name = alias.choices[-1] if isinstance(alias, AliasChoices) else env_name(field, {})
+        lines.append(f"# {name}={_env_value(getattr(defaults, field))}")
+    return "\n".join(lines) + "\n"
+
+
+def _env_value(value: object) -> str:
+    if value is None or isinstance(value, SecretStr):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, BaseModel | list | dict):
+        return json.dumps(_plain(value), separators=(",", ":"))
+    return str(value)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -272,6 +272,12 @@ class InMemoryRunStore:
         matching.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return matching[:limit]
 
+    def run_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Return up to ``limit`` run ids that start with ``prefix``, in id order."""
+        check_limit(limit)
+        with self._lock:
+            return sorted(run_id for run_id in self.runs if run_id.startswith(prefix))[:limit]
+
     def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
         """Yield (feature, scorer, status, score) ordered by feature, scorer, case id."""
         with self._lock:

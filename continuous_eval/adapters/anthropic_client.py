@@ -65,11 +65,17 @@ def make_anthropic_client(settings: Settings) -> AsyncAnthropic:
             "not set; an anthropic target or llm_judge scorer needs it "
             "(CONTINUOUS_EVAL_ANTHROPIC_API_KEY works too)",
         )
+    http_client = None
+    if settings.anthropic_transport == "aiohttp":
+        from anthropic import DefaultAioHttpClient
+
+        http_client = DefaultAioHttpClient()
     return AsyncAnthropic(
         api_key=key.get_secret_value(),
         base_url=settings.anthropic_base_url or DEFAULT_BASE_URL,
         max_retries=settings.anthropic_max_retries,
         timeout=settings.anthropic_timeout_s,
+        http_client=http_client,
     )
 
 

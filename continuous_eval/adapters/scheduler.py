@@ -61,6 +61,11 @@ def make_scheduler(
         tick,
         IntervalTrigger(seconds=check_interval_s, start_date=start, timezone=UTC),
         id=TICK_JOB_ID,
+        # The first check at `start` itself: left to the trigger, a start that
+        # has passed by the time the scheduler starts (a zero delay) would put
+        # the first check a whole interval later; a late first run is instead
+        # still taken within the misfire grace.
+        next_run_time=start,
         coalesce=True,
         max_instances=1,
         misfire_grace_time=max(1, round(misfire_grace_s)),

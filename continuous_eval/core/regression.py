@@ -111,14 +111,14 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-from numpy.typing import NDArray
-
-# scipy ships no type information (scipy-stubs is not a dependency); its use
-# is confined to _permutation_p_value, which converts the result to float.
-from scipy import stats  # type: ignore[import-untyped]
+# numpy and scipy cost about 60 MB and a second of start-up, so they are
+# imported only when a comparison is made, not by every command that imports
+# this module.
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 from continuous_eval.core.models import (
     CaseDrop,
@@ -387,6 +387,8 @@ def paired_p_value(
         raise ValueError("before and after must pair up case by case")
     if len(before) < 2:
         raise ValueError("the paired test needs at least two cases")
+    import numpy as np
+
     diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     if not np.any(diff):
         # Every resample sums to 0 <= 0: the test would return exactly 1.
@@ -397,6 +399,8 @@ def paired_p_value(
 def _sum_last_axis(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
     # The sum, not the mean: for integer scores it is exact, which keeps the
     # p-value exactly monotone (no rounding in a division by n).
+    import numpy as np
+
     total: NDArray[np.float64] = np.sum(x, axis=axis)
     return total
 
@@ -404,6 +408,12 @@ def _sum_last_axis(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
 def _permutation_p_value(diff: NDArray[np.float64], *, n_resamples: int, seed: int) -> float:
     # Batches bound memory at about a million (resample, case) cells whatever the
     # suite size; scipy draws the same sign patterns whatever the batch.
+    import numpy as np
+
+    # scipy ships no type information (scipy-stubs is not a dependency); its use
+    # is confined to this function, which converts the result to float.
+    from scipy import stats  # type: ignore[import-untyped]
+
     batch = max(1, min(n_resamples, 1_000_000 // diff.size))
     result = stats.permutation_test(
         (diff,),

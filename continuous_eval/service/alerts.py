@@ -117,7 +117,8 @@ class AlertPlanner:
             return []  # manual runs never alert on the schedule's behalf
         detection = self._detect(store, run, aggregates)
         for note in detection.notes:
-            log.info(note, extra={"event": "regression_skipped", "run_id": run.id})
+            # One per feature x scorer on every run: detail for DEBUG, not an INFO stream.
+            log.debug(note, extra={"event": "regression_skipped", "run_id": run.id})
         rows: list[NewAlert] = []
         for regression in detection.regressions:
             self._events.regression(regression)

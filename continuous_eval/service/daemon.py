@@ -25,6 +25,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Protocol, TypeVar
 
+from continuous_eval import log_context
 from continuous_eval.core.budget import BudgetTracker, check_budget, day_start
 from continuous_eval.core.due import check_due
 from continuous_eval.core.models import (
@@ -204,12 +205,13 @@ class Daemon:
 
     async def tick_suite(self, suite: str) -> TickOutcome:
         """Check one suite and run it when due; never raises."""
-        try:
-            outcome = await self._tick_suite(suite)
-        except Exception:
-            log.exception("tick failed", extra={"event": "tick_failed", "suite": suite})
-            outcome = TickOutcome.ERROR
-        log.info("tick", extra={"event": "tick", "suite": suite, "outcome": outcome.value})
+        with log_context.bound(suite=suite, owner=self.owner):
+            try:
+                outcome = await self._tick_suite(suite)
+            except Exception:
+                log.exception("tick failed", extra={"event": "tick_failed"})
+                outcome = TickOutcome.ERROR
+            log.info("tick", extra={"event": "tick", "outcome": outcome.value})
         self._events.tick(suite, outcome)
         return outcome
 
@@ -421,6 +423,34 @@ class Daemon:
         if run.attempt > 1 or run.cases_done:
             counts = await self._io(partial(self._store.case_result_counts, run.id))
             skip = frozenset(key for key, n in counts.items() if n > 0)
+        with log_context.bound(
+            run_id=run.id,
+            suite=run.suite,
+            attempt=run.attempt,
+            slot=run.scheduled_for.isoformat() if run.scheduled_for else None,
+            owner=self.owner,
+        ):
+            return await self._execute_bound(
+                run, plan, lock, schedule, budget, fence, skip, observer
+            )
+
+    async def _execute_bound(
+        self,
+        run: RunRecord,
+        plan: RunPlan,
+        lock: SuiteLock,
+        schedule: SuiteSchedule,
+        budget: BudgetTracker,
+        fence: Fence,
+        skip: frozenset[tuple[str, str]],
+        observer: RunObserver | None,
+    ) -> RunRecord | None:
+        # Inside the run's log context: every task started here (cases, the
+        # writer, the heartbeat) and every thread they call inherits it.
+        log.info(
+            "run started",
+            extra={"event": "run_started", "run_type": run.run_type, "cases": run.cases_total},
+        )
         control = RunControl()
         self._active[run.id] = control
         heartbeat = asyncio.create_task(self._heartbeat(run, fence, lock, control))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -103,8 +104,9 @@ PlanAlerts = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate], datetime],
 class RunObserver(Protocol):
     """Told about progress; the CLI draws a bar with it, the API streams it."""
 
-    def case_finished(self, feature: str, case_id: str, errored: bool) -> None:
-        """One case is done (its results are queued for storage)."""
+    def case_finished(self, feature: str, case_id: str, errors: int) -> None:
+        """One case is done (its results are queued for storage); ``errors`` of its
+        case x scorer results errored."""
         ...
 
 
@@ -162,7 +164,10 @@ class Runner:
         self._io.shutdown(wait=True)
 
     async def _in_io(self, fn: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._io, fn)
+        # With the caller's context, as asyncio.to_thread does: log lines written
+        # in the store thread keep naming the run.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._io, context.run, fn)
 
     async def execute(
         self,
@@ -355,7 +360,7 @@ class Runner:
                 outcome = await self._run_case(state, feature, case)
                 await queue.put(outcome)
                 if observer is not None:
-                    observer.case_finished(feature.name, case.id, outcome.delta.errored > 0)
+                    observer.case_finished(feature.name, case.id, outcome.delta.errored)
             finally:
                 self._global.release()
                 suite_limit.release()

@@ -112,6 +112,7 @@ class Cluster:
     database_url: str
     env: dict[str, str] = field(default_factory=dict)
     procs: list[Serve] = field(default_factory=list)
+    command: list[str] = field(default_factory=lambda: ["-v", "serve"])
 
     def start(self, name: str, **extra_env: str) -> Serve:
         port = free_port()
@@ -141,7 +142,7 @@ class Cluster:
         log = self.workdir / f"{name}.log"
         handle = log.open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "continuous_eval", "-v", "serve"],
+            [sys.executable, "-m", "continuous_eval", *self.command],
             cwd=self.workdir,
             env=env,
             stdout=handle,

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.migrate import (
     check,
@@ -366,3 +367,17 @@ def test_the_alembic_cli_migrates_the_database_in_the_environment(sqlite_url: st
     assert current_revision(sqlite_url) == head_revision()  # written by the online run only
     assert online.returncode == 0, online_output
     check(sqlite_url)
+
+
+def test_the_head_constant_is_the_newest_migration() -> None:
+    # Every command reads the schema version against HEAD_REVISION without
+    # loading Alembic; a new migration must move the constant with it.
+    assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+def test_the_stored_revision_is_read_without_alembic(empty_db_url: str) -> None:
+    assert migrate.stored_revision(empty_db_url) is None
+    migrate.upgrade(empty_db_url, "0002")
+    assert migrate.stored_revision(empty_db_url) == "0002"
+    migrate.upgrade_if_behind(empty_db_url)
+    assert migrate.stored_revision(empty_db_url) == migrate.HEAD_REVISION

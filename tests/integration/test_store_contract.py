@@ -119,6 +119,18 @@ def test_list_runs_newest_first_ties_broken_by_id(store: RunStore, clock: FakeCl
     assert [run.id for run in store.list_runs(limit=2)] == ["d", "c"]
 
 
+def test_run_ids_are_found_by_prefix_with_like_wildcards_taken_literally(store: RunStore) -> None:
+    for run_id in ("4e69ab", "4e69cd", "4f00", "a_b%1", "axb1"):
+        store.create_run(new_run(run_id))
+
+    assert store.run_ids_starting("4e69") == ["4e69ab", "4e69cd"]
+    assert store.run_ids_starting("4e69", limit=1) == ["4e69ab"]
+    assert store.run_ids_starting("4f") == ["4f00"]
+    assert store.run_ids_starting("a_") == ["a_b%1"]  # not "axb1": '_' is no wildcard
+    assert store.run_ids_starting("a_b%") == ["a_b%1"]
+    assert store.run_ids_starting("zz") == []
+
+
 def test_list_runs_filters_combine(store: RunStore, clock: FakeClock) -> None:
     store.create_run(new_run("m1", suite="support"))
     clock.advance(seconds=1)

@@ -539,6 +539,20 @@ class SqlRunStore:
         with self._translate("list runs"), self._engine.connect() as conn:
             return [run_record(row) for row in conn.execute(stmt)]
 
+    def run_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Return up to ``limit`` run ids that start with ``prefix``, in id order."""
+        check_limit(limit)
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        runs = eval_runs.c
+        stmt = (
+            select(runs.id)
+            .where(runs.id.like(escaped + "%", escape="\\"))
+            .order_by(runs.id)
+            .limit(limit)
+        )
+        with self._translate("find runs by id prefix"), self._engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
     def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
         """Yield (feature, scorer, status, score) for every result of a run, streamed.
 

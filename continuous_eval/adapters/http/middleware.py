@@ -29,6 +29,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from continuous_eval import log_context
 from continuous_eval.adapters.http.auth import TokenAuth
 from continuous_eval.adapters.http.errors import envelope
 
@@ -75,6 +76,18 @@ class RequestGuard:
         headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
         request_id = _request_id(headers)
         scope.setdefault("state", {})["request_id"] = request_id
+        # Every log line written while answering names the request.
+        with log_context.bound(request_id=request_id):
+            await self._guard(scope, receive, send, headers, request_id)
+
+    async def _guard(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        request_id: str,
+    ) -> None:
         started = False
         refused = False  # a streamed body passed the cap: the app's answer is dropped
 

@@ -1,0 +1,129 @@
+"""The process runtime of ``continuous-eval serve``: daemon, scheduler and HTTP app in one loop.
+
+Only ``serve`` needs the web stack (uvicorn, FastAPI), the scheduler and the
+Prometheus client, so they are imported here and nowhere on the path of
+``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from functools import partial
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from continuous_eval.adapters.http.app import create_app
+from continuous_eval.adapters.metrics import DaemonMetrics
+from continuous_eval.adapters.metrics_db import DatabaseCollector
+from continuous_eval.adapters.scheduler import make_scheduler
+from continuous_eval.adapters.suite_files import load_suite_file
+from continuous_eval.bootstrap import daemon_config, local_daemon, readiness, scan_suites
+from continuous_eval.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, config_path: Path) -> int:
+    """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code."""
+    loaded = load_suite_file(config_path)
+    scan_suites(loaded, list(loaded.suites.suites), [], settings)  # stops start-up, not a run
+    registry = CollectorRegistry()
+    metrics = DaemonMetrics(registry, daemon_config(settings, loaded).schedules)
+    async with local_daemon(settings, loaded, metrics) as (daemon, store, _):
+        schedules = daemon_config(settings, loaded).schedules
+        enabled = [name for name, s in schedules.items() if s.enabled]
+        if enabled:
+            log.info(
+                "scheduling %s; first check in %.0f s (+ up to %.0f s jitter)",
+                ", ".join(f"{n} every {schedules[n].interval}" for n in enabled),
+                settings.schedule_startup_delay_s,
+                settings.schedule_startup_jitter_s,
+                extra={"event": "serve_start", "owner": daemon.owner},
+            )
+        else:
+            log.info(
+                "scheduling is disabled (CONTINUOUS_EVAL_SCHEDULE_ENABLED=false): "
+                "no suite will run on its own",
+                extra={"event": "serve_start", "owner": daemon.owner},
+            )
+        scheduler = make_scheduler(
+            daemon.tick,
+            check_interval_s=settings.schedule_check_interval_s,
+            startup_delay_s=settings.schedule_startup_delay_s,
+            jitter_s=settings.schedule_startup_jitter_s,
+            misfire_grace_s=settings.schedule_misfire_grace_s,
+            events=metrics,
+        )
+        engine = store.engine
+        registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
+        app = create_app(
+            settings=settings,
+            readiness=partial(readiness, engine),
+            registry=registry,
+            daemon=daemon,
+            store=store,
+            engine=engine,
+            suites={name: list(s.features) for name, s in loaded.suites.suites.items()},
+            status=lambda: {"owner": daemon.owner, "running": daemon.running},
+            # Read at every poll of a live stream, by then `server` (just below) exists:
+            # streams end once uvicorn shuts down, or it would wait for them forever.
+            stopping=lambda: server.should_exit,
+        )
+        host = settings.http_host
+        if not settings.api_tokens:
+            host = "127.0.0.1"
+            log.warning(
+                "NO API TOKEN IS CONFIGURED: the admin API listens on 127.0.0.1 only "
+                "(%s was asked for). Set CONTINUOUS_EVAL_API_TOKENS to serve other hosts.",
+                settings.http_host,
+                extra={"event": "serve_no_token"},
+            )
+        server = _Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=settings.http_port,
+                # Logging is ours (adapters/logs.py): uvicorn must not install
+                # handlers of its own, which would print plain-text duplicates.
+                log_config=None,
+                access_log=True,
+                lifespan="off",
+            )
+        )
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        scheduler.start()
+        server_task = asyncio.create_task(server.serve())
+        stop_task = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            log.info("shutting down", extra={"event": "serve_stop", "owner": daemon.owner})
+        finally:
+            scheduler.shutdown(wait=False)
+            await daemon.shutdown(settings.shutdown_timeout_s)
+            server.should_exit = True
+            await asyncio.gather(server_task, return_exceptions=True)
+            stop_task.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    failed = server_task.done() and not server_task.cancelled() and server_task.exception()
+    if failed:
+        log.error("the HTTP server failed: %r", server_task.exception())
+        return 1
+    return 0 if server.started or stop.is_set() else 1

@@ -1,0 +1,27 @@
+"""The ``continuous-eval`` command line.
+
+Exit codes are part of the interface, since the CLI doubles as a CI gate:
+
+- 0: every run succeeded (cases may still have errors; they are reported),
+- 1: a run failed, or the database could not be used,
+- 2: invalid input: a bad config, dataset or setting, an unknown suite or run, a bad flag,
+- 3: with ``--fail-on-regression``, a score fell against the latest scheduled baseline.
+
+One module per group of commands; ``app`` holds the Typer app they register
+on. Commands import what they need when they run, so ``--help`` and an
+offline ``run`` never load the web stack, Alembic or the provider SDKs.
+"""
+
+from __future__ import annotations
+
+from continuous_eval.cli import admin, run, views
+from continuous_eval.cli.app import app
+
+__all__ = ["app", "main"]
+
+del admin, run, views  # imported for the commands they register
+
+
+def main() -> None:
+    """Entry point of the ``continuous-eval`` console script."""
+    app(prog_name="continuous-eval")

@@ -1,0 +1,229 @@
+"""``continuous-eval run``: run suites now, with a progress bar, a table per suite and a CI gate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from continuous_eval.cli.app import (
+    EXIT_BAD_INPUT,
+    EXIT_REGRESSED,
+    EXIT_RUN_FAILED,
+    ConfigOption,
+    JsonOption,
+    app,
+)
+from continuous_eval.cli.output import (
+    emit_json,
+    err,
+    fail,
+    jsonable,
+    line,
+    load_settings,
+    out,
+    run_line,
+    score_table,
+)
+from continuous_eval.core.models import Regression, RunRecord, RunStatus, ScoreAggregate
+from continuous_eval.errors import ConfigError, ContinuousEvalError
+
+if TYPE_CHECKING:
+    from continuous_eval.settings import Settings
+
+
+class _RateColumn(ProgressColumn):
+    """Cases per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} cases/s" if speed else "– cases/s", style="cyan")
+
+
+class _ProgressObserver:
+    """Feeds the runner's progress into a rich progress bar.
+
+    ``errors`` counts case x scorer results that errored, the same count as
+    the table's errors column and the run line.
+    """
+
+    def __init__(self, progress: Progress, task_id: TaskID) -> None:
+        self._progress = progress
+        self._task = task_id
+        self.errors = 0
+
+    def case_finished(self, feature: str, case_id: str, errors: int) -> None:
+        self.errors += errors
+        self._progress.update(self._task, advance=1, errors=self.errors)
+
+
+@dataclass
+class _Finished:
+    """One suite's run as it ended, with what the CI gate found."""
+
+    run: RunRecord
+    aggregates: list[ScoreAggregate]
+    regressions: list[Regression] = field(default_factory=list)
+    gate_notes: list[str] = field(default_factory=list)
+
+
+async def _run_suites(
+    settings: Settings,
+    config: Path,
+    suite: str | None,
+    features: list[str],
+    *,
+    gate: bool,
+    show: bool,
+) -> list[_Finished]:
+    from continuous_eval.adapters.suite_files import load_suite_file
+    from continuous_eval.bootstrap import (
+        local_daemon,
+        regression_policies,
+        scan_suites,
+        select_suites,
+    )
+    from continuous_eval.service.detection import detect_run
+
+    loaded = load_suite_file(config)
+    names = select_suites(loaded, suite)
+    if features and len(names) != 1:
+        raise ConfigError(str(config), "--feature", "give --suite when selecting features")
+    # Validate every selected dataset before the first run starts.
+    scanned = scan_suites(loaded, names, features, settings)
+    finished: list[_Finished] = []
+    policies = regression_policies(settings, loaded)
+    # The same path as the daemon's manual runs: gate, lock, lease, fenced writes.
+    async with local_daemon(settings, loaded) as (daemon, store, builder):
+        # Import callables and check the API key before any run starts.
+        builder.build_all(scanned)
+        for item in scanned:
+            with _progress() as progress:
+                total = sum(f.case_count for f in item.features)
+                task = progress.add_task(item.name, total=total, errors=0)
+                observer = _ProgressObserver(progress, task)
+                done = await daemon.run_now(item.name, [f.name for f in item.features], observer)
+            result = _Finished(done, store.get_aggregates(done.id))
+            if show:
+                out.print(score_table(result.aggregates, f"suite {done.suite}"))
+                line(run_line(done))
+            if gate and done.status is RunStatus.SUCCEEDED:
+                detection = detect_run(
+                    store, done, result.aggregates, policies[done.suite], as_candidate=True
+                )
+                result.regressions = list(detection.regressions)
+                result.gate_notes = [n.message for n in detection.notes]
+                if show:
+                    _print_gate(result.regressions, result.gate_notes)
+            finished.append(result)
+    return finished
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cases"),
+        TextColumn("[red]{task.fields[errors]} errors"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _print_gate(regressions: Sequence[Regression], notes: Sequence[str]) -> None:
+    if not regressions:
+        baseline = [n for n in notes if "baseline" in n]
+        why = f" ({baseline[0]})" if baseline else ""
+        line(f"no regression against the latest scheduled baseline{why}")
+        return
+    table = Table(title="regressions against the latest scheduled baseline", title_justify="left")
+    for column in ("feature", "scorer", "rule", "baseline", "current", "delta", "p"):
+        table.add_column(column)
+    for r in regressions:
+        table.add_row(
+            r.feature,
+            r.scorer,
+            r.rule,
+            f"{r.baseline:.3f}",
+            f"{r.current:.3f}",
+            Text(f"{r.delta:+.3f}", style="red"),
+            "–" if r.p_value is None else f"{r.p_value:.3g}",
+        )
+    out.print(table)
+
+
+def _document(finished: Sequence[_Finished], gate: bool) -> dict[str, Any]:
+    from continuous_eval.adapters.http.schemas import run_detail
+
+    runs = []
+    for item in finished:
+        entry = run_detail(item.run, item.aggregates).model_dump(mode="json")
+        if gate:
+            entry["regressions"] = jsonable(item.regressions)
+            entry["gate_notes"] = item.gate_notes
+        runs.append(entry)
+    return {"runs": runs}
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    suite: Annotated[str | None, typer.Option("--suite", "-s", help="Run only this suite.")] = None,
+    feature: Annotated[
+        list[str] | None,
+        typer.Option("--feature", "-f", help="Run only this feature (repeatable)."),
+    ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Exit 3 when a score fell against the latest scheduled baseline (a CI gate).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run eval suites now, with a progress bar, then print a summary per feature x scorer."""
+    settings = load_settings()
+    path = config or settings.config_path
+    try:
+        finished = asyncio.run(
+            _run_suites(
+                settings,
+                path,
+                suite,
+                feature or [],
+                gate=fail_on_regression,
+                show=not as_json,
+            )
+        )
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        fail("interrupted; the run was recorded as cancelled", 130)
+    except ContinuousEvalError as exc:
+        fail(str(exc), EXIT_RUN_FAILED)
+    if as_json:
+        emit_json(_document(finished, fail_on_regression))
+    if any(f.run.status is not RunStatus.SUCCEEDED for f in finished):
+        raise typer.Exit(EXIT_RUN_FAILED)
+    if any(f.regressions for f in finished):
+        raise typer.Exit(EXIT_REGRESSED)
