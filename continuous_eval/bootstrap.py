@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -387,6 +388,9 @@ def daemon_config(settings: Settings, loaded: LoadedSuites) -> DaemonConfig:
         # Leave a little of the shutdown budget for releasing runs and locks.
         drain_timeout_s=max(0.0, settings.shutdown_timeout_s - 2.0),
         daily_budget_usd=settings.daily_judge_budget_usd,
+        run_webhook_url=(
+            settings.run_webhook_url.get_secret_value() if settings.run_webhook_url else None
+        ),
     )
 
 
@@ -438,8 +442,8 @@ class AlertWiring:
     channels: dict[str, AlertChannel]
 
     async def aclose(self) -> None:
-        """Close the channels' HTTP clients."""
-        for channel in self.channels.values():
+        """Close the channels' HTTP clients (a channel serving two names, once)."""
+        for channel in {id(c): c for c in self.channels.values()}.values():
             await channel.aclose()
 
 
@@ -455,7 +459,7 @@ def alert_wiring(settings: Settings) -> AlertWiring:
     channels: dict[str, AlertChannel] = {}
     key = settings.resend_api_key
     if key is not None and settings.alert_email_from and settings.alert_email_to:
-        from continuous_eval.adapters.alerts import ResendEmailChannel
+        from continuous_eval.adapters.resend_email import ResendEmailChannel
 
         renderers["email"] = email_renderer(
             sender=settings.alert_email_from,
@@ -470,7 +474,7 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             max_retry_after_s=settings.alert_max_retry_after_s,
         )
     if settings.alert_webhook_url is not None:
-        from continuous_eval.adapters.alerts import WebhookChannel
+        from continuous_eval.adapters.webhook import WebhookChannel
 
         renderers["webhook"] = webhook_renderer(
             slack=settings.alert_webhook_slack, dashboard_url=settings.alert_dashboard_url
@@ -482,6 +486,20 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             attempts=settings.alert_call_attempts,
             max_retry_after_s=settings.alert_max_retry_after_s,
         )
+    if settings.run_webhook_secret is not None:
+        from continuous_eval.adapters.webhook import Signer, WebhookChannel
+
+        # Run-completion notices: each row carries its URL; the payload is
+        # rendered when the run ends (core.run_notice), so no renderer here.
+        notices = WebhookChannel(
+            None,
+            signer=Signer(settings.run_webhook_secret),
+            timeout_s=settings.alert_timeout_s,
+            attempts=settings.alert_call_attempts,
+            max_retry_after_s=settings.alert_max_retry_after_s,
+            name="callback",
+        )
+        channels["callback"] = channels["run_webhook"] = notices
     return AlertWiring(renderers, channels)
 
 
@@ -508,6 +526,10 @@ async def local_daemon(
         timedelta(hours=settings.alert_cooldown_hours),
         events,
     )
+    # The daemon's and the outbox's blocking calls: a pool of their own, so user
+    # code filling the default pool can never starve them, shut down (waiting
+    # for calls in flight) before the engine is disposed of.
+    io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="continuous-eval-io")
     dispatcher = AlertDispatcher(
         store,
         alerts.channels,
@@ -516,6 +538,7 @@ async def local_daemon(
         claim_s=settings.alert_claim_s,
         retry_base_s=settings.alert_retry_base_s,
         events=events,
+        io_executor=io,
     )
     runner = Runner(
         store,
@@ -531,6 +554,7 @@ async def local_daemon(
         config=config,
         events=events,
         deliver_alerts=dispatcher.deliver_due,
+        io_executor=io,
     )
     try:
         yield daemon, store, builder
@@ -538,6 +562,7 @@ async def local_daemon(
         await builder.aclose()
         await alerts.aclose()
         runner.close()
+        io.shutdown(wait=True)
         locks.close()
         store.close()
         engine.dispose()

@@ -321,8 +321,13 @@ class AlertChannel(Protocol):
     name: str
     """The channel name stored with each alert (``email``, ``webhook``)."""
 
-    async def deliver(self, key: str, payload: str) -> DeliveryResult:
+    async def deliver(
+        self, key: str, payload: str, destination: str | None = None
+    ) -> DeliveryResult:
         """Send the stored payload with ``key`` as its idempotency key.
+
+        ``destination`` is the row's own address (a run's callback URL) for
+        channels without a fixed one; channels with one ignore it.
 
         Called again with the same key and byte-identical payload after a
         failure or a crash; the provider's idempotency turns a repeat into a

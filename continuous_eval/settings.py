@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     listens on 127.0.0.1 only, whatever ``http_host`` says, and logs a warning."""
     metrics_public: bool = False
     """Serve ``/metrics`` without a token (for a scraper inside a trusted network)."""
+    docs_public: bool = False
+    """Serve ``/docs`` (Swagger UI) and ``/openapi.json`` without a token, to browse
+    the API; its routes still need one."""
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
     """Larger request bodies are refused with 413 before they are read."""
 
@@ -196,6 +199,12 @@ class Settings(BaseSettings):
     """First wait before an alert is tried again; doubles each time, up to an hour."""
     alert_claim_s: float = Field(default=120.0, gt=0)
     """How long a replica holds an alert while sending it; a crash frees it after this."""
+    run_webhook_url: SecretStr | None = None
+    """Every run's completion is POSTed here as JSON, signed (Standard Webhooks); a secret,
+    since such URLs often carry a token."""
+    run_webhook_secret: SecretStr | None = None
+    """The signing secret of run-completion webhooks, ``whsec_`` and base64 of 24+ bytes;
+    needed by ``run_webhook_url`` and by ``callback_url`` on ``POST /api/runs``."""
     alert_dashboard_url: str | None = None
     """A link put in alerts (your dashboard or this service's API)."""
     regression_drop: float | None = Field(default=None, gt=0)
@@ -213,14 +222,20 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
 
         values = [t.get_secret_value() for t in self.api_tokens]
-        for secret in (self.anthropic_api_key, self.resend_api_key, self.alert_webhook_url):
-            if secret is not None:
-                values.append(secret.get_secret_value())
-        if self.alert_webhook_url is not None:
-            # A Slack webhook's path is the credential, whatever host it is quoted with.
-            path = urlsplit(self.alert_webhook_url.get_secret_value()).path
-            if len(path) > 1:
-                values.append(path)
+        secrets = (
+            self.anthropic_api_key,
+            self.resend_api_key,
+            self.alert_webhook_url,
+            self.run_webhook_url,
+            self.run_webhook_secret,
+        )
+        values += [s.get_secret_value() for s in secrets if s is not None]
+        for url in (self.alert_webhook_url, self.run_webhook_url):
+            if url is not None:
+                # A Slack webhook's path is the credential, whatever host it is quoted with.
+                path = urlsplit(url.get_secret_value()).path
+                if len(path) > 1:
+                    values.append(path)
         try:
             password = make_url(self.database_url).password
         except Exception:  # an unparsable URL fails later, with its own message
@@ -236,12 +251,30 @@ class Settings(BaseSettings):
             _check_url(value)
         return value
 
-    @field_validator("alert_webhook_url")
+    @field_validator("alert_webhook_url", "run_webhook_url")
     @classmethod
     def _secret_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             _check_url(value.get_secret_value())
         return value
+
+    @field_validator("run_webhook_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from continuous_eval.adapters.webhook import check_signing_secret
+
+            check_signing_secret(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _run_webhook_signed(self) -> Settings:
+        if self.run_webhook_url is not None and self.run_webhook_secret is None:
+            raise ValueError(
+                "CONTINUOUS_EVAL_RUN_WEBHOOK_URL needs CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET "
+                "(run webhooks are always signed)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _email_complete(self) -> Settings:

@@ -56,6 +56,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import Conflict, DuplicateRun, RunFinished
 from continuous_eval.ports import Clock
 
@@ -164,12 +165,14 @@ class InMemoryRunStore:
                 fingerprint_parts=dict(new.fingerprint_parts),
                 idempotency_key=new.idempotency_key,
                 spec_hash=new.spec_hash,
+                callbacks=tuple(new.callbacks),
             )
             if lease is not None:
                 record = replace(record, **self._lease_fields(lease))
             self.runs[new.id] = record
             self.results[new.id] = {}
             self.aggregates[new.id] = {}
+            self._announce(record, (), now)  # a slot recorded as skipped ends here
             return record
 
     def save_results(
@@ -230,11 +233,7 @@ class InMemoryRunStore:
             now = self.clock.now()
             for aggregate in aggregates:
                 self.aggregates[run_id][(aggregate.feature, aggregate.scorer)] = aggregate
-            stored = {(alert.key, alert.channel) for alert in self.alerts.values()}
-            for alert in outbox:
-                if (alert.key, alert.channel) not in stored:
-                    record = _new_alert_record(next(self._alert_ids), alert, now)
-                    self.alerts[record.id] = record
+            self._insert_alerts(outbox, now)
             finished = replace(
                 run,
                 status=status,
@@ -244,6 +243,7 @@ class InMemoryRunStore:
                 lease_expires_at=None,
             )
             self.runs[run_id] = finished
+            self._announce(finished, aggregates, now)
             return finished
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -393,6 +393,7 @@ class InMemoryRunStore:
                     **self._lease_fields(lease),
                 )
             self.runs[run_id] = adopted
+            self._announce(adopted, (), self.clock.now())  # when it gave up
             return adopted
 
     def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
@@ -414,6 +415,7 @@ class InMemoryRunStore:
             if target.terminal:
                 changed = replace(changed, finished_at=self.clock.now())
             self.runs[run_id] = changed
+            self._announce(changed, (), self.clock.now())  # a cancel ends the run
             return changed
 
     def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
@@ -421,6 +423,21 @@ class InMemoryRunStore:
         with self._lock:
             self._run(run_id)
             self.aggregates[run_id] = {(a.feature, a.scorer): a for a in aggregates}
+
+    def _insert_alerts(self, alerts: Sequence[NewAlert], now: datetime) -> None:
+        # Like ON CONFLICT (key, channel) DO NOTHING: a stored row is left as it is.
+        stored = {(alert.key, alert.channel) for alert in self.alerts.values()}
+        for alert in alerts:
+            if (alert.key, alert.channel) not in stored:
+                record = _new_alert_record(next(self._alert_ids), alert, now)
+                self.alerts[record.id] = record
+                stored.add((alert.key, alert.channel))
+
+    def _announce(
+        self, run: RunRecord, aggregates: Sequence[ScoreAggregate], now: datetime
+    ) -> None:
+        """Write the completion notices of a run that just ended; see ``SqlRunStore``."""
+        self._insert_alerts(completion_notices(run, run.callbacks, aggregates), now)
 
     def judge_spend_since(self, since: datetime) -> float:
         """Return the judge cost of runs started at or after ``since``; see ``SqlRunStore``."""
@@ -639,6 +656,7 @@ def _new_alert_record(alert_id: int, alert: NewAlert, now: datetime) -> AlertRec
         sent_at=None,
         claimed_by=None,
         claimed_until=None,
+        destination=alert.destination,
     )
 
 

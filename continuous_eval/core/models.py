@@ -142,6 +142,18 @@ class ProgressDelta:
         )
 
 
+CallbackChannel = Literal["callback", "run_webhook"]
+"""``callback``: the URL one request named; ``run_webhook``: the setting, for every run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """Where a run's completion is posted (``core.run_notice``)."""
+
+    channel: CallbackChannel
+    url: str
+
+
 @dataclass(frozen=True, slots=True)
 class NewRun:
     """Everything needed to create a run row."""
@@ -160,6 +172,8 @@ class NewRun:
     spec_hash: str | None = None
     reason: str | None = None
     """Status reason stored with the new run (why a slot was recorded as skipped)."""
+    callbacks: tuple[Callback, ...] = ()
+    """Where the run's completion is posted when it ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,8 @@ class RunRecord:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     heartbeat_at: datetime | None = None
+    callbacks: tuple[Callback, ...] = ()
+    """Where the run's completion is posted when it ends."""
 
     @property
     def completeness(self) -> float:
@@ -287,7 +303,8 @@ AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
 """Outbox states; ``suppressed`` (no channel, or cooldown) is not a failure."""
 
 
-AlertKind = Literal["regression", "recovery"]
+AlertKind = Literal["regression", "recovery", "run_finished"]
+"""``run_finished``: a run-completion notice to a callback (``core.run_notice``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +328,8 @@ class NewAlert:
     """The regression (or recovery) as JSON-able data, for the API and reports."""
     reason: str | None = None
     """Why the alert is suppressed, when it is."""
+    destination: str | None = None
+    """Where a notice goes, for channels without a fixed address (a run's callback URL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +357,8 @@ class AlertRecord:
     sent_at: datetime | None
     claimed_by: str | None
     claimed_until: datetime | None
+    destination: str | None = None
+    """Where a notice goes, for channels without a fixed address (a run's callback URL)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -36,6 +37,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
 )
 from continuous_eval.ports import AlertChannel, RunStore
+from continuous_eval.service.blocking import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +244,9 @@ class AlertDispatcher:
         retry_base_s: float = 30.0,
         batch: int = 20,
         events: AlertEvents | None = None,
+        io_executor: Executor | None = None,
     ) -> None:
+        self._io_executor = io_executor
         self._retry_base_s = retry_base_s
         self._store = store
         self._channels = channels
@@ -271,7 +275,7 @@ class AlertDispatcher:
 
     async def _pass(self) -> int:
         claim = partial(self._store.claim_due_alerts, self._owner, self._claim_s, self._batch)
-        alerts = await asyncio.to_thread(claim)
+        alerts = await run_blocking(self._io_executor, claim)
         for alert in alerts:
             await self._deliver(alert)
         return len(alerts)
@@ -284,7 +288,7 @@ class AlertDispatcher:
             )
         else:
             try:
-                result = await channel.deliver(alert.key, alert.payload)
+                result = await channel.deliver(alert.key, alert.payload, alert.destination)
             except Exception as exc:  # a channel must not raise; if one does, retry later
                 result = DeliveryResult("retry", reason=f"{type(exc).__name__} while sending")
         attempt = alert.attempts + 1
@@ -313,7 +317,7 @@ class AlertDispatcher:
             error=result.reason,
             retry_in_s=retry_in,
         )
-        settled = await asyncio.to_thread(settle)
+        settled = await run_blocking(self._io_executor, settle)
         extra = {
             "event": f"alert_{status}",
             "alert_key": alert.key,

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,6 +30,7 @@ from continuous_eval import log_context
 from continuous_eval.core.budget import BudgetTracker, check_budget, day_start
 from continuous_eval.core.due import check_due
 from continuous_eval.core.models import (
+    Callback,
     ControlAction,
     Fence,
     Lease,
@@ -40,6 +42,7 @@ from continuous_eval.core.models import (
 from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.errors import ConfigError, ContinuousEvalError, DuplicateRun, LeaseLost
 from continuous_eval.ports import RunStore, SuiteLock, SuiteLocks
+from continuous_eval.service.blocking import run_blocking
 from continuous_eval.service.runner import RunControl, Runner, RunObserver, RunPlan, StopReason
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,8 @@ class DaemonConfig:
     heartbeat_s: float
     drain_timeout_s: float
     daily_budget_usd: float | None
+    run_webhook_url: str | None = None
+    """Every run's completion is posted here (``core.run_notice``)."""
 
 
 class PlanSource(Protocol):
@@ -169,8 +174,13 @@ class Daemon:
         config: DaemonConfig,
         events: DaemonEvents | None = None,
         deliver_alerts: Callable[[], Awaitable[int]] | None = None,
+        io_executor: Executor | None = None,
     ) -> None:
         self._deliver_alerts = deliver_alerts
+        # The daemon's own blocking calls (store, locks) go here, never to the
+        # default pool that sync user code shares; the owner shuts it down
+        # (waiting) before it disposes of the engine.
+        self._io_executor = io_executor
         self._store = store
         self._locks = locks
         self._runner = runner
@@ -266,7 +276,9 @@ class Daemon:
             log.warning(budget.reason, extra={"event": "budget_unreadable", "suite": suite})
             self._events.budget_unreadable()
         plan = await self._io(partial(self._plans.plan, suite, ()))
-        new = _new_run(plan, "scheduled", scheduled_for=decision.slot)
+        new = _new_run(
+            plan, "scheduled", scheduled_for=decision.slot, callbacks=self._callbacks(None)
+        )
         if not budget.allowed:
             skipped = dataclasses.replace(new, reason=budget.reason)
             try:
@@ -329,8 +341,11 @@ class Daemon:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         spec_hash: str | None = None,
+        callback_url: str | None = None,
     ) -> RunRecord:
         """Start a manual run in the background and return it (``running``).
+
+        ``callback_url`` is told when the run ends, besides the run webhook.
 
         Raises:
             GateBusy: the suite is running here or in another replica.
@@ -338,7 +353,12 @@ class Daemon:
             DuplicateRun: the id or idempotency key is taken.
         """
         run, plan, lock = await self._prepare_manual(
-            suite, features, run_id=run_id, idempotency_key=idempotency_key, spec_hash=spec_hash
+            suite,
+            features,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            spec_hash=spec_hash,
+            callbacks=self._callbacks(callback_url),
         )
         self._spawn(self._run_manual_logged(run, plan, lock))
         return run
@@ -351,8 +371,13 @@ class Daemon:
         Takes the same gate and lock as scheduled runs, so a CLI run never
         overlaps the daemon's run of the same suite.
         """
-        run, plan, lock = await self._prepare_manual(suite, features)
+        run, plan, lock = await self._prepare_manual(
+            suite, features, callbacks=self._callbacks(None)
+        )
         done = await self._run_manual(run, plan, lock, observer)
+        if self._deliver_alerts is not None:
+            # A command ends soon after: send the run's notices before it does.
+            await self._deliver_alerts()
         return done if done is not None else await self._io(partial(self._store.get_run, run.id))
 
     async def _prepare_manual(
@@ -363,6 +388,7 @@ class Daemon:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         spec_hash: str | None = None,
+        callbacks: tuple[Callback, ...] = (),
     ) -> tuple[RunRecord, RunPlan, SuiteLock]:
         if suite not in self._config.schedules:
             raise ConfigError("request", "suite", f"no suite named {suite!r}")
@@ -376,7 +402,12 @@ class Daemon:
             self._events.lock_held(suite, True)
             plan = await self._io(partial(self._plans.plan, suite, features))
             new = _new_run(
-                plan, "manual", run_id=run_id, idempotency_key=idempotency_key, spec_hash=spec_hash
+                plan,
+                "manual",
+                run_id=run_id,
+                idempotency_key=idempotency_key,
+                spec_hash=spec_hash,
+                callbacks=callbacks,
             )
             run = await self._io(partial(self._store.create_run, new, lease=self._lease()))
         except BaseException:
@@ -485,7 +516,7 @@ class Daemon:
             extra={"event": "run_ended", "run_id": done.id, "status": done.status.value},
         )
         self._events.run_finished(done)
-        if self._deliver_alerts is not None and done.run_type == "scheduled":
+        if self._deliver_alerts is not None:
             self._spawn(self._deliver_alerts())  # the outbox rows it just wrote
         return done
 
@@ -591,6 +622,15 @@ class Daemon:
     def _lease(self) -> Lease:
         return Lease(self.owner, self._config.lease_s)
 
+    def _callbacks(self, callback_url: str | None) -> tuple[Callback, ...]:
+        """Where a new run's completion is posted: the request's URL and the run webhook."""
+        found = []
+        if callback_url is not None:
+            found.append(Callback("callback", callback_url))
+        if self._config.run_webhook_url is not None:
+            found.append(Callback("run_webhook", self._config.run_webhook_url))
+        return tuple(found)
+
     async def _spend_today(self, now: datetime) -> float | None:
         try:
             return await self._io(partial(self._store.judge_spend_since, day_start(now)))
@@ -606,7 +646,7 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
 
     async def _io(self, fn: Callable[[], _T]) -> _T:
-        return await asyncio.to_thread(fn)
+        return await run_blocking(self._io_executor, fn)
 
 
 def _new_run(
@@ -617,6 +657,7 @@ def _new_run(
     run_id: str | None = None,
     idempotency_key: str | None = None,
     spec_hash: str | None = None,
+    callbacks: tuple[Callback, ...] = (),
 ) -> NewRun:
     return NewRun(
         id=run_id or str(uuid.uuid4()),
@@ -630,4 +671,5 @@ def _new_run(
         scheduled_for=scheduled_for,
         idempotency_key=idempotency_key,
         spec_hash=spec_hash,
+        callbacks=callbacks,
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -51,6 +50,7 @@ from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import ContinuousEvalError, LeaseLost
 from continuous_eval.ports import CaseScorer, RunStore, Target
+from continuous_eval.service.blocking import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +164,7 @@ class Runner:
         self._io.shutdown(wait=True)
 
     async def _in_io(self, fn: Callable[[], _T]) -> _T:
-        # With the caller's context, as asyncio.to_thread does: log lines written
-        # in the store thread keep naming the run.
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._io, context.run, fn)
+        return await run_blocking(self._io, fn)
 
     async def execute(
         self,

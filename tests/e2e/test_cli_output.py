@@ -7,6 +7,7 @@ bar and the table, ``init``, and shell completion.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,12 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.core.models import NewRun, RunStatus
 from tests.e2e.test_cli import REPO, cli, project
+from tests.integration.conftest_alerts import FakeWebhook
 
 __all__ = ["project"]  # the fixture, shared with test_cli
 
@@ -192,3 +195,27 @@ def test_empty_listings_are_valid_json(tmp_path: Path, command: str) -> None:
     listed = cli(command, "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) in ({"runs": []}, {"items": []})
+
+
+def test_a_cli_run_reports_to_the_run_webhook_before_it_exits(
+    project: Path, fake_webhook: FakeWebhook
+) -> None:
+    secret = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    env = {
+        "CONTINUOUS_EVAL_RUN_WEBHOOK_URL": fake_webhook.url,
+        "CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET": secret,
+    }
+    ran = cli("run", "--json", cwd=project, env=env)
+    assert ran.returncode == 0, ran.stderr
+    (run,) = json.loads(ran.stdout)["runs"]
+    (hook,) = fake_webhook.received  # delivered by the time the command returned
+    body = Webhook(secret).verify(hook.raw, hook.headers)
+    assert body["data"]["run_id"] == run["id"]
+    assert body["data"]["status"] == "succeeded"
+    assert secret not in ran.stderr
+
+
+def test_a_run_webhook_without_its_secret_is_a_settings_error(project: Path) -> None:
+    ran = cli("run", cwd=project, env={"CONTINUOUS_EVAL_RUN_WEBHOOK_URL": "https://x.example/h"})
+    assert ran.returncode == 2
+    assert "CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET" in ran.stderr

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from continuous_eval.adapters.alerts import ResendEmailChannel, WebhookChannel
+from continuous_eval.adapters.resend_email import ResendEmailChannel
+from continuous_eval.adapters.webhook import WebhookChannel
 from continuous_eval.core.alert_render import canonical_json, render_email
 from continuous_eval.core.models import CaseDrop, Regression
 from continuous_eval.fakes.resend_server import BackgroundServer, FakeResendServer

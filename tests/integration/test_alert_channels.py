@@ -15,11 +15,8 @@ import pytest
 import resend
 from pydantic import SecretStr
 
-from continuous_eval.adapters.alerts import (
-    ResendEmailChannel,
-    parse_retry_after,
-    wire_key,
-)
+from continuous_eval.adapters.delivery import parse_retry_after, wire_key
+from continuous_eval.adapters.resend_email import ResendEmailChannel
 from continuous_eval.core.alert_render import canonical_json, render_webhook
 from continuous_eval.fakes.resend_server import FakeResendServer, ScriptedFault
 from tests.integration.conftest_alerts import (

@@ -476,6 +476,25 @@ def test_every_route_but_the_probes_needs_a_token(server: ApiServer) -> None:
                 assert "401" in operation["responses"], (method, path)
 
 
+def test_docs_are_served_behind_the_token_or_public_when_configured(
+    db_url: str, tmp_path: Path, server: ApiServer
+) -> None:
+    with server.client() as authed, server.client(headers={}) as anonymous:
+        page = authed.get("/docs")
+        assert page.status_code == 200
+        assert "swagger-ui" in page.text
+        assert "/openapi.json" in page.text
+        _error(anonymous.get("/docs"), 401, "unauthorized")
+        document = authed.get("/openapi.json").json()
+    # Every route a user calls is in the document, the suites list included.
+    assert {"/api/suites", "/api/runs", "/api/runs/{run_id}"} <= set(document["paths"])
+    settings = make_settings(db_url, docs_public=True)
+    with running(ApiServer(settings, suite_file(tmp_path))) as srv, srv.client(headers={}) as c:
+        assert c.get("/docs").status_code == 200
+        assert c.get("/openapi.json").json()["info"]["title"] == "continuous-eval"
+        _error(c.get("/api/suites"), 401, "unauthorized")  # the routes still need a token
+
+
 def test_metrics_can_be_made_public(db_url: str, tmp_path: Path) -> None:
     settings = make_settings(db_url, metrics_public=True)
     with running(ApiServer(settings, suite_file(tmp_path))) as srv, srv.client(headers={}) as c:

@@ -17,6 +17,7 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     CheckConstraint,
+    Engine,
     ForeignKeyConstraint,
     Inspector,
     PrimaryKeyConstraint,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     inspect,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +43,7 @@ from continuous_eval.adapters.db.migrate import (
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.db.tables import metadata
 from continuous_eval.core.models import (
+    Callback,
     CaseResult,
     NewAlert,
     NewRun,
@@ -66,7 +69,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -125,9 +128,10 @@ def test_0002_upgrades_a_0001_database_with_runs_and_downgrades_cleanly(
         assert "suite_locks" in inspector.get_table_names()
         indexes = {ix["name"] for ix in inspector.get_indexes("eval_runs")}
         assert "ix_eval_runs_suite_status" in indexes
-        assert SqlRunStore(engine, FakeClock()).get_run("old").status.value == "succeeded"
+        assert _status(engine, "old") == "succeeded"
         upgrade(engine)  # check() compares head only
         check(engine)
+        assert SqlRunStore(engine, FakeClock()).get_run("old").status.value == "succeeded"
 
         downgrade(engine, "0001")
 
@@ -186,8 +190,69 @@ def test_0003_adds_the_alerts_outbox_to_a_0002_database_and_downgrades_cleanly(
         downgrade(engine, "0002")
 
         assert "alerts" not in inspect(engine).get_table_names()
-        assert store.get_run("old").status is RunStatus.SUCCEEDED
+        assert _status(engine, "old") == RunStatus.SUCCEEDED.value
         assert current_revision(engine) == "0002"
+        upgrade(engine)
+        check(engine)
+    finally:
+        engine.dispose()
+
+
+def _status(engine: Engine, run_id: str) -> str:
+    # Plain SQL: the store reads the newest schema, not the one under test.
+    with engine.connect() as conn:
+        query = text("SELECT status FROM eval_runs WHERE id = :id")
+        return str(conn.execute(query, {"id": run_id}).scalar_one())
+
+
+def test_0005_adds_run_notices_to_a_0004_database_and_downgrades_cleanly(
+    empty_db_url: str,
+) -> None:
+    upgrade(empty_db_url, "0004")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO eval_runs (id, suite, status, created_at, features, fingerprint) "
+                "VALUES ('old', 'support', 'running', '2025-01-01 00:00:00', '[]', 'fp')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (key, channel, kind, run_id, suite, feature, scorer, status, "
+                "payload, summary, created_at) VALUES ('k', 'email', 'regression', 'old', "
+                "'support', 'f', 'judge', 'sent', '{}', '{}', '2025-01-01 00:00:00')"
+            )
+
+        upgrade(engine, "0005")
+        check(engine)
+
+        store = SqlRunStore(engine, FakeClock())
+        assert store.get_run("old").callbacks == ()  # a row from before reads as none
+        (kept,) = store.list_alerts()
+        assert (kept.key, kept.destination) == ("k", None)
+        new = NewRun(
+            id="new",
+            suite="support",
+            run_type="manual",
+            features=("f",),
+            cases_total=0,
+            total=0,
+            fingerprint="fp",
+            callbacks=(Callback("callback", "https://ci.example.com/hook"),),
+        )
+        store.create_run(new)
+        store.finish_run("new", RunStatus.SUCCEEDED, None, [])
+        notice = next(a for a in store.list_alerts() if a.kind == "run_finished")
+        assert notice.destination == "https://ci.example.com/hook"
+        with engine.begin() as conn, pytest.raises(IntegrityError):
+            conn.exec_driver_sql("UPDATE alerts SET kind = 'other'")
+
+        downgrade(engine, "0004")
+
+        assert current_revision(engine) == "0004"
+        with engine.connect() as conn:
+            kinds = conn.exec_driver_sql("SELECT kind FROM alerts").scalars().all()
+        assert kinds == ["regression"]
+        assert _status(engine, "old") == "running"
         upgrade(engine)
         check(engine)
     finally:

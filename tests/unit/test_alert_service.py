@@ -137,7 +137,9 @@ class Channel:
         self.results = list(results)
         self.calls: list[tuple[str, str]] = []
 
-    async def deliver(self, key: str, payload: str) -> DeliveryResult:
+    async def deliver(
+        self, key: str, payload: str, destination: str | None = None
+    ) -> DeliveryResult:
         self.calls.append((key, payload))
         return self.results.pop(0) if self.results else DeliveryResult("sent", "id-1")
 
@@ -209,7 +211,9 @@ async def test_a_raising_channel_or_a_missing_one_never_escapes(store: InMemoryR
     class Broken:
         name = "email"
 
-        async def deliver(self, key: str, payload: str) -> DeliveryResult:
+        async def deliver(
+            self, key: str, payload: str, destination: str | None = None
+        ) -> DeliveryResult:
             raise RuntimeError("bug")
 
     dispatcher = AlertDispatcher(store, {"email": Broken()}, "me", max_attempts=3)

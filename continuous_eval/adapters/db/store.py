@@ -54,6 +54,7 @@ from continuous_eval.core.models import (
     AlertKind,
     AlertRecord,
     AlertStatus,
+    Callback,
     CaseResult,
     ControlAction,
     Fence,
@@ -69,6 +70,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import (
     Conflict,
     DuplicateRun,
@@ -384,6 +386,7 @@ class SqlRunStore:
             "fingerprint_parts": dict(new.fingerprint_parts),
             "idempotency_key": new.idempotency_key,
             "spec_hash": new.spec_hash,
+            "callbacks": callbacks_to_json(new.callbacks),
         }
         if lease is not None:
             values.update(
@@ -396,6 +399,7 @@ class SqlRunStore:
                 with self._writer.begin() as conn:
                     conn.execute(eval_runs.insert().values(values))
                     row = conn.execute(_select_run(new.id)).one()
+                    self._announce(conn, row, (), now)  # a slot recorded as skipped ends here
             except IntegrityError as exc:
                 raise self._duplicate(new, exc) from exc
         return run_record(row)
@@ -508,6 +512,7 @@ class SqlRunStore:
             if alert_rows:
                 conn.execute(self._insert_alerts, alert_rows)
             row = conn.execute(_select_run(run_id)).one()
+            self._announce(conn, row, aggregates, now)
         return run_record(row)
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -826,6 +831,7 @@ class SqlRunStore:
                 _require_run(conn, run_id)
                 return None
             row = conn.execute(_select_run(run_id)).one()
+            self._announce(conn, row, (), self._clock.now())  # when it gave up
         return run_record(row)
 
     def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
@@ -874,8 +880,10 @@ class SqlRunStore:
             .values(values)
         )
         with self._translate(f"{action} run {run_id!r}"), self._writer.begin() as conn:
-            conn.execute(stmt)
+            changed = conn.execute(stmt).rowcount == 1
             row = conn.execute(_select_run(run_id)).one_or_none()
+            if changed and row is not None:
+                self._announce(conn, row, (), self._clock.now())  # a cancel ends the run
         if row is None:
             raise run_not_found(run_id)
         return run_record(row)
@@ -1104,6 +1112,23 @@ class SqlRunStore:
 
     # ---------------------------------------------------------------- helpers
 
+    def _announce(
+        self,
+        conn: Connection,
+        row: Row[*tuple[Any, ...]],
+        aggregates: Sequence[ScoreAggregate],
+        now: datetime,
+    ) -> None:
+        """Write the completion notices of a run that just ended, in the caller's transaction.
+
+        Every path that ends a run (finish, cancel, giving up, a skipped slot)
+        calls this with the run as it now is; a run still going gets none.
+        """
+        run = run_record(row)
+        notices = completion_notices(run, run.callbacks, aggregates)
+        if notices:
+            conn.execute(self._insert_alerts, [_alert_row(n, now) for n in notices])
+
     def _db_clock(self, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
         """The database's now (+ ``plus_seconds``) as a SQL expression, typed ``UTCDateTime``."""
         if self._dialect == "postgresql":
@@ -1304,6 +1329,22 @@ def _run_type(value: str) -> RunType:
     raise StoreError(f"unknown run_type {value!r} in the database")
 
 
+def callbacks_to_json(callbacks: Sequence[Callback]) -> list[dict[str, str]] | None:
+    """Store a run's callbacks as JSON (None for none, which old rows also hold)."""
+    return [{"channel": c.channel, "url": c.url} for c in callbacks] or None
+
+
+def callbacks_from_json(value: Any) -> tuple[Callback, ...]:
+    """Read a run's callbacks back; rows from before the column read as none."""
+    found = []
+    for item in value or ():
+        channel = item.get("channel")
+        if channel not in ("callback", "run_webhook"):
+            raise StoreError(f"unknown callback channel {channel!r} in the database")
+        found.append(Callback(channel, str(item["url"])))
+    return tuple(found)
+
+
 def run_record(row: Row[*tuple[Any, ...]]) -> RunRecord:
     m = row._mapping
     return RunRecord(
@@ -1334,6 +1375,7 @@ def run_record(row: Row[*tuple[Any, ...]]) -> RunRecord:
         lease_owner=m["lease_owner"],
         lease_expires_at=m["lease_expires_at"],
         heartbeat_at=m["heartbeat_at"],
+        callbacks=callbacks_from_json(m["callbacks"]),
     )
 
 
@@ -1379,14 +1421,13 @@ def _alert_row(alert: NewAlert, now: datetime) -> dict[str, Any]:
         "sent_at": None,
         "claimed_by": None,
         "claimed_until": None,
+        "destination": alert.destination,
     }
 
 
 def _alert_kind(value: str) -> AlertKind:
-    if value == "regression":
-        return "regression"
-    if value == "recovery":
-        return "recovery"
+    if value in ALERT_KINDS:
+        return cast(AlertKind, value)
     raise StoreError(f"unknown alert kind {value!r} in the database")
 
 
@@ -1420,4 +1461,5 @@ def _alert_record(row: Row[*tuple[Any, ...]]) -> AlertRecord:
         sent_at=m["sent_at"],
         claimed_by=m["claimed_by"],
         claimed_until=m["claimed_until"],
+        destination=m["destination"],
     )

@@ -98,6 +98,7 @@ eval_runs = Table(
     Column("fingerprint_parts", JSON),
     Column("idempotency_key", String(200)),
     Column("spec_hash", String(64)),
+    Column("callbacks", JSON, doc="Where the run's completion is posted: [{channel, url}]."),
     CheckConstraint(_one_of("run_type", RUN_TYPES), name="run_type"),
     CheckConstraint(_one_of("status", [s.value for s in RunStatus]), name="status"),
     # One scheduled run per suite and slot: a second replica's claim of the
@@ -215,6 +216,7 @@ alerts = Table(
     Column("sent_at", UTCDateTime()),
     Column("claimed_by", String(200)),
     Column("claimed_until", UTCDateTime()),
+    Column("destination", Text, doc="A notice's URL, for channels without a fixed address."),
     CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
     CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
     # The outbox's idempotency: writing a run's alerts twice (a retried

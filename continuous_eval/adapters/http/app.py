@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Response, Security
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
@@ -107,7 +108,14 @@ def create_app(
     streams = streams or EventStreams()
     if stopping is not None:
         streams.stop_when(stopping)
-    ctx = ApiContext(daemon=daemon, store=store, engine=engine, suites=suites, streams=streams)
+    ctx = ApiContext(
+        daemon=daemon,
+        store=store,
+        engine=engine,
+        suites=suites,
+        streams=streams,
+        callbacks=settings.run_webhook_secret is not None,
+    )
     app = FastAPI(
         title="continuous-eval",
         version=__version__,
@@ -163,15 +171,26 @@ def create_app(
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Security(bearer_scheme)])
+    docs_security = [] if settings.docs_public else [Security(bearer_scheme)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=docs_security)
     async def openapi() -> dict[str, Any]:
-        """The OpenAPI document (behind auth like the routes it describes)."""
+        """The OpenAPI document (behind auth like the routes it describes, unless public)."""
         return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, dependencies=docs_security)
+    async def docs() -> HTMLResponse:
+        """Swagger UI over ``/openapi.json``; "Authorize" takes a token to try the routes."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="continuous-eval API")
 
     app.include_router(runs_router(ctx))
     app.include_router(admin_router(ctx))
 
-    public = [*PUBLIC_PATHS, *(["/metrics"] if settings.metrics_public else [])]
+    public = [
+        *PUBLIC_PATHS,
+        *(["/metrics"] if settings.metrics_public else []),
+        *(["/docs", "/openapi.json"] if settings.docs_public else []),
+    ]
     app.add_middleware(
         RequestGuard,
         auth=auth,

@@ -77,6 +77,7 @@ class RunLauncher(Protocol):
         run_id: str | None = None,
         idempotency_key: str | None = None,
         spec_hash: str | None = None,
+        callback_url: str | None = None,
     ) -> RunRecord:
         """Start a manual run in the background; raise ``GateBusy`` when the suite is busy."""
         ...
@@ -97,20 +98,22 @@ class ApiContext:
     suites: Mapping[str, Sequence[str]]
     """The loaded config's suites and their features, to refuse unknown names up front."""
     streams: EventStreams
+    callbacks: bool = False
+    """Whether run-completion callbacks can be signed (a secret is configured)."""
 
 
-def spec_hash(suite: str, features: Sequence[str]) -> str:
+def spec_hash(suite: str, features: Sequence[str], callback_url: str | None = None) -> str:
     """Hash what a run request asks for, to tell an idempotent retry from a conflicting reuse.
 
     Features are a set: the same features in another order is the same run.
     An empty list (every feature) differs from listing them all, since the
-    two diverge once a feature is added to the suite.
+    two diverge once a feature is added to the suite. A callback URL is part
+    of the request (only when given, so requests without one hash as before).
     """
-    canonical = json.dumps(
-        {"v": SPEC_VERSION, "suite": suite, "features": sorted(set(features))},
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    spec: dict[str, object] = {"v": SPEC_VERSION, "suite": suite, "features": sorted(set(features))}
+    if callback_url is not None:
+        spec["callback_url"] = callback_url
+    canonical = json.dumps(spec, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -157,7 +160,14 @@ async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
             f"suite {request.suite!r} has no feature {unknown[0]!r}",
             {"suite": request.suite, "unknown": unknown, "features": list(known)},
         )
-    spec = spec_hash(request.suite, features)
+    if request.callback_url is not None and not ctx.callbacks:
+        raise ApiError(
+            422,
+            "callback_unavailable",
+            "callback_url needs a signing secret: set CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET",
+            {"field": "callback_url"},
+        )
+    spec = spec_hash(request.suite, features, request.callback_url)
     if request.run_id is not None:
         # Before the gate: a retry of a run still in progress must find it, not "busy".
         existing = await _find(ctx.store, request.run_id)
@@ -165,7 +175,11 @@ async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
             return _same_or_conflict(existing, spec)
     try:
         run = await ctx.daemon.start_manual(
-            request.suite, features, run_id=request.run_id, spec_hash=spec
+            request.suite,
+            features,
+            run_id=request.run_id,
+            spec_hash=spec,
+            callback_url=request.callback_url,
         )
     except GateBusy as exc:
         if request.run_id is not None:

@@ -98,6 +98,11 @@ class RunRequest(BaseModel):
     """Features to run; empty for every feature of the suite."""
     run_id: str | None = Field(default=None, pattern=RUN_ID_PATTERN)
     """A client-chosen id, which makes retries safe; generated when absent."""
+    callback_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s/?#]+[^\s]*$"
+    )
+    """POSTed a signed JSON notice (Standard Webhooks) when the run ends, whatever its
+    outcome; needs ``CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET``."""
 
 
 class RunAccepted(BaseModel):
