@@ -37,6 +37,7 @@ from continuous_eval.core.regression import (
     scorer_defaults,
 )
 from continuous_eval.core.scorers import DeterministicScorer
+from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import (
     AnthropicTarget,
     Case,
@@ -545,6 +546,7 @@ async def local_daemon(
         max_concurrency=settings.max_concurrency,
         excerpt_chars=settings.result_excerpt_chars,
         plan_alerts=planner.plan,
+        scrub=Scrubber(settings.secret_values()),
     )
     daemon = Daemon(
         store=store,

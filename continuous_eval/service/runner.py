@@ -47,6 +47,7 @@ from continuous_eval.core.models import (
     Usage,
 )
 from continuous_eval.core.scoring import aggregate_rows
+from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import ContinuousEvalError, LeaseLost
 from continuous_eval.ports import CaseScorer, RunStore, Target
@@ -139,6 +140,8 @@ class Runner:
         excerpt_chars: characters of each output kept with its results.
         write_linger_s: how long the writer waits after a result arrives to
             gather others into the same transaction.
+        plan_alerts: decides the outbox rows of a run about to succeed.
+        scrub: takes the configured secrets out of every stored error text.
     """
 
     def __init__(
@@ -149,8 +152,12 @@ class Runner:
         excerpt_chars: int = 2000,
         write_linger_s: float = 0.1,
         plan_alerts: PlanAlerts | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
         self._store = store
+        # Every error text is scrubbed before it is stored: a provider or a
+        # gateway may echo the API key in its error message.
+        self._scrub = scrub or Scrubber()
         self._linger_s = write_linger_s
         self._plan_alerts = plan_alerts
         self._global = asyncio.Semaphore(max_concurrency)
@@ -199,7 +206,7 @@ class Runner:
         what was stored and ends the run ``cancelled``; a failure of the store
         ends it ``failed`` and is raised again.
         """
-        state = _RunState(run, plan, fence, budget)
+        state = _RunState(run, plan, fence, budget, self._scrub)
         # Bounded: when the store falls behind, finished cases wait here holding
         # their concurrency slot, which stops new cases from starting.
         queue: asyncio.Queue[CaseOutcome | None] = asyncio.Queue(maxsize=_BATCH_MAX)
@@ -232,7 +239,7 @@ class Runner:
         except Exception as exc:
             await _cancel_all(in_flight, writer)
             log.exception("run failed", extra={"event": "run_failed", "run_id": run.id})
-            self._finish_quietly(state, RunStatus.FAILED, _describe(exc))
+            self._finish_quietly(state, RunStatus.FAILED, self._scrub(_describe(exc)))
             raise
         finally:
             producer.cancel()
@@ -390,7 +397,7 @@ class Runner:
             output: TargetOutput = await feature.target.answer(case)
         except Exception as exc:
             latency_ms = (time.perf_counter() - started) * 1000
-            reason = f"target failed: {_describe(exc)}"
+            reason = self._scrub(f"target failed: {_describe(exc)}")
             results = [
                 CaseResult(
                     feature.name,
@@ -528,8 +535,14 @@ class _RunState:
     """What one execution of a run carries: its fence, its budget, what it skipped."""
 
     def __init__(
-        self, run: RunRecord, plan: RunPlan, fence: Fence | None, budget: BudgetTracker | None
+        self,
+        run: RunRecord,
+        plan: RunPlan,
+        fence: Fence | None,
+        budget: BudgetTracker | None,
+        scrub: Scrubber,
     ) -> None:
+        self.scrub = scrub
         self.run = run
         self.plan = plan
         self.fence = fence
@@ -551,7 +564,7 @@ class _RunState:
             usage = usage if isinstance(usage, Usage) else NO_USAGE
             if budgeted and self.budget is not None:
                 self.budget.add(usage.cost_usd)
-            return ResultStatus.ERROR, f"scorer failed: {_describe(exc)}", usage
+            return ResultStatus.ERROR, self.scrub(f"scorer failed: {_describe(exc)}"), usage
         if budgeted and self.budget is not None:
             self.budget.add(outcome.usage.cost_usd)
         return outcome
