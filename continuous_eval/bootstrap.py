@@ -20,7 +20,6 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -29,6 +28,7 @@ from continuous_eval.adapters.suite_files import (
     iter_cases,
     scan_dataset,
 )
+from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.pricing import Price
 from continuous_eval.core.regression import (
@@ -85,7 +85,8 @@ def open_store(settings: Settings, *, migrate_embedded: bool = True) -> tuple[En
         migrate.upgrade_if_behind(engine)
     else:
         migrate.require_head(engine)
-    return engine, SqlRunStore(engine, SystemClock())
+    # No clock: every time the store writes is the database's (see SqlRunStore).
+    return engine, SqlRunStore(engine)
 
 
 def uses_default_database(settings: Settings) -> bool:
@@ -230,6 +231,21 @@ class PlanBuilder:
         self._anthropic: AsyncAnthropic | None = None
         self._targets: dict[tuple[str, str], Target] = {}
         self._scorers: dict[tuple[str, str], list[CaseScorer]] = {}
+        self._pools: dict[str, UserCodePool] = {}
+
+    @property
+    def pools(self) -> list[UserCodePool]:
+        """The suites' user-code thread pools made so far (for metrics)."""
+        return list(self._pools.values())
+
+    def _pool(self, suite: str) -> UserCodePool:
+        # One pool per suite, as large as its concurrency: a hung suite fills
+        # its own threads and nobody else's.
+        if suite not in self._pools:
+            config = self._loaded.suites.suites[suite]
+            size = config.concurrency or self._settings.suite_concurrency
+            self._pools[suite] = UserCodePool(suite, size)
+        return self._pools[suite]
 
     def _client(self) -> AsyncAnthropic:
         if self._anthropic is None:
@@ -251,7 +267,7 @@ class PlanBuilder:
             from continuous_eval.adapters.targets.python_target import PythonCallableTarget
 
             fn = self._loaded.import_callable(target.callable, f"{location}.callable")
-            built = PythonCallableTarget(fn)
+            built = PythonCallableTarget(fn, self._pool(suite))
         elif isinstance(target, HttpTarget):
             from continuous_eval.adapters.targets.http_target import HttpTargetAdapter
 
@@ -275,7 +291,7 @@ class PlanBuilder:
             from continuous_eval.adapters.python_scorer import PythonCallableScorer
 
             fn = self._loaded.import_callable(config.callable, f"{location}.callable")
-            return PythonCallableScorer(config, fn)
+            return PythonCallableScorer(config, fn, self._pool(suite))
         return DeterministicScorer(config)
 
     def build_all(self, scanned: Sequence[ScannedSuite]) -> list[RunPlan]:
@@ -349,6 +365,9 @@ class PlanBuilder:
             await target.aclose()
         self._targets.clear()
         self._scorers.clear()
+        for pool in self._pools.values():
+            pool.close()  # idle threads end; a hung one is a daemon thread, never waited for
+        self._pools.clear()
         if self._anthropic is not None:
             await self._anthropic.close()
             self._anthropic = None

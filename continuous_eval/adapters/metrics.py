@@ -13,10 +13,12 @@ on the same registry; where both exist, the per-replica one carries
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.models import Regression, RunRecord
 from continuous_eval.service.daemon import SuiteSchedule, TickOutcome
 
@@ -145,3 +147,46 @@ class DaemonMetrics:
         if run.started_at and run.finished_at:
             seconds = (run.finished_at - run.started_at).total_seconds()
             self.run_duration.labels(suite=run.suite, run_type=run.run_type).observe(seconds)
+
+
+class UserCodeCollector:
+    """The user-code thread pools of this process, read at each scrape.
+
+    ``continuous_eval_user_code_abandoned`` is the number of threads still
+    running a call that its run gave up on (the watchdog, a cancel, a
+    shutdown): leaked threads, which only return when the user's code does.
+    """
+
+    def __init__(self, pools: Callable[[], Iterable[UserCodePool]]) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the pools' gauges and counter."""
+        threads = GaugeMetricFamily(
+            "continuous_eval_user_code_threads",
+            "Threads of a suite's sync targets and scorers, busy or idle.",
+            labels=["suite", "state"],
+        )
+        abandoned = GaugeMetricFamily(
+            "continuous_eval_user_code_abandoned",
+            "Threads still running user code whose run stopped waiting (leaked).",
+            labels=["suite"],
+        )
+        abandoned_total = CounterMetricFamily(
+            "continuous_eval_user_code_abandoned_calls",
+            "User-code calls abandoned while running.",
+            labels=["suite"],
+        )
+        for pool in self._pools():
+            busy = pool.busy
+            threads.add_metric([pool.name, "busy"], busy)
+            threads.add_metric([pool.name, "idle"], max(0, pool.threads - busy))
+            abandoned.add_metric([pool.name], pool.abandoned)
+            abandoned_total.add_metric([pool.name], pool.abandoned_total)
+        yield threads
+        yield abandoned
+        yield abandoned_total
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: the samples depend on the pools made so far."""
+        return []

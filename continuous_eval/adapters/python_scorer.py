@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.models import ScoreOutcome
 from continuous_eval.core.suite import Case, PythonScorer, scorer_name
 from continuous_eval.errors import ScorerError
@@ -32,13 +33,16 @@ _DICT_KEYS = frozenset({"score", "passed", "rationale"})
 class PythonCallableScorer:
     """A user's Python function behind the ``CaseScorer`` protocol.
 
-    Sync functions run in a worker thread (``asyncio.to_thread``) so a slow
-    one never stalls the event loop and the other cases in flight; async
-    functions are awaited on the loop.
+    Sync functions run in a thread of the suite's ``UserCodePool`` so a slow
+    one never stalls the event loop, the other cases in flight or the daemon;
+    async functions are awaited on the loop.
     """
 
-    def __init__(self, config: PythonScorer, fn: Callable[..., Any]) -> None:
-        """Wrap ``fn``, already imported from ``config.callable``."""
+    def __init__(
+        self, config: PythonScorer, fn: Callable[..., Any], pool: UserCodePool | None = None
+    ) -> None:
+        """Wrap ``fn``, already imported from ``config.callable`` (``pool``: as for targets)."""
+        self._pool = pool
         self.config = config
         self.name: str = scorer_name(config)
         self._fn = fn
@@ -50,7 +54,11 @@ class PythonCallableScorer:
             if self._is_async:
                 result = await self._fn(output, case)
             else:
-                result = await asyncio.to_thread(self._fn, output, case)
+                result = await (
+                    self._pool.call(self._fn, output, case)
+                    if self._pool is not None
+                    else asyncio.to_thread(self._fn, output, case)
+                )
                 # A sync wrapper (a partial, a decorator) may hand back a coroutine.
                 if inspect.isawaitable(result):
                     result = await result

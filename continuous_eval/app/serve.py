@@ -19,14 +19,18 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from continuous_eval.adapters.http.app import create_app
-from continuous_eval.adapters.metrics import DaemonMetrics
+from continuous_eval.adapters.metrics import DaemonMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
 from continuous_eval.adapters.scheduler import make_scheduler
 from continuous_eval.adapters.suite_files import load_suite_file
+from continuous_eval.adapters.user_code import DaemonThreadPool
 from continuous_eval.bootstrap import daemon_config, local_daemon, readiness, scan_suites
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 32
+"""The loop's default executor (libraries' ``asyncio.to_thread``, the readiness probe)."""
 
 
 class _Server(uvicorn.Server):
@@ -37,13 +41,30 @@ class _Server(uvicorn.Server):
         yield
 
 
+SHUTDOWN_MARGIN_S = 3.0
+"""How long past ``shutdown_timeout_s`` a stopping process may take: uvicorn's close
+(``HTTP_CLOSE_S``) and the last database writes (releasing runs and locks)."""
+
+HTTP_CLOSE_S = 1
+"""How long uvicorn waits for open responses once it is told to stop."""
+
+
 async def serve(settings: Settings, config_path: Path) -> int:
-    """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code."""
+    """Run the daemon and its HTTP app until SIGTERM or SIGINT; return the exit code.
+
+    A stop is bounded whatever user code does: cases in flight get
+    ``shutdown_timeout_s`` (less the margin kept for releasing), then their
+    runs are released ``interrupted``; threads still in user code are
+    daemon threads nobody waits for, and the loop's default executor is one
+    too, so the process exits within ``shutdown_timeout_s + SHUTDOWN_MARGIN_S``.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(DaemonThreadPool("default", DEFAULT_THREADS))
     loaded = load_suite_file(config_path)
     scan_suites(loaded, list(loaded.suites.suites), [], settings)  # stops start-up, not a run
     registry = CollectorRegistry()
     metrics = DaemonMetrics(registry, daemon_config(settings, loaded).schedules)
-    async with local_daemon(settings, loaded, metrics) as (daemon, store, _):
+    async with local_daemon(settings, loaded, metrics) as (daemon, store, builder):
         schedules = daemon_config(settings, loaded).schedules
         enabled = [name for name, s in schedules.items() if s.enabled]
         if enabled:
@@ -70,6 +91,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
         )
         engine = store.engine
         registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
+        registry.register(UserCodeCollector(lambda: builder.pools))
         app = create_app(
             settings=settings,
             readiness=partial(readiness, engine),
@@ -102,9 +124,9 @@ async def serve(settings: Settings, config_path: Path) -> int:
                 log_config=None,
                 access_log=True,
                 lifespan="off",
+                timeout_graceful_shutdown=HTTP_CLOSE_S,
             )
         )
-        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

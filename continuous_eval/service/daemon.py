@@ -65,6 +65,11 @@ class TickOutcome(StrEnum):
 class GateBusy(ContinuousEvalError):
     """The suite is already running in this process (or, for a lock, in another replica)."""
 
+    def __init__(self, message: str, *, elsewhere: bool = False) -> None:
+        super().__init__(message)
+        self.elsewhere = elsewhere
+        """True when another process holds the suite's lock."""
+
 
 @dataclass(frozen=True, slots=True)
 class SuiteSchedule:
@@ -398,7 +403,7 @@ class Daemon:
         try:
             lock = await self._io(partial(self._locks.try_acquire, suite, self.owner))
             if lock is None:
-                raise GateBusy(f"suite {suite!r} is running in another process")
+                raise GateBusy(f"suite {suite!r} is running in another process", elsewhere=True)
             self._events.lock_held(suite, True)
             plan = await self._io(partial(self._plans.plan, suite, features))
             new = _new_run(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -320,10 +320,14 @@ class SqlRunStore:
     Args:
         engine: From ``engine.make_engine``, on a migrated database. The store
             disposes of it in ``close``.
-        clock: Source of ``created_at``, ``started_at`` and ``finished_at``.
+        clock: Source of ``created_at``, ``started_at``, ``finished_at`` and the
+            outbox's ``created_at``. None (production) means the database's
+            clock, the one leases, claims and the due check already read, so
+            one replica's skewed clock cannot move a slot, a due check or an
+            order. Tests pass a fake to set those times exactly.
     """
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         dialect = engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported database {dialect!r}: use SQLite or Postgres")
@@ -367,7 +371,6 @@ class SqlRunStore:
         """
         validate_new_run(new)
         validate_create(status, lease)
-        now = self._clock.now()
         values: dict[str, Any] = {
             "id": new.id,
             "suite": new.suite,
@@ -376,9 +379,7 @@ class SqlRunStore:
             "status": status.value,
             "status_reason": new.reason,
             "attempt": initial_attempt(status),
-            "created_at": now,
-            "started_at": now,
-            "finished_at": now if status is RunStatus.SKIPPED else None,
+            "finished_at": None,
             "features": list(new.features),
             "cases_total": new.cases_total,
             "total": new.total,
@@ -397,6 +398,10 @@ class SqlRunStore:
         with self._translate(f"create run {new.id!r}"):
             try:
                 with self._writer.begin() as conn:
+                    now = self._now(conn)
+                    values.update(created_at=now, started_at=now)
+                    if status is RunStatus.SKIPPED:
+                        values["finished_at"] = now
                     conn.execute(eval_runs.insert().values(values))
                     row = conn.execute(_select_run(new.id)).one()
                     self._announce(conn, row, (), now)  # a slot recorded as skipped ends here
@@ -432,8 +437,7 @@ class SqlRunStore:
             RunFinished: No fence and the run is terminal; nothing was written.
             LeaseLost: The fence no longer holds; nothing was written.
         """
-        now = self._clock.now()
-        rows = list({_result_key(r): _result_row(run_id, r, now) for r in results}.values())
+        unique = list({_result_key(r): r for r in results}.values())
         runs = eval_runs.c
         judge, target = delta.judge_usage, delta.target_usage
         add_counts = (
@@ -458,8 +462,9 @@ class SqlRunStore:
             # the results and the counts.
             if conn.execute(add_counts).rowcount != 1:
                 _refuse(conn, run_id, fence)
-            if rows:
-                conn.execute(self._upsert_results, rows)
+            if unique:
+                now = self._now(conn)
+                conn.execute(self._upsert_results, [_result_row(run_id, r, now) for r in unique])
 
     def finish_run(
         self,
@@ -490,21 +495,21 @@ class SqlRunStore:
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
         outbox = validate_alerts(run_id, alerts)
-        now = self._clock.now()
         rows = _score_rows(run_id, aggregates)
-        alert_rows = [_alert_row(alert, now) for alert in outbox]
-        close = (
-            update(eval_runs)
-            .where(*self._guard(run_id, fence))
-            .values(
-                status=status.value,
-                status_reason=reason,
-                finished_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
         with self._translate(f"finish run {run_id!r}"), self._writer.begin() as conn:
+            now = self._now(conn)
+            alert_rows = [_alert_row(alert, now) for alert in outbox]
+            close = (
+                update(eval_runs)
+                .where(*self._guard(run_id, fence))
+                .values(
+                    status=status.value,
+                    status_reason=reason,
+                    finished_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
             if conn.execute(close).rowcount != 1:
                 _refuse(conn, run_id, fence)
             if rows:
@@ -800,7 +805,7 @@ class SqlRunStore:
                 .values(
                     status=RunStatus.FAILED.value,
                     status_reason=reason,
-                    finished_at=self._clock.now(),
+                    finished_at=self._stamp(),
                     lease_owner=None,
                     lease_expires_at=None,
                     **recount,
@@ -831,7 +836,7 @@ class SqlRunStore:
                 _require_run(conn, run_id)
                 return None
             row = conn.execute(_select_run(run_id)).one()
-            self._announce(conn, row, (), self._clock.now())  # when it gave up
+            self._announce(conn, row, (), self._now(conn))  # when it gave up
         return run_record(row)
 
     def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
@@ -872,7 +877,7 @@ class SqlRunStore:
         if target is not RunStatus.PAUSED:
             values.update(lease_owner=None, lease_expires_at=None)
         if target.terminal:
-            values["finished_at"] = self._clock.now()
+            values["finished_at"] = self._stamp()
         runs = eval_runs.c
         stmt = (
             update(eval_runs)
@@ -883,7 +888,7 @@ class SqlRunStore:
             changed = conn.execute(stmt).rowcount == 1
             row = conn.execute(_select_run(run_id)).one_or_none()
             if changed and row is not None:
-                self._announce(conn, row, (), self._clock.now())  # a cancel ends the run
+                self._announce(conn, row, (), self._now(conn))  # a cancel ends the run
         if row is None:
             raise run_not_found(run_id)
         return run_record(row)
@@ -1128,6 +1133,26 @@ class SqlRunStore:
         notices = completion_notices(run, run.callbacks, aggregates)
         if notices:
             conn.execute(self._insert_alerts, [_alert_row(n, now) for n in notices])
+
+    def _now(self, conn: Connection) -> datetime:
+        """The time a write stamps: the injected clock's, else the database's, read once.
+
+        SQLite is embedded: its clock is this process's, read here directly
+        (with microseconds, where SQLite's own ``now`` has milliseconds).
+        Postgres: ``now()``, the same instant for the whole transaction.
+        """
+        if self._clock is not None:
+            return self._clock.now()
+        if self._dialect == "sqlite":
+            return datetime.now(UTC)
+        value: datetime = conn.execute(select(self._db_clock())).scalar_one()
+        return value
+
+    def _stamp(self) -> datetime | ColumnElement[datetime]:
+        """The same time as a value for an UPDATE: a SQL expression for Postgres's clock."""
+        if self._clock is not None:
+            return self._clock.now()
+        return datetime.now(UTC) if self._dialect == "sqlite" else self._db_clock()
 
     def _db_clock(self, plus_seconds: float = 0.0) -> ColumnElement[datetime]:
         """The database's now (+ ``plus_seconds``) as a SQL expression, typed ``UTCDateTime``."""

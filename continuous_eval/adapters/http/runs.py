@@ -15,11 +15,13 @@ fairness rules and would let a runaway client stack up judge spend.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Header, Path, Query, Response, Security
@@ -100,6 +102,8 @@ class ApiContext:
     streams: EventStreams
     callbacks: bool = False
     """Whether run-completion callbacks can be signed (a secret is configured)."""
+    starting: KeyedLocks = field(default_factory=lambda: KeyedLocks())
+    """Serialises requests that start the same run id."""
 
 
 def spec_hash(suite: str, features: Sequence[str], callback_url: str | None = None) -> str:
@@ -135,8 +139,54 @@ async def _find(store: RunStore, run_id: str) -> RunRecord | None:
         return None
 
 
+class KeyedLocks:
+    """One ``asyncio.Lock`` per key while anyone holds or waits for it (run ids being started)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the key's lock for the block; the entry goes once nobody needs it."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+PEER_START_WAIT_S = 3.0
+"""How long a request waits for another replica's run of the same id to appear."""
+
+
+async def _started_elsewhere(store: RunStore, run_id: str) -> RunRecord | None:
+    """Look for a run another replica is creating right now under ``run_id``.
+
+    Its replica holds the suite's lock from before it inserts the run, so a
+    retry reaching another replica meanwhile sees "busy" and no run yet; the
+    row appears within the time a run takes to be planned. Polled briefly
+    (across processes there is no event to wait on), then given up on.
+    """
+    deadline = asyncio.get_running_loop().time() + PEER_START_WAIT_S
+    while True:
+        existing = await _find(store, run_id)
+        if existing is not None or asyncio.get_running_loop().time() >= deadline:
+            return existing
+        await asyncio.sleep(0.05)
+
+
 async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
     """Start a manual run, or return the run an idempotent retry names.
+
+    Requests naming the same ``run_id`` are serialised in this process, so
+    of 50 concurrent retries one starts the run and 49 find it; a retry at
+    another replica finds it once that replica has created it.
 
     Raises:
         ApiError: 422 ``unknown_suite``, ``unknown_feature`` or
@@ -168,11 +218,19 @@ async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
             {"field": "callback_url"},
         )
     spec = spec_hash(request.suite, features, request.callback_url)
-    if request.run_id is not None:
+    if request.run_id is None:
+        return await _launch(ctx, request, features, spec)
+    async with ctx.starting.hold(request.run_id):
         # Before the gate: a retry of a run still in progress must find it, not "busy".
         existing = await _find(ctx.store, request.run_id)
         if existing is not None:
             return _same_or_conflict(existing, spec)
+        return await _launch(ctx, request, features, spec)
+
+
+async def _launch(
+    ctx: ApiContext, request: RunRequest, features: list[str], spec: str
+) -> RunRecord:
     try:
         run = await ctx.daemon.start_manual(
             request.suite,
@@ -182,9 +240,9 @@ async def start_run(ctx: ApiContext, request: RunRequest) -> RunRecord:
             callback_url=request.callback_url,
         )
     except GateBusy as exc:
-        if request.run_id is not None:
-            # A concurrent request with the same id may have just taken the gate.
-            existing = await _find(ctx.store, request.run_id)
+        if request.run_id is not None and exc.elsewhere:
+            # Another replica may be starting this very run: wait for its row.
+            existing = await _started_elsewhere(ctx.store, request.run_id)
             if existing is not None:
                 return _same_or_conflict(existing, spec)
         raise ApiError(

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.models import TargetOutput
 from continuous_eval.core.suite import Case
 from continuous_eval.core.templating import as_text
@@ -25,14 +26,18 @@ __all__ = ["PythonCallableTarget"]
 class PythonCallableTarget:
     """A user's Python function behind the ``Target`` protocol.
 
-    Sync functions run in a worker thread (``asyncio.to_thread``) so a
-    blocking call never stalls the event loop and the other cases in flight;
-    async functions are awaited on the loop.
+    Sync functions run in a thread of the suite's ``UserCodePool`` so a
+    blocking call never stalls the event loop, the other cases in flight or
+    the daemon; async functions are awaited on the loop.
     """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        """Wrap ``fn``, already imported from the target's ``callable``."""
+    def __init__(self, fn: Callable[..., Any], pool: UserCodePool | None = None) -> None:
+        """Wrap ``fn``, already imported from the target's ``callable``.
+
+        Without a ``pool`` sync calls go to the loop's default executor (tests).
+        """
         self._fn = fn
+        self._pool = pool
         # Callable objects count too: ``inspect`` looks at a bound ``__call__``.
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 (a callable's __call__, not a callability test)
@@ -44,7 +49,7 @@ class PythonCallableTarget:
             if self._is_async:
                 result = await self._fn(case.input)
             else:
-                result = await asyncio.to_thread(self._fn, case.input)
+                result = await self._call(case.input)
                 # A sync wrapper (a partial, a decorator) may hand back a coroutine.
                 if inspect.isawaitable(result):
                     result = await result
@@ -53,6 +58,11 @@ class PythonCallableTarget:
         except Exception as exc:
             raise TargetError(f"{type(exc).__name__}: {exc}") from exc
         return _as_output(result)
+
+    async def _call(self, *args: Any) -> Any:
+        if self._pool is not None:
+            return await self._pool.call(self._fn, *args)
+        return await asyncio.to_thread(self._fn, *args)
 
     async def aclose(self) -> None:
         """Do nothing: a plain function holds no connections of ours."""
