@@ -52,7 +52,7 @@ from continuous_eval.core.suite import (
 )
 from continuous_eval.errors import ConfigError, ContinuousEvalError
 from continuous_eval.ports import AlertChannel, CaseScorer, Target
-from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, Render
+from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, NoticeRender, Render
 from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
 from continuous_eval.service.detection import make_detect
 from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
@@ -442,7 +442,12 @@ def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, R
                             guarded_min_drop=min(policy.guarded_min_drop, drop),
                         )
                 scorers[scorer_name(scorer)] = policy
-        policies[suite_name] = RegressionPolicy(judge=judge, pass_rate=pass_rate, scorers=scorers)
+        policies[suite_name] = RegressionPolicy(
+            judge=judge,
+            pass_rate=pass_rate,
+            scorers=scorers,
+            completeness_floor=settings.completeness_floor,
+        )
     return policies
 
 
@@ -460,6 +465,8 @@ class AlertWiring:
 
     renderers: dict[str, Render]
     channels: dict[str, AlertChannel]
+    notice_renderers: dict[str, NoticeRender] = dataclasses.field(default_factory=dict)
+    """The outage notices' renderers, per channel (``core.outage``)."""
 
     async def aclose(self) -> None:
         """Close the channels' HTTP clients (a channel serving two names, once)."""
@@ -473,10 +480,13 @@ def alert_wiring(settings: Settings) -> AlertWiring:
     Email needs a Resend key, a sender and recipients together; ``Settings``
     refuses a partial email configuration.
     """
-    from continuous_eval.core.alert_render import email_renderer, webhook_renderer
+    from continuous_eval.core import outage
+    from continuous_eval.core.alert_render import canonical_json, email_renderer, webhook_renderer
 
     renderers: dict[str, Render] = {}
+    notices: dict[str, NoticeRender] = {}
     channels: dict[str, AlertChannel] = {}
+    dashboard = settings.alert_dashboard_url
     key = settings.resend_api_key
     if key is not None and settings.alert_email_from and settings.alert_email_to:
         from continuous_eval.adapters.resend_email import ResendEmailChannel
@@ -485,6 +495,10 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             sender=settings.alert_email_from,
             recipients=settings.alert_email_to,
             dashboard_url=settings.alert_dashboard_url,
+        )
+        sender, recipients = settings.alert_email_from, list(settings.alert_email_to)
+        notices["email"] = lambda n: canonical_json(
+            outage.render_email(n, sender=sender, recipients=recipients, dashboard_url=dashboard)
         )
         channels["email"] = ResendEmailChannel(
             key,
@@ -499,6 +513,10 @@ def alert_wiring(settings: Settings) -> AlertWiring:
         renderers["webhook"] = webhook_renderer(
             slack=settings.alert_webhook_slack, dashboard_url=settings.alert_dashboard_url
         )
+        slack = settings.alert_webhook_slack
+        notices["webhook"] = lambda n: canonical_json(
+            outage.render_webhook(n, slack=slack, dashboard_url=dashboard)
+        )
         channels["webhook"] = WebhookChannel(
             settings.alert_webhook_url,
             slack=settings.alert_webhook_slack,
@@ -511,7 +529,7 @@ def alert_wiring(settings: Settings) -> AlertWiring:
 
         # Run-completion notices: each row carries its URL; the payload is
         # rendered when the run ends (core.run_notice), so no renderer here.
-        notices = WebhookChannel(
+        signed = WebhookChannel(
             None,
             signer=Signer(settings.run_webhook_secret),
             timeout_s=settings.alert_timeout_s,
@@ -519,8 +537,8 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             max_retry_after_s=settings.alert_max_retry_after_s,
             name="callback",
         )
-        channels["callback"] = channels["run_webhook"] = notices
-    return AlertWiring(renderers, channels)
+        channels["callback"] = channels["run_webhook"] = signed
+    return AlertWiring(renderers, channels, notices)
 
 
 @contextlib.asynccontextmanager
@@ -545,6 +563,7 @@ async def local_daemon(
         alerts.renderers,
         timedelta(hours=settings.alert_cooldown_hours),
         events,
+        notice_renderers=alerts.notice_renderers,
     )
     # The daemon's and the outbox's blocking calls: a pool of their own, so user
     # code filling the default pool can never starve them, shut down (waiting
@@ -566,6 +585,8 @@ async def local_daemon(
         excerpt_chars=settings.result_excerpt_chars,
         plan_alerts=planner.plan,
         scrub=Scrubber(settings.secret_values()),
+        breaker_refusals=settings.breaker_refusals,
+        completeness_floor=settings.completeness_floor,
     )
     daemon = Daemon(
         store=store,

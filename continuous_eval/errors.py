@@ -10,9 +10,10 @@ PyYAML) into these, so the service layer and the CLI handle one family:
     │   ├── DuplicateRun     the id, client key or scheduled slot is taken
     │   ├── RunFinished      the run is over and takes no more writes
     │   └── LeaseLost        this worker no longer owns the run (fenced off)
-    ├── TargetError          the system under test failed for one case
-    └── ScorerError          a scorer failed for one case
-        └── JudgeError       the LLM judge failed or answered something unparsable
+    └── CaseError            one case failed; ``refusal`` when a provider refused it
+        ├── TargetError      the system under test failed for one case
+        └── ScorerError      a scorer failed for one case
+            └── JudgeError   the LLM judge failed or answered something unparsable
 """
 
 from __future__ import annotations
@@ -125,11 +126,31 @@ class RunFinished(StoreError):
         super().__init__(f"run {run_id!r} is already {status}; it cannot change any more")
 
 
-class TargetError(ContinuousEvalError):
+REFUSED_STATUSES = frozenset({400, 401, 403, 404})
+"""Provider answers that no retry fixes: a bad request, a bad or revoked key, no access,
+no such model. Every case would get the same, so the run's breaker counts them."""
+
+
+class CaseError(ContinuousEvalError):
+    """A failure of one case (its target or one of its scorers); the run goes on.
+
+    ``refusal`` is set when a provider refused the request itself
+    (``REFUSED_STATUSES``), e.g. ``"401 authentication_error"``: the kind
+    of failure that repeats for every case, which the runner's circuit
+    breaker counts to stop a run that cannot evaluate anything.
+    """
+
+    def __init__(self, message: str, *, refusal: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        """The provider's refusal (status and error class), or None."""
+
+
+class TargetError(CaseError):
     """The system under test failed for one case; the run goes on."""
 
 
-class ScorerError(ContinuousEvalError):
+class ScorerError(CaseError):
     """A scorer failed for one case; the case is an error, never a zero."""
 
 

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     """A running run's lease; another replica takes the run over once it expires."""
     run_heartbeat_s: float = Field(default=5.0, gt=0)
     """How often a worker renews its lease and checks its lock (well under the lease)."""
+    breaker_refusals: int = Field(default=5, ge=0, le=10_000)
+    """Cases in a row refused by a provider (401, 403, 404, 400) that stop a run, ended
+    ``failed`` with the refusal; until a case goes through, no more cases start. 0: off."""
+    completeness_floor: float = Field(default=0.9, ge=0.0, le=1.0)
+    """A run scoring less than this share of its results ends ``inconclusive`` (never a
+    success, never a baseline, never an alert)."""
     run_max_attempts: int = Field(default=3, ge=1, le=100)
     """Takeovers after which a run ends ``failed``."""
     shutdown_timeout_s: float = Field(default=30.0, gt=0)
@@ -154,6 +160,13 @@ class Settings(BaseSettings):
     """Where ``serve`` listens (only 127.0.0.1 while no API token is configured)."""
     http_port: int = Field(default=8080, ge=0, le=65535)
     """The port ``serve`` listens on."""
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """A connection must send a request's headers whole within this (from opening, or
+    from the previous response): slow clients are cut off before any auth runs."""
+    http_keepalive_s: int = Field(default=5, ge=1, le=300)
+    """An idle keep-alive connection is closed after this."""
+    http_max_connections: int = Field(default=512, ge=8, le=100_000)
+    """Connections at once; past it, new requests get 503 (``/healthz`` included)."""
     api_tokens: list[SecretStr] = Field(default_factory=list)
     """Bearer tokens accepted by the admin API (a JSON list). With none, ``serve``
     listens on 127.0.0.1 only, whatever ``http_host`` says, and logs a warning."""

@@ -23,7 +23,7 @@ from anthropic.types import Message
 from continuous_eval.core.models import Usage
 from continuous_eval.core.pricing import PriceLike, usage_for
 from continuous_eval.core.suite import AnthropicTarget, LlmJudgeScorer, SuiteFile
-from continuous_eval.errors import ConfigError
+from continuous_eval.errors import REFUSED_STATUSES, ConfigError
 from continuous_eval.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -100,6 +100,17 @@ def describe_api_error(exc: APIError) -> str:
         request_id = f" (request id {exc.request_id})" if exc.request_id else ""
         return f"Anthropic API returned {exc.status_code} {error_type}{detail}{request_id}"
     return f"Anthropic API call failed: {type(exc).__name__}"
+
+
+def refusal_of(exc: APIError) -> str | None:
+    """Name a refusal that every call would get (a bad key, no such model), else None.
+
+    Timeouts, rate limits and 5xx are not refusals: the SDK retried them,
+    and they pass.
+    """
+    if isinstance(exc, APIStatusError) and exc.status_code in REFUSED_STATUSES:
+        return f"Anthropic {exc.status_code} {exc.type or 'error'}"
+    return None
 
 
 def sampling_extras(config: AnthropicTarget | LlmJudgeScorer) -> dict[str, object] | None:

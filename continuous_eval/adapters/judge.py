@@ -16,6 +16,7 @@ from anthropic.types import ContentBlock, TextBlock, ToolChoiceToolParam, ToolPa
 from continuous_eval.adapters.anthropic_client import (
     describe_api_error,
     message_usage,
+    refusal_of,
     sampling_extras,
 )
 from continuous_eval.core.judge import (
@@ -46,8 +47,10 @@ _TOOL_CHOICE: ToolChoiceToolParam = {
 class JudgeCallError(JudgeError):
     """A judge failure, with the usage the failed call spent (``NO_USAGE`` if no answer came)."""
 
-    def __init__(self, message: str, usage: Usage = NO_USAGE) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, usage: Usage = NO_USAGE, *, refusal: str | None = None
+    ) -> None:
+        super().__init__(message, refusal=refusal)
         self.usage = usage
         """Tokens and cost the failed call spent; the runner adds them to the judge usage."""
 
@@ -104,7 +107,9 @@ class LlmJudge:
                 tool_choice=_TOOL_CHOICE,
             )
         except APIError as exc:
-            raise JudgeCallError(f"judge call failed: {describe_api_error(exc)}") from exc
+            raise JudgeCallError(
+                f"judge call failed: {describe_api_error(exc)}", refusal=refusal_of(exc)
+            ) from exc
         usage = message_usage(self.model, message, self._prices)
         try:
             verdict = parse_judge_answer(message.stop_reason, _plain_blocks(message.content))

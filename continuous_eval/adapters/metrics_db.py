@@ -395,7 +395,7 @@ def _families() -> dict[str, _Family]:
         ),
         CounterMetricFamily(
             "continuous_eval_runs",
-            "Runs stored in a terminal status (succeeded, failed, cancelled, skipped).",
+            "Runs in a terminal status (succeeded, failed, cancelled, skipped, inconclusive).",
             labels=[*by_run, "status"],
         ),
         GaugeMetricFamily(

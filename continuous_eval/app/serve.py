@@ -19,6 +19,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from continuous_eval.adapters.http.app import create_app
+from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
 from continuous_eval.adapters.scheduler import make_scheduler
@@ -125,6 +126,10 @@ async def serve(settings: Settings, config_path: Path) -> int:
                 access_log=True,
                 lifespan="off",
                 timeout_graceful_shutdown=HTTP_CLOSE_S,
+                # Bounds on slow and idle clients (adapters/http/protocol.py).
+                http=guarded_h11(settings.http_header_timeout_s),
+                timeout_keep_alive=settings.http_keepalive_s,
+                limit_concurrency=settings.http_max_connections,
             )
         )
         stop = asyncio.Event()

@@ -26,6 +26,9 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
+    INCONCLUSIVE = "inconclusive"
+    """Ran to its end, but too few results scored (below the completeness floor) to
+    say anything about quality: an outage of the target or judge, not a success."""
 
     @property
     def terminal(self) -> bool:
@@ -34,7 +37,13 @@ class RunStatus(StrEnum):
 
 
 _TERMINAL = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.SKIPPED,
+        RunStatus.INCONCLUSIVE,
+    }
 )
 
 
@@ -303,8 +312,10 @@ AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
 """Outbox states; ``suppressed`` (no channel, or cooldown) is not a failure."""
 
 
-AlertKind = Literal["regression", "recovery", "run_finished"]
-"""``run_finished``: a run-completion notice to a callback (``core.run_notice``)."""
+AlertKind = Literal["regression", "recovery", "run_finished", "outage", "outage_over"]
+"""``run_finished``: a run-completion notice to a callback (``core.run_notice``);
+``outage`` / ``outage_over``: a suite could not be evaluated, and evaluates again
+(``core.outage``)."""
 
 
 @dataclass(frozen=True, slots=True)

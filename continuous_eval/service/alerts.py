@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
+from continuous_eval.core import outage
 from continuous_eval.core.models import (
     AlertRecord,
     AlertStatus,
@@ -34,8 +35,10 @@ from continuous_eval.core.models import (
     NewAlert,
     Regression,
     RunRecord,
+    RunStatus,
     ScoreAggregate,
 )
+from continuous_eval.core.outage import OutageNotice
 from continuous_eval.ports import AlertChannel, RunStore
 from continuous_eval.service.blocking import run_blocking
 
@@ -81,6 +84,9 @@ Detect = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate]], Detection]
 Render = Callable[[Regression], str]
 """Turns a regression into the exact JSON text a channel sends."""
 
+NoticeRender = Callable[[OutageNotice], str]
+"""Turns an outage notice into the exact JSON text a channel sends."""
+
 
 def backoff_s(attempt: int, *, base_s: float = 30.0, cap_s: float = 3600.0) -> float:
     """Seconds to wait before the next delivery try after ``attempt`` failed tries."""
@@ -105,23 +111,31 @@ class AlertPlanner:
         renderers: Mapping[str, Render],
         cooldown: timedelta,
         events: AlertEvents | None = None,
+        notice_renderers: Mapping[str, NoticeRender] | None = None,
     ) -> None:
         self._detect = detect
         self._renderers = renderers
+        self._notice_renderers = dict(notice_renderers or {})
         self._cooldown = cooldown
         self._events: AlertEvents = events or NullAlertEvents()
 
     def plan(
         self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate], now: datetime
     ) -> list[NewAlert]:
-        """Return the outbox rows for ``run`` (none for a manual run)."""
+        """Return the outbox rows for ``run``, which carries its final status (none if manual).
+
+        A run that succeeded is checked for regressions and recoveries; every
+        scheduled run's end may open or close its suite's outage (``core.outage``).
+        """
         if run.run_type != "scheduled":
             return []  # manual runs never alert on the schedule's behalf
+        rows = self._outage_rows(store, run)
+        if run.status is not RunStatus.SUCCEEDED:
+            return rows
         detection = self._detect(store, run, aggregates)
         for note in detection.notes:
             # One per feature x scorer on every run: detail for DEBUG, not an INFO stream.
             log.debug(note, extra={"event": "regression_skipped", "run_id": run.id})
-        rows: list[NewAlert] = []
         for regression in detection.regressions:
             self._events.regression(regression)
             log.warning(
@@ -140,6 +154,42 @@ class AlertPlanner:
             if recovery is not None:
                 rows.append(recovery)
         return rows
+
+    def _outage_rows(self, store: RunStore, run: RunRecord) -> list[NewAlert]:
+        notice = outage.decide(
+            run,
+            store.latest_alert(run.suite, "", "", kind="outage"),
+            store.latest_alert(run.suite, "", "", kind="outage_over"),
+        )
+        if notice is None:
+            return []
+        extra = {"event": notice.kind, "run_id": run.id, "suite": run.suite}
+        if notice.kind == "outage":
+            log.error("%s: %s", notice.headline, notice.reason, extra=extra)
+        else:
+            log.warning("%s", notice.headline, extra=extra)
+        base = NewAlert(
+            key=notice.key,
+            channel="none",
+            kind=notice.kind,
+            run_id=run.id,
+            suite=run.suite,
+            feature="",
+            scorer="",
+            rule=None,
+            status="suppressed",
+            payload="",
+            summary=outage.summary(notice),
+            reason="no alert channel is configured",
+        )
+        if not self._notice_renderers:
+            return [base]  # recorded all the same: the row is the outage's state
+        return [
+            dataclasses.replace(
+                base, channel=channel, status="pending", payload=render(notice), reason=None
+            )
+            for channel, render in self._notice_renderers.items()
+        ]
 
     def _alert_rows(self, store: RunStore, regression: Regression, now: datetime) -> list[NewAlert]:
         summary = _summary(regression)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -31,6 +32,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from continuous_eval.core.breaker import Breaker
 from continuous_eval.core.budget import BudgetTracker
 from continuous_eval.core.models import (
     NO_USAGE,
@@ -49,7 +51,7 @@ from continuous_eval.core.models import (
 from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import Case
-from continuous_eval.errors import ContinuousEvalError, LeaseLost
+from continuous_eval.errors import CaseError, ContinuousEvalError, LeaseLost
 from continuous_eval.ports import CaseScorer, RunStore, Target
 from continuous_eval.service.blocking import run_blocking
 
@@ -117,6 +119,8 @@ class CaseOutcome:
 
     results: list[CaseResult]
     delta: ProgressDelta
+    refusal: str | None = None
+    """A provider's refusal the case met (its target's or a scorer's), for the breaker."""
 
 
 def _excerpt(text: str, limit: int) -> str:
@@ -140,8 +144,13 @@ class Runner:
         excerpt_chars: characters of each output kept with its results.
         write_linger_s: how long the writer waits after a result arrives to
             gather others into the same transaction.
-        plan_alerts: decides the outbox rows of a run about to succeed.
+        plan_alerts: decides the outbox rows of a run about to end (regressions of a
+            succeeded one, the outage notice of one that could not evaluate).
         scrub: takes the configured secrets out of every stored error text.
+        breaker_refusals: cases in a row refused by a provider that stop a run
+            (``core.breaker``); 0 turns the breaker off.
+        completeness_floor: a run that scores less than this share of its
+            results ends ``inconclusive``, not ``succeeded``.
     """
 
     def __init__(
@@ -153,7 +162,13 @@ class Runner:
         write_linger_s: float = 0.1,
         plan_alerts: PlanAlerts | None = None,
         scrub: Scrubber | None = None,
+        breaker_refusals: int = 5,
+        completeness_floor: float = 0.9,
     ) -> None:
+        if not 0.0 <= completeness_floor <= 1.0:
+            raise ValueError("completeness_floor must be in [0, 1]")
+        self._breaker_refusals = breaker_refusals
+        self._floor = completeness_floor
         self._store = store
         # Every error text is scrubbed before it is stored: a provider or a
         # gateway may echo the API key in its error message.
@@ -206,7 +221,10 @@ class Runner:
         what was stored and ends the run ``cancelled``; a failure of the store
         ends it ``failed`` and is raised again.
         """
-        state = _RunState(run, plan, fence, budget, self._scrub)
+        control = control if control is not None else RunControl()
+        state = _RunState(
+            run, plan, fence, budget, self._scrub, Breaker(self._breaker_refusals), control
+        )
         # Bounded: when the store falls behind, finished cases wait here holding
         # their concurrency slot, which stops new cases from starting.
         queue: asyncio.Queue[CaseOutcome | None] = asyncio.Queue(maxsize=_BATCH_MAX)
@@ -216,10 +234,10 @@ class Runner:
             self._produce(state, queue, observer, writer, in_flight, skip),
             name=f"producer-{run.id}",
         )
-        stopper = asyncio.create_task(control.wait()) if control is not None else None
+        stopper = asyncio.create_task(control.wait())
         try:
             await self._until_done_or_stopped(producer, in_flight, stopper)
-            reason = control.reason if control is not None else None
+            reason = control.reason
             if reason is None:
                 await queue.put(None)
                 await writer
@@ -243,8 +261,7 @@ class Runner:
             raise
         finally:
             producer.cancel()
-            if stopper is not None:
-                stopper.cancel()
+            stopper.cancel()
 
     async def _until_done_or_stopped(
         self,
@@ -293,6 +310,10 @@ class Runner:
         if reason is StopReason.WATCHDOG:
             why = "watchdog: the run exceeded its time limit and was stopped"
             return await self._in_io(partial(self._finish, state, RunStatus.FAILED, why))
+        if reason is StopReason.BREAKER:
+            why = state.scrub(state.breaker.reason())
+            log.error(why, extra={"event": "run_breaker_tripped", "run_id": run.id})
+            return await self._in_io(partial(self._finish, state, RunStatus.FAILED, why))
         current = await self._in_io(partial(self._store.get_run, run.id))
         if state.fence is None:
             return current
@@ -312,11 +333,20 @@ class Runner:
                 f"{state.budget.describe() if state.budget else ''})"
             )
         aggregates = self._aggregate(state.run.id, state.plan)
+        current = self._store.get_run(state.run.id)
+        if status is RunStatus.SUCCEEDED and current.completeness < self._floor:
+            # Too little was scored to say anything about quality: not a success.
+            status = RunStatus.INCONCLUSIVE
+            counted = (
+                f"{current.scored} of {current.total} results scored, "
+                f"{current.errored} errors (the completeness floor is {self._floor:.0%})"
+            )
+            reason = f"inconclusive: {counted}" + (f"; {reason}" if reason else "")
         alerts: Sequence[NewAlert] = ()
-        if status is RunStatus.SUCCEEDED and self._plan_alerts is not None:
+        if self._plan_alerts is not None:
             try:
-                current = self._store.get_run(state.run.id)
-                alerts = self._plan_alerts(self._store, current, aggregates, self._store.db_now())
+                final = dataclasses.replace(current, status=status, status_reason=reason)
+                alerts = self._plan_alerts(self._store, final, aggregates, self._store.db_now())
             except Exception:
                 # Detection must never cost the run its results; the failure is
                 # logged loudly, and the next scheduled run is compared again.
@@ -362,6 +392,7 @@ class Runner:
         async def one(feature: FeaturePlan, case: Case) -> None:
             try:
                 outcome = await self._run_case(state, feature, case)
+                state.record(outcome.refusal)
                 await queue.put(outcome)
                 if observer is not None:
                     observer.case_finished(feature.name, case.id, outcome.delta.errored)
@@ -369,10 +400,18 @@ class Runner:
                 self._global.release()
                 suite_limit.release()
 
+        started = 0
         for feature in state.plan.features:
             for case in feature.cases():
                 if skip and (feature.name, case.id) in skip:
                     continue
+                # Until a case goes through unrefused, no more cases start than
+                # the breaker's threshold: a bad key costs that many requests.
+                while not state.breaker.may_start(started):
+                    if state.breaker.tripped:
+                        return
+                    await state.breaker_changed()
+                started += 1
                 # Suite first, then the shared limit: a suite waiting on its own
                 # cap must not sit on a slot other suites could use.
                 await suite_limit.acquire()
@@ -386,6 +425,12 @@ class Runner:
                     self._global.release()
                     suite_limit.release()
                     writer.result()
+                if state.control.reason is not None:
+                    # Stopped while this case waited for a slot (the breaker just
+                    # tripped, say): it must not start.
+                    self._global.release()
+                    suite_limit.release()
+                    return
                 task = asyncio.create_task(one(feature, case))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -397,6 +442,7 @@ class Runner:
             output: TargetOutput = await feature.target.answer(case)
         except Exception as exc:
             latency_ms = (time.perf_counter() - started) * 1000
+            refusal = exc.refusal if isinstance(exc, CaseError) else None
             reason = self._scrub(f"target failed: {_describe(exc)}")
             results = [
                 CaseResult(
@@ -410,7 +456,8 @@ class Runner:
                 )
                 for scorer in feature.scorers
             ]
-            return CaseOutcome(results, ProgressDelta(cases_done=1, errored=len(results)))
+            delta = ProgressDelta(cases_done=1, errored=len(results))
+            return CaseOutcome(results, delta, refusal)
         latency_ms = (time.perf_counter() - started) * 1000
         excerpt = _excerpt(output.text, self._excerpt_chars)
         scorers = feature.scorers
@@ -423,6 +470,7 @@ class Runner:
         results = []
         scored = errored = 0
         judge_usage = NO_USAGE
+        refusal = None
         for scorer, outcome in zip(scorers, outcomes, strict=True):
             if isinstance(outcome, ScoreOutcome):
                 scored += 1
@@ -443,7 +491,8 @@ class Runner:
                     )
                 )
             else:
-                status, message, usage = outcome
+                status, message, usage, refused = outcome
+                refusal = refusal or refused
                 errored += status is ResultStatus.ERROR
                 judge_usage = judge_usage + usage
                 results.append(
@@ -466,7 +515,7 @@ class Runner:
             judge_usage=judge_usage,
             target_usage=output.usage,
         )
-        return CaseOutcome(results, delta)
+        return CaseOutcome(results, delta, refusal)
 
     async def _write(self, state: _RunState, queue: asyncio.Queue[CaseOutcome | None]) -> None:
         done = False
@@ -506,6 +555,7 @@ class StopReason(StrEnum):
     LEASE_LOST = "lease lost"
     CANCELLED = "cancelled"
     WATCHDOG = "watchdog"
+    BREAKER = "breaker"
 
 
 class RunControl:
@@ -541,22 +591,39 @@ class _RunState:
         fence: Fence | None,
         budget: BudgetTracker | None,
         scrub: Scrubber,
+        breaker: Breaker,
+        control: RunControl,
     ) -> None:
         self.scrub = scrub
+        self.breaker = breaker
+        self.control = control
+        self._changed = asyncio.Event()
         self.run = run
         self.plan = plan
         self.fence = fence
         self.budget = budget
         self.budget_skipped = 0
 
+    def record(self, refusal: str | None) -> None:
+        """Note a finished case for the breaker; stop the run when it trips."""
+        self.breaker.record(refusal)
+        if self.breaker.tripped:
+            self.control.stop(StopReason.BREAKER)
+        self._changed.set()
+
+    async def breaker_changed(self) -> None:
+        """Wait until the breaker's state moves (a case finished)."""
+        self._changed.clear()
+        await self._changed.wait()
+
     async def score(
         self, feature: FeaturePlan, scorer: CaseScorer, output: str, case: Case
-    ) -> ScoreOutcome | tuple[ResultStatus, str, Usage]:
-        """Grade one output; a failure becomes (status, reason, usage spent) instead of raising."""
+    ) -> ScoreOutcome | tuple[ResultStatus, str, Usage, str | None]:
+        """Grade one output; a failure becomes (status, reason, usage spent, refusal)."""
         budgeted = self.budget is not None and scorer.name in feature.budgeted
         if budgeted and self.budget is not None and self.budget.exhausted:
             self.budget_skipped += 1
-            return ResultStatus.SKIPPED, "skipped: the daily judge budget is spent", NO_USAGE
+            return ResultStatus.SKIPPED, "skipped: the daily judge budget is spent", NO_USAGE, None
         try:
             outcome = await scorer.score(output, case)
         except Exception as exc:
@@ -564,7 +631,9 @@ class _RunState:
             usage = usage if isinstance(usage, Usage) else NO_USAGE
             if budgeted and self.budget is not None:
                 self.budget.add(usage.cost_usd)
-            return ResultStatus.ERROR, self.scrub(f"scorer failed: {_describe(exc)}"), usage
+            refusal = exc.refusal if isinstance(exc, CaseError) else None
+            message = self.scrub(f"scorer failed: {_describe(exc)}")
+            return ResultStatus.ERROR, message, usage, refusal
         if budgeted and self.budget is not None:
             self.budget.add(outcome.usage.cost_usd)
         return outcome

@@ -51,7 +51,7 @@ def test_run_runs_and_show_print_json_with_full_ids(project: Path) -> None:
     (run,) = document["runs"]
     assert UUID.match(run["id"])
     assert run["status"] == "succeeded"
-    assert run["progress"]["cases_done"] == run["progress"]["cases_total"] == 21
+    assert run["progress"]["cases_done"] == run["progress"]["cases_total"] == 23
     scores = {(s["feature"], s["scorer"]): s for s in run["scores"]}
     assert scores[("calculator", "numeric")]["errors"] == 1
     assert "┏" not in ran.stdout  # no table mixed into the document
@@ -117,7 +117,7 @@ def test_piped_output_is_never_wrapped_or_cut(project: Path) -> None:
     last = ran.stdout.splitlines()[-1]
     assert re.fullmatch(
         r"run [0-9a-f-]{36} \[support-demo\] succeeded in [0-9.]+s: "
-        r"21/21 cases, 32 scored, 2 errors",
+        r"23/23 cases, 34 scored, 2 errors",
         last,
     ), last
     assert len(last) > 80  # one line, longer than the 80 columns rich would wrap at
@@ -142,17 +142,18 @@ def test_the_bar_and_the_table_count_the_same_errors(project: Path) -> None:
     config = project / "config" / "errors.yaml"
     config.write_text(
         "suites:\n  s:\n    features:\n      f:\n"
-        "        dataset: {cases: [{id: ok, input: '1 + 1', expected: '2'}, "
-        "{id: bad, input: 'not arithmetic', expected: '0'}]}\n"
+        "        dataset: {cases: [{id: bad, input: 'not arithmetic', expected: '0'}, "
+        + ", ".join(f"{{id: ok{i}, input: '{i} + 1', expected: '{i + 1}'}}" for i in range(10))
+        + "]}\n"
         "        target: {type: python, callable: 'example_app:calculate'}\n"
         "        scorers: [{type: exact}, {type: numeric}]\n"
     )
     ran = piped("run", "--config", str(config), cwd=project)
     assert ran.returncode == 0, ran.stderr
-    assert re.search(r"2/2 cases 2 errors", ran.stderr), ran.stderr
+    assert re.search(r"11/11 cases 2 errors", ran.stderr), ran.stderr
     rows = [line for line in ran.stdout.splitlines() if line.startswith("│ f ")]
     assert [int(row.split("│")[6]) for row in rows] == [1, 1]
-    assert ran.stdout.splitlines()[-1].endswith("2/2 cases, 2 scored, 2 errors")
+    assert ran.stdout.splitlines()[-1].endswith("11/11 cases, 20 scored, 2 errors")
 
 
 def test_init_writes_a_starter_that_runs_offline(tmp_path: Path) -> None:

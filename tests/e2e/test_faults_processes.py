@@ -10,6 +10,7 @@ the process within the shutdown timeout plus the documented margin.
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from continuous_eval.adapters.db.locks import advisory_key
 from continuous_eval.app.serve import SHUTDOWN_MARGIN_S
 from tests.e2e.daemon_harness import SLOW_APP, Cluster, database, dump, runs, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 SHUTDOWN_S = 5.0
 
@@ -66,8 +67,10 @@ def _lock_held(engine: sa.Engine, suite: str) -> bool:
     with engine.connect() as conn:
         held = conn.execute(
             sa.text(
+                # pg_locks is the whole server's: only this test's database counts.
                 "select count(*) from pg_locks where locktype = 'advisory' and granted "
-                "and objsubid = 1 and classid = :hi and objid = :lo"
+                "and objsubid = 1 and classid = :hi and objid = :lo and database = "
+                "(select oid from pg_database where datname = current_database())"
             ),
             {"hi": key >> 32, "lo": key & 0xFFFF_FFFF},
         ).scalar_one()
@@ -78,6 +81,7 @@ def _succeeded(engine: sa.Engine, suite: str) -> int:
     return sum(r["status"] == "succeeded" for r in runs(engine, suite))
 
 
+@pytest.mark.postgres
 def test_a_hung_suite_starves_nothing_and_sigterm_still_ends_the_process(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -123,6 +127,7 @@ def test_a_hung_suite_starves_nothing_and_sigterm_still_ends_the_process(
         cluster.kill_all()
 
 
+@pytest.mark.postgres
 def test_sigterm_mid_case_exits_within_the_bound_and_releases_the_run(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -166,6 +171,7 @@ def _post_together(urls: list[str], body: dict[str, object]) -> list[tuple[int, 
         return list(pool.map(post, urls))
 
 
+@pytest.mark.postgres
 def test_fifty_concurrent_retries_of_one_run_all_get_it(tmp_path: Path, postgres_url: str) -> None:
     _suites(tmp_path, hung_delay_s=3, hung_cases=4)  # runs for 6 s: still busy below
     cluster = Cluster(tmp_path, postgres_url, env={"CONTINUOUS_EVAL_SCHEDULE_ENABLED": "false"})
@@ -185,4 +191,60 @@ def test_fifty_concurrent_retries_of_one_run_all_get_it(tmp_path: Path, postgres
             assert other[0][1]["error"]["code"] == "gate_busy"  # type: ignore[index]
         assert cluster.stop_all() == [0, 0]
     finally:
+        cluster.kill_all()
+
+
+def _trickle(port: int, stop: threading.Event, closed: list[float], started: float) -> None:
+    """Send a request's headers a byte every 0.3 s, as a slowloris client does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /api/runs HTTP/1.1\r\nHost: localhost\r\n")
+        sock.settimeout(0.3)
+        while not stop.is_set():
+            try:
+                sock.sendall(b"X")
+                if sock.recv(1) == b"":
+                    break  # closed by the server
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        closed.append(time.monotonic() - started)
+
+
+def test_slow_clients_are_cut_off_while_healthz_answers(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    _suites(tmp_path, hung_delay_s=0.01, hung_cases=1)
+    cluster = Cluster(
+        tmp_path,
+        migrated_sqlite_url,
+        env={
+            "CONTINUOUS_EVAL_SCHEDULE_ENABLED": "false",
+            "CONTINUOUS_EVAL_HTTP_HEADER_TIMEOUT_S": "2",
+        },
+    )
+    stop = threading.Event()
+    try:
+        serve = cluster.start("r1")
+        closed: list[float] = []
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=_trickle, args=(serve.port, stop, closed, started))
+            for _ in range(20)
+        ]
+        for thread in threads:
+            thread.start()
+        while time.monotonic() - started < 5:
+            began = time.monotonic()
+            assert serve.get("/healthz", timeout=1.0)[0] == 200
+            assert time.monotonic() - began < 1.0
+            time.sleep(0.25)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert len(closed) == 20
+        assert max(closed) < 4.5, closed  # cut at the 2 s header timeout, not by us at 5 s
+        assert cluster.stop_all() == [0]
+    finally:
+        stop.set()
         cluster.kill_all()

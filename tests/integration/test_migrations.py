@@ -245,6 +245,8 @@ def test_0005_adds_run_notices_to_a_0004_database_and_downgrades_cleanly(
         assert notice.destination == "https://ci.example.com/hook"
         with engine.begin() as conn, pytest.raises(IntegrityError):
             conn.exec_driver_sql("UPDATE alerts SET kind = 'other'")
+        store.finish_run("old", RunStatus.INCONCLUSIVE, "inconclusive: 0 of 3 scored", [])
+        assert _status(engine, "old") == "inconclusive"
 
         downgrade(engine, "0004")
 
@@ -252,7 +254,7 @@ def test_0005_adds_run_notices_to_a_0004_database_and_downgrades_cleanly(
         with engine.connect() as conn:
             kinds = conn.exec_driver_sql("SELECT kind FROM alerts").scalars().all()
         assert kinds == ["regression"]
-        assert _status(engine, "old") == "running"
+        assert _status(engine, "old") == "failed"  # the old schema has no inconclusive
         upgrade(engine)
         check(engine)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -68,7 +69,9 @@ class Scripted:
 
 
 def _finish(store: InMemoryRunStore, planner: AlertPlanner, run: RunRecord) -> RunRecord:
-    alerts = planner.plan(store, run, [], store.db_now())
+    # The planner sees the run as it ends: with its final status.
+    final = dataclasses.replace(run, status=RunStatus.SUCCEEDED)
+    alerts = planner.plan(store, final, [], store.db_now())
     return store.finish_run(run.id, RunStatus.SUCCEEDED, None, [], alerts=alerts)
 
 

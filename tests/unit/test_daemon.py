@@ -305,8 +305,10 @@ async def test_a_run_that_reaches_the_cap_mid_way_ends_incomplete() -> None:
     w.judge.cost = 0.3
     assert await w.daemon.tick_suite("s") is TickOutcome.RAN
     [run] = w.scheduled()
-    assert run.status is RunStatus.SUCCEEDED
-    assert "incomplete" in (run.status_reason or "")
+    # Below the completeness floor: inconclusive, never a success (nor a baseline).
+    assert run.status is RunStatus.INCONCLUSIVE
+    assert "inconclusive" in (run.status_reason or "")
+    assert "the daily judge budget ran out" in (run.status_reason or "")
     assert run.scored < run.total
     skipped = [r for r in w.store.worst_results(run.id, 100) if r.status is ResultStatus.SKIPPED]
     assert skipped

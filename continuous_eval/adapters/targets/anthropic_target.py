@@ -10,6 +10,7 @@ from anthropic.types import TextBlock
 from continuous_eval.adapters.anthropic_client import (
     describe_api_error,
     message_usage,
+    refusal_of,
     sampling_extras,
 )
 from continuous_eval.core.models import TargetOutput
@@ -55,7 +56,7 @@ class AnthropicTargetAdapter:
                 extra_body=sampling_extras(config),
             )
         except APIError as exc:
-            raise TargetError(describe_api_error(exc)) from exc
+            raise TargetError(describe_api_error(exc), refusal=refusal_of(exc)) from exc
         # A reply cut at max_tokens is still the system's answer and is graded
         # as such; the scorers, not the transport, decide whether it is good.
         text = "".join(block.text for block in message.content if isinstance(block, TextBlock))

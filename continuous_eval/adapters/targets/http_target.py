@@ -21,7 +21,7 @@ import httpx
 from continuous_eval.core.models import TargetOutput
 from continuous_eval.core.suite import Case, HttpTarget
 from continuous_eval.core.templating import TemplateError, as_text, render_json
-from continuous_eval.errors import TargetError
+from continuous_eval.errors import REFUSED_STATUSES, TargetError
 
 __all__ = ["HttpTargetAdapter"]
 
@@ -88,8 +88,10 @@ class HttpTargetAdapter:
             raise TargetError(f"{type(exc).__name__} calling {url}: {exc}") from exc
         if not response.is_success:
             excerpt = _excerpt(response.text)
+            status = response.status_code
             raise TargetError(
-                f"HTTP {response.status_code} from {url}" + (f": {excerpt}" if excerpt else "")
+                f"HTTP {status} from {url}" + (f": {excerpt}" if excerpt else ""),
+                refusal=f"HTTP {status}" if status in REFUSED_STATUSES else None,
             )
         try:
             document = response.json()

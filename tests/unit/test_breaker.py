@@ -1,0 +1,135 @@
+"""The circuit breaker: pure rules, and a run that stops spending on a provider that refuses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from continuous_eval.core.breaker import Breaker
+from continuous_eval.core.models import RunStatus, ScoreOutcome, TargetOutput
+from continuous_eval.core.suite import Case
+from continuous_eval.errors import ScorerError, TargetError
+from continuous_eval.service.runner import Runner
+from continuous_eval.testing import InMemoryRunStore
+from tests.unit.test_runner import _cases, _new_run, _plan
+
+REFUSAL = "Anthropic 401 authentication_error"
+
+
+def test_a_streak_of_refusals_trips_and_one_success_resets_it() -> None:
+    breaker = Breaker(3)
+    for _ in range(2):
+        breaker.record(REFUSAL)
+    breaker.record(None)
+    assert (breaker.consecutive, breaker.tripped, breaker.confirmed) == (0, False, True)
+    for _ in range(3):
+        breaker.record(REFUSAL)
+    assert breaker.tripped
+    assert breaker.reason() == (
+        f"stopped after 3 cases in a row were refused by the provider: {REFUSAL}"
+    )
+
+
+def test_until_confirmed_no_more_cases_start_than_the_threshold() -> None:
+    breaker = Breaker(3)
+    assert [breaker.may_start(n) for n in range(5)] == [True, True, True, False, False]
+    breaker.record(None)
+    assert breaker.may_start(1000)
+
+
+def test_a_zero_threshold_turns_it_off() -> None:
+    breaker = Breaker(0)
+    for _ in range(100):
+        breaker.record(REFUSAL)
+    assert not breaker.tripped
+    assert breaker.may_start(10_000)
+    with pytest.raises(ValueError, match="threshold"):
+        Breaker(-1)
+
+
+class RefusingTarget:
+    """A target whose provider refuses every call, or (``ok``) answers some."""
+
+    def __init__(self, ok: set[str] | None = None) -> None:
+        self.calls = 0
+        self.ok = ok or set()
+
+    async def answer(self, case: Case) -> TargetOutput:
+        self.calls += 1
+        await asyncio.sleep(0.001)
+        if case.id in self.ok:
+            return TargetOutput("fine")
+        raise TargetError("HTTP 401 from https://llm.example.com", refusal="HTTP 401")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_provider_refusing_from_the_start_costs_the_threshold_of_calls() -> None:
+    store = InMemoryRunStore()
+    target = RefusingTarget()
+    plan = _plan(_cases([f"q{i}" for i in range(40)]), target=target, concurrency=16)  # type: ignore[arg-type]
+    runner = Runner(store, max_concurrency=64, breaker_refusals=4)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+
+    assert target.calls == 4
+    assert done.status is RunStatus.FAILED
+    assert done.status_reason == (
+        "stopped after 4 cases in a row were refused by the provider: HTTP 401"
+    )
+    assert done.cases_done == 4  # what ran is kept
+
+
+async def test_refusals_between_successes_never_trip_it() -> None:
+    store = InMemoryRunStore()
+    target = RefusingTarget(ok={f"c{i}" for i in range(0, 40, 3)})  # every third answers
+    plan = _plan(_cases([f"q{i}" for i in range(40)]), target=target, concurrency=1)  # type: ignore[arg-type]
+    runner = Runner(store, max_concurrency=8, breaker_refusals=4, completeness_floor=0.0)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+    assert target.calls == 40
+    assert done.status is RunStatus.SUCCEEDED
+
+
+async def test_a_judge_that_starts_refusing_mid_run_trips_it() -> None:
+    class Judge:
+        name = "judge"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def score(self, output: str, case: Case) -> ScoreOutcome:
+            self.calls += 1
+            if self.calls > 5:
+                raise ScorerError("key revoked", refusal="Anthropic 403 permission_error")
+            return ScoreOutcome(4.0)
+
+    store = InMemoryRunStore()
+    judge = Judge()
+    plan = _plan(_cases([f"q{i}" for i in range(50)]), scorers=[judge], concurrency=1)
+    runner = Runner(store, max_concurrency=8, breaker_refusals=3)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+    assert judge.calls == 8  # 5 scored, then 3 refused in a row
+    assert done.status is RunStatus.FAILED
+    assert "Anthropic 403 permission_error" in (done.status_reason or "")
+
+
+async def test_plain_errors_are_no_refusals() -> None:
+    store = InMemoryRunStore()
+
+    class Broken:
+        async def answer(self, case: Case) -> TargetOutput:
+            raise TargetError("the service answered 503")
+
+        async def aclose(self) -> None:
+            return None
+
+    plan = _plan(_cases([f"q{i}" for i in range(20)]), target=Broken(), concurrency=4)  # type: ignore[arg-type]
+    runner = Runner(store, max_concurrency=8, breaker_refusals=2)
+    done = await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+    assert done.cases_done == 20  # every case ran: a 503 may pass
+    assert done.status is RunStatus.INCONCLUSIVE
