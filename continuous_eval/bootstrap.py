@@ -13,7 +13,7 @@ import dataclasses
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,9 +32,10 @@ from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.pricing import Price
 from continuous_eval.core.regression import (
+    JUDGE_DEFAULTS,
+    PASS_RATE_DEFAULTS,
     RegressionPolicy,
     ScorerPolicy,
-    scorer_defaults,
 )
 from continuous_eval.core.scorers import DeterministicScorer
 from continuous_eval.core.secrets import Scrubber
@@ -421,8 +422,6 @@ def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, R
     scores 1-5, deterministic scorers 0/1; a python scorer's scale is
     inferred from its scores unless it sets ``regression_drop``.
     """
-    mode = settings.regression_mode
-    judge, pass_rate = scorer_defaults("judge", mode=mode), scorer_defaults("pass_rate", mode=mode)
     policies = {}
     for suite_name, suite in loaded.suites.suites.items():
         scorers: dict[str, ScorerPolicy] = {}
@@ -432,23 +431,30 @@ def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, R
                 if isinstance(scorer, PythonScorer):
                     if drop is None:
                         continue  # scale inferred from its scores
-                    policy = ScorerPolicy(regression_drop=drop, guarded_min_drop=drop, mode=mode)
+                    policy = ScorerPolicy(min_effect=drop)
                 else:
-                    policy = judge if isinstance(scorer, LlmJudgeScorer) else pass_rate
+                    policy = (
+                        JUDGE_DEFAULTS if isinstance(scorer, LlmJudgeScorer) else PASS_RATE_DEFAULTS
+                    )
                     if drop is not None:
-                        policy = dataclasses.replace(
-                            policy,
-                            regression_drop=drop,
-                            guarded_min_drop=min(policy.guarded_min_drop, drop),
-                        )
+                        policy = ScorerPolicy(min_effect=drop)
                 scorers[scorer_name(scorer)] = policy
         policies[suite_name] = RegressionPolicy(
-            judge=judge,
-            pass_rate=pass_rate,
             scorers=scorers,
             completeness_floor=settings.completeness_floor,
+            correction=settings.regression_correction,
+            fdr=settings.regression_fdr,
+            baseline_window=settings.regression_baseline_runs,
         )
     return policies
+
+
+def run_url(dashboard_url: str | None) -> Callable[[str], str] | None:
+    """The link to a run in alerts: ``<dashboard URL>/runs/<id>``, when a dashboard URL is set."""
+    if dashboard_url is None:
+        return None
+    base = dashboard_url.rstrip("/")
+    return lambda run_id: f"{base}/runs/{run_id}"
 
 
 def readiness(engine: Engine) -> str | None:
@@ -561,9 +567,9 @@ async def local_daemon(
     planner = AlertPlanner(
         make_detect(regression_policies(settings, loaded)),
         alerts.renderers,
-        timedelta(hours=settings.alert_cooldown_hours),
         events,
         notice_renderers=alerts.notice_renderers,
+        run_url=run_url(settings.alert_dashboard_url),
     )
     # The daemon's and the outbox's blocking calls: a pool of their own, so user
     # code filling the default pool can never starve them, shut down (waiting

@@ -32,6 +32,7 @@ from continuous_eval.core.models import (
     ScoreOutcome,
     TargetOutput,
 )
+from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.suite import Case
 
 
@@ -110,8 +111,9 @@ class RunStore(Protocol):
         *,
         fence: Fence | None = None,
         alerts: Sequence[NewAlert] = (),
+        decisions: Sequence[Decision] = (),
     ) -> RunRecord:
-        """Store the aggregates, the final status and the run's alerts in one transaction.
+        """Store the aggregates, the final status, the decisions and the alerts in one transaction.
 
         Clears the lease. With ``fence``, guarded like ``save_results``
         (``LeaseLost``). An alert whose (key, channel) already exists is left
@@ -237,6 +239,17 @@ class RunStore(Protocol):
         """Return the suite's ``succeeded`` scheduled runs started before ``before``, newest first.
 
         The detector's baselines: manual, failed, cancelled and skipped runs never are.
+        """
+        ...
+
+    def get_decisions(self, run_id: str) -> list[Decision]:
+        """Return a run's stored decisions, by feature and scorer (empty if none were stored)."""
+        ...
+
+    def decision_states(self, run_ids: Sequence[str]) -> dict[str, dict[ScoreKey, KeyState]]:
+        """Return what the detector carries forward from each run's decisions, per key.
+
+        A run with no stored decisions is absent from the result.
         """
         ...
 

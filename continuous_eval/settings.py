@@ -198,8 +198,6 @@ class Settings(BaseSettings):
     secret, since a Slack webhook URL is a credential."""
     alert_webhook_slack: bool = False
     """Send the webhook as a Slack incoming webhook message."""
-    alert_cooldown_hours: float = Field(default=24.0, ge=0)
-    """While a feature x scorer keeps regressing, notify again only after this long."""
     alert_max_attempts: int = Field(default=8, ge=1, le=100)
     """Delivery attempts (each with the SDK's own quick retries) before an alert is dead."""
     alert_timeout_s: float = Field(default=15.0, gt=0)
@@ -221,9 +219,16 @@ class Settings(BaseSettings):
     alert_dashboard_url: str | None = None
     """A link put in alerts (your dashboard or this service's API)."""
     regression_drop: float | None = Field(default=None, gt=0)
-    """Override the detector's minimum drop for every scorer (see the README's policy)."""
-    regression_mode: Literal["guarded", "threshold"] = "guarded"
-    """``guarded``: a smaller drop confirmed by a paired test; ``threshold``: the drop alone."""
+    """Override the minimum effect (the smallest paired fall that alerts) for every scorer;
+    by default 0.2 on 1-5 judges and 0.05 on pass rates (the README's regression section)."""
+    regression_correction: Literal["bh", "holm"] = "bh"
+    """How the keys of one run are decided together: ``bh`` (Benjamini-Hochberg false
+    discovery rate) or ``holm`` (family-wise error)."""
+    regression_fdr: float = Field(default=0.05, gt=0, lt=0.5)
+    """The level of that control: at most this chance of any false alert in a run
+    where nothing changed."""
+    regression_baseline_runs: int = Field(default=7, ge=1, le=50)
+    """How many known-good scheduled runs are pooled into each case's baseline."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -56,6 +56,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import Conflict, DuplicateRun, RunFinished
 from continuous_eval.ports import Clock
@@ -123,6 +124,8 @@ class InMemoryRunStore:
         """Per run id, aggregates by (feature, scorer)."""
         self.alerts: dict[int, AlertRecord] = {}
         """The outbox, by alert id (ids count up from 1, in insertion order)."""
+        self.decisions: dict[str, list[Decision]] = {}
+        """Per run id, the stored decisions by feature and scorer."""
         self.closed = False
         """Whether ``close()`` was called."""
         self._lock = threading.RLock()
@@ -223,8 +226,9 @@ class InMemoryRunStore:
         *,
         fence: Fence | None = None,
         alerts: Sequence[NewAlert] = (),
+        decisions: Sequence[Decision] = (),
     ) -> RunRecord:
-        """Store aggregates, the terminal status and alerts; see ``SqlRunStore.finish_run``."""
+        """Store aggregates, the final status, decisions and alerts; see ``SqlRunStore``."""
         if not status.terminal:
             raise ValueError(f"finish_run needs a terminal status, not {status.value!r}")
         outbox = validate_alerts(run_id, alerts)
@@ -234,6 +238,8 @@ class InMemoryRunStore:
             for aggregate in aggregates:
                 self.aggregates[run_id][(aggregate.feature, aggregate.scorer)] = aggregate
             self._insert_alerts(outbox, now)
+            if decisions and run_id not in self.decisions:
+                self.decisions[run_id] = sorted(decisions, key=lambda d: d.key)
             finished = replace(
                 run,
                 status=status,
@@ -470,6 +476,20 @@ class InMemoryRunStore:
             ]
         matching.sort(key=lambda run: (run.started_at, run.id), reverse=True)
         return matching[:limit]
+
+    def get_decisions(self, run_id: str) -> list[Decision]:
+        """Return a run's stored decisions; see ``SqlRunStore.get_decisions``."""
+        with self._lock:
+            return list(self.decisions.get(run_id, []))
+
+    def decision_states(self, run_ids: Sequence[str]) -> dict[str, dict[ScoreKey, KeyState]]:
+        """Return the carried-forward state of each run's decisions; see ``SqlRunStore``."""
+        with self._lock:
+            return {
+                run_id: {d.key: d.state() for d in self.decisions[run_id]}
+                for run_id in run_ids
+                if run_id in self.decisions
+            }
 
     def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
         """Return a run's ``ok`` scores by (feature, scorer) and case id; see ``SqlRunStore``."""

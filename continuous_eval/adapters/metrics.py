@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from continuous_eval.adapters.user_code import UserCodePool
-from continuous_eval.core.models import Regression, RunRecord
+from continuous_eval.core.models import RunRecord
+from continuous_eval.core.regression import Decision
 from continuous_eval.service.daemon import SuiteSchedule, TickOutcome
 
 JOB_EVENT_KINDS = ("missed", "error", "max_instances")
@@ -80,7 +81,7 @@ class DaemonMetrics:
         )
         self.regressions = Counter(
             "continuous_eval_process_regressions",
-            "Regressions the detector found in runs this process finished (per replica).",
+            "Incidents opened or worsened in runs this process finished (per replica).",
             ["suite", "feature", "scorer", "rule"],
             registry=registry,
         )
@@ -116,13 +117,13 @@ class DaemonMetrics:
         """Count an alert reaching a status on a channel."""
         self.alerts.labels(channel=channel, status=status).inc()
 
-    def regression(self, regression: Regression) -> None:
-        """Count a regression the detector found."""
+    def regression(self, suite: str, decision: Decision) -> None:
+        """Count a regression (drop, drift or judge drift) that opened or worsened an incident."""
         self.regressions.labels(
-            suite=regression.suite,
-            feature=regression.feature,
-            scorer=regression.scorer,
-            rule=regression.rule,
+            suite=suite,
+            feature=decision.feature,
+            scorer=decision.scorer,
+            rule=decision.rule or decision.kind.value,
         ).inc()
 
     def tick(self, suite: str, outcome: TickOutcome) -> None:

@@ -23,6 +23,7 @@ app.add_typer(db_app, name="db")
 EXIT_RUN_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_REGRESSED = 3
+EXIT_NO_BASELINE = 4
 
 ConfigOption = Annotated[
     Path | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +24,7 @@ from rich.text import Text
 
 from continuous_eval.cli.app import (
     EXIT_BAD_INPUT,
+    EXIT_NO_BASELINE,
     EXIT_REGRESSED,
     EXIT_RUN_FAILED,
     ConfigOption,
@@ -41,10 +42,11 @@ from continuous_eval.cli.output import (
     run_line,
     score_table,
 )
-from continuous_eval.core.models import Regression, RunRecord, RunStatus, ScoreAggregate
+from continuous_eval.core.models import RunRecord, RunStatus, ScoreAggregate
 from continuous_eval.errors import ConfigError, ContinuousEvalError
 
 if TYPE_CHECKING:
+    from continuous_eval.core.regression import Decision, RunDecision
     from continuous_eval.settings import Settings
 
 
@@ -79,8 +81,20 @@ class _Finished:
 
     run: RunRecord
     aggregates: list[ScoreAggregate]
-    regressions: list[Regression] = field(default_factory=list)
-    gate_notes: list[str] = field(default_factory=list)
+    decision: RunDecision | None = None
+    """The gate's decisions, when it ran."""
+
+    @property
+    def regressions(self) -> list[Decision]:
+        """Keys that regressed against the baseline."""
+        return [] if self.decision is None else list(self.decision.regressions)
+
+    @property
+    def compared(self) -> bool:
+        """Whether any key had a baseline to be compared with."""
+        return self.decision is not None and any(
+            d.baseline_run_ids for d in self.decision.decisions
+        )
 
 
 async def _run_suites(
@@ -91,6 +105,7 @@ async def _run_suites(
     *,
     gate: bool,
     show: bool,
+    baseline: str | None = None,
 ) -> list[_Finished]:
     from continuous_eval.adapters.suite_files import load_suite_file
     from continuous_eval.bootstrap import (
@@ -99,7 +114,8 @@ async def _run_suites(
         scan_suites,
         select_suites,
     )
-    from continuous_eval.service.detection import detect_run
+    from continuous_eval.cli.views import resolve_run_id
+    from continuous_eval.service.detection import decide_finished_run
 
     loaded = load_suite_file(config)
     names = select_suites(loaded, suite)
@@ -113,6 +129,7 @@ async def _run_suites(
     async with local_daemon(settings, loaded) as (daemon, store, builder):
         # Import callables and check the API key before any run starts.
         builder.build_all(scanned)
+        base = None if baseline in (None, "scheduled") else resolve_run_id(store, baseline)
         for item in scanned:
             with _progress() as progress:
                 total = sum(f.case_count for f in item.features)
@@ -124,13 +141,16 @@ async def _run_suites(
                 out.print(score_table(result.aggregates, f"suite {done.suite}"))
                 line(run_line(done))
             if gate and done.status is RunStatus.SUCCEEDED:
-                detection = detect_run(
-                    store, done, result.aggregates, policies[done.suite], as_candidate=True
+                result.decision = decide_finished_run(
+                    store,
+                    done,
+                    result.aggregates,
+                    policies[done.suite],
+                    candidate=True,
+                    baseline_run_id=base,
                 )
-                result.regressions = list(detection.regressions)
-                result.gate_notes = [n.message for n in detection.notes]
                 if show:
-                    _print_gate(result.regressions, result.gate_notes)
+                    _print_gate(result, base)
             finished.append(result)
     return finished
 
@@ -149,24 +169,40 @@ def _progress() -> Progress:
     )
 
 
-def _print_gate(regressions: Sequence[Regression], notes: Sequence[str]) -> None:
-    if not regressions:
-        baseline = [n for n in notes if "baseline" in n]
-        why = f" ({baseline[0]})" if baseline else ""
-        line(f"no regression against the latest scheduled baseline{why}")
+def _print_gate(result: _Finished, baseline: str | None) -> None:
+    against = f"run {baseline}" if baseline else "the known-good scheduled baseline"
+    if not result.compared:
+        line(
+            f"no comparable baseline for suite {result.run.suite}: nothing was compared "
+            "(no known-good scheduled run with the same fingerprint); "
+            "--require-baseline makes this exit 4"
+        )
         return
-    table = Table(title="regressions against the latest scheduled baseline", title_justify="left")
-    for column in ("feature", "scorer", "rule", "baseline", "current", "delta", "p"):
+    if not result.regressions:
+        line(f"no regression against {against}")
+        return
+    table = Table(title=f"regressions against {against}", title_justify="left")
+    for column in (
+        "feature",
+        "scorer",
+        "decision",
+        "baseline",
+        "current",
+        "diff",
+        "adj. p",
+        "fell",
+    ):
         table.add_column(column)
-    for r in regressions:
+    for d in result.regressions:
         table.add_row(
-            r.feature,
-            r.scorer,
-            r.rule,
-            f"{r.baseline:.3f}",
-            f"{r.current:.3f}",
-            Text(f"{r.delta:+.3f}", style="red"),
-            "–" if r.p_value is None else f"{r.p_value:.3g}",
+            d.feature,
+            d.scorer,
+            d.kind.value,
+            "–" if d.baseline is None else f"{d.baseline:.3f}",
+            "–" if d.current is None else f"{d.current:.3f}",
+            Text("–" if d.mean_difference is None else f"{d.mean_difference:+.3f}", style="red"),
+            "–" if d.p_adjusted is None else f"{d.p_adjusted:.3g}",
+            f"{len(d.fallen)} of {d.n_paired}",
         )
     out.print(table)
 
@@ -178,8 +214,9 @@ def _document(finished: Sequence[_Finished], gate: bool) -> dict[str, Any]:
     for item in finished:
         entry = run_detail(item.run, item.aggregates).model_dump(mode="json")
         if gate:
+            entry["compared"] = item.compared
             entry["regressions"] = jsonable(item.regressions)
-            entry["gate_notes"] = item.gate_notes
+            entry["decisions"] = jsonable(list(item.decision.decisions) if item.decision else [])
         runs.append(entry)
     return {"runs": runs}
 
@@ -196,7 +233,22 @@ def run(
         bool,
         typer.Option(
             "--fail-on-regression",
-            help="Exit 3 when a score fell against the latest scheduled baseline (a CI gate).",
+            help="Exit 3 when a score fell against the baseline (a CI gate).",
+        ),
+    ] = False,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Compare with this run (id or unique prefix) instead of the known-good "
+            "scheduled runs ('scheduled', the default).",
+        ),
+    ] = None,
+    require_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--require-baseline",
+            help="With --fail-on-regression: exit 4 when there is nothing to compare with.",
         ),
     ] = False,
     as_json: JsonOption = False,
@@ -213,6 +265,7 @@ def run(
                 feature or [],
                 gate=fail_on_regression,
                 show=not as_json,
+                baseline=baseline,
             )
         )
     except ConfigError as exc:
@@ -227,3 +280,5 @@ def run(
         raise typer.Exit(EXIT_RUN_FAILED)
     if any(f.regressions for f in finished):
         raise typer.Exit(EXIT_REGRESSED)
+    if fail_on_regression and require_baseline and not all(f.compared for f in finished):
+        raise typer.Exit(EXIT_NO_BASELINE)

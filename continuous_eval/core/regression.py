@@ -1,501 +1,214 @@
-"""Decide whether a scheduled run regressed against the scheduled runs before it.
+"""Decide, for one finished run, which feature x scorer keys got worse than their known-good level.
 
-Everything here is pure: runs come in as small records (:class:`RunScores`),
-a :class:`DetectionResult` comes out with the :class:`Regression` records to
-alert on and a :class:`Note` for every feature x scorer that did not alert,
-saying why ("baseline reset", "no baseline", "incomplete run", "not
-significant", ...), so the caller can log or show it.
+Everything here is pure: runs come in as :class:`RunScores` (with the stored
+decision state of each earlier run), a :class:`RunDecision` comes out with one
+:class:`Decision` per key of the current run, each saying what was found and
+why, with the numbers behind it.
 
-Rules, per feature x scorer of the current run:
+The rules, per key (feature x scorer) of the current run:
 
-- **drop**: the current mean is below the previous scheduled run's mean (same
-  fingerprint) by at least the scorer's minimum drop. In ``threshold`` mode
-  the minimum is ``regression_drop`` and nothing else is asked. In
-  ``guarded`` mode (the default) the minimum is the smaller
-  ``guarded_min_drop``, and a one-sided paired permutation test over the
-  cases scored in both runs must also find the fall significant at
-  ``alpha``.
-- **drift**: the current mean is below the median of the means of the last
-  ``drift_window`` scheduled runs with the same fingerprint (at least
-  ``drift_min_runs`` of them) by at least ``regression_drop``. No test: the
-  median of several runs is a steadier baseline than one run, the full
-  ``regression_drop`` is the bar, and a slow decline is exactly what a
-  paired test against one run cannot see. When both rules fire, one
-  :class:`Regression` is emitted (the drop, which carries a p-value and a
-  baseline run) because both would share one alert key; the drift is noted.
-- **validity**: a manual current run never alerts and manual runs are never
-  baselines; a run (or a feature x scorer of it) below the completeness floor
-  never alerts and is never a baseline; a changed fingerprint is a baseline
-  reset, never a regression.
+- **Known-good baseline.** The comparison is with the key's last
+  ``baseline_window`` known-good runs: scheduled, complete, same fingerprint,
+  and not in an open incident (a run that regressed, or was confounded by
+  judge drift, never becomes a baseline). Each case is compared with its own
+  scores in those runs (``core.paired_test``): paired, so errored cases
+  cannot hide a drop, and per case, so a case that always passed and now fails
+  weighs more than a flaky one.
+- **Drop.** The exact test's one-sided p-value enters the run's family: every
+  key of the run without an open incident. The family is controlled with
+  Benjamini-Hochberg (or Holm) at ``fdr``; a key regresses when its adjusted p
+  is at most ``fdr`` AND its paired mean fell by at least the scorer's
+  ``min_effect``. A key whose test cannot reach ``fdr`` even if every case
+  fell below its whole history says ``insufficient_evidence``; a total
+  collapse of a small stable feature can still reach it (10 cases that passed
+  in 7 runs: p = 8**-4 when 4 fail).
+- **Drift.** A one-sided CUSUM over the runs' standardised evidence (the exact
+  test's z, whose scale comes from the cases' own variance):
+  S = max(0, S - z - k). While S stays above 0 the runs of that excursion are
+  compared with the known-good runs from before it began, so a slow decline
+  cannot drag its own baseline down. The key drifts when S reaches ``cusum_h``
+  and the paired fall against that reference is at least half the minimum
+  effect. With k = 0.5 and h = 8 the false-alarm rate of one key is about one
+  in 19,000 runs. It also catches a step drop that was missed on its day.
+- **Incidents.** A drop or drift opens an incident for the key. While it is
+  open the key is compared with the same known-good runs (the incident's runs
+  are never baselines): a run still down says ``still_regressed`` and alerts
+  nobody; a further fall of at least ``min_effect`` below the worst level
+  alerted says ``regressed`` again (``worsened``); a run back within half the
+  minimum effect of the known-good level closes it (``recovered``). A
+  changed fingerprint resets the baseline and closes it without a recovery.
+- **Judge canaries.** A key with anchor scores (frozen outputs re-judged by
+  the same judge every run) tests them the same way, two-sided, in a family of
+  their own. A shift of at least half the minimum effect is ``judge_drift``:
+  the target's fall is corrected by the anchors' (difference in differences)
+  and alerts as a regression only if the corrected fall is itself large and
+  significant; otherwise the key says ``judge_drift`` and a judge-drift
+  incident opens.
+- **Validity.** A manual run is decided as a candidate (no incidents, never a
+  baseline); an incomplete run or key says ``incomplete``.
 
-Boundaries count: a fall of exactly the threshold alerts. Means are floats,
-so 0.95 - 0.90 comes out as 0.04999999999999993; every comparison against a
-threshold therefore allows ``EPSILON`` (1e-9, absolute). Scores live on
-0..5, so rounding error in a mean is around 1e-15 and a fall that differs
-from the threshold by less than 1e-9 is the threshold. A fall of at most
-``EPSILON`` is no fall at all.
-
-The noise guard is a sign-flip permutation test
-(``scipy.stats.permutation_test`` with ``permutation_type="samples"`` on
-the per-case differences, statistic: their sum, ``alternative="less"``).
-Chosen over Wilcoxon signed-rank because:
-
-- it tests the mean difference, the same quantity the rule thresholds and
-  the alert reports; Wilcoxon asks about ranks, and on 1-5 integer scores
-  most differences are 0 or +-1, so it degenerates into massive ties
-  handled by a normal approximation and tie corrections;
-- ties and zero differences need no special handling: a zero difference is
-  the same under either sign, so it adds nothing to any resample, and the
-  null distribution is built from the data themselves (exact for up to 10
-  paired cases at the default 1,999 resamples, Monte Carlo above);
-- it is monotone: lowering any current case score never raises the
-  p-value. The one-sided p-value is the share of sign patterns S with
-  sum(d_i for i flipped) >= 0; lowering any d_i can only turn such a pattern
-  false. With Monte Carlo resamples the sign patterns come from a generator
-  seeded from the policy and depend only on the number of paired cases, so
-  the property holds for the computed value too (for integer scores, whose
-  sums are exact). Wilcoxon's tie-corrected variance can move either way
-  when a tie breaks. Hence: in guarded mode, lowering current case scores
-  (keeping the paired cases) never turns an alert off.
-- it is one-sided because only falls alert; an improvement is never a
-  regression.
-
-With fewer paired cases than the test needs to ever reach ``alpha``
-(2**-n > alpha, fewer than 5 at 0.05; also when the per-case scores of the
-baseline are missing) the guard cannot decide, and the plain threshold rule
-decides instead, with a ``guard_fallback`` note: a tiny feature that
-collapses still alerts.
-
-Default policy and why (``python bench/detector_power.py``: synthetic suites,
-true quality uniform in {2,3,4,5}, a true drop d lowers round(d*n) cases by
-one point, the judge moves each score by -1 or +1 with probability 0.15
-each, 1,000 pairs per cell, seed 20240601):
-
-- 1-5 judge: ``guarded``, ``guarded_min_drop=0.2``, ``alpha=0.05``;
-  ``regression_drop=0.5`` for threshold mode, drift and the guard's
-  fallback. At 100 cases: 0.2% false alarms (0.4% over 5,000 pairs), 100%
-  detection of a true drop of 0.5 and 86.0% of 0.3 (87.6% over 5,000
-  pairs); the targets were <= 1%, >= 95% and >= 80%. The plain threshold
-  rule at 0.5 never cries wolf but catches only 33% of true 0.5 drops:
-  clipping at 1 and 5 shrinks an observed fall to about 0.92 of the true
-  one, so most true 0.5 drops show up just under 0.5.
-  Why 0.2: at 100 cases judge noise puts the standard deviation of a
-  difference of means at about 0.072, so 1% false alarms needs a bar of at
-  least about 0.17, and 80% detection of a true 0.3 (observed about 0.28)
-  a bar of at most about 0.21; 0.2 leaves margin on both sides.
-  Why the test: at 100 cases and more it changes nothing (the 0.2 floor is
-  stricter than p <= 0.05 there); on small features, where one run's noise
-  alone exceeds 0.2, it is what keeps the lower floor safe: at 20 cases
-  2.7% false alarms with the test, 12.8% with the 0.2 floor alone. Small
-  suites pay in power instead: at 50 cases 2.7% false alarms and 70%
-  detection of a true 0.3 (the 1% target holds from about 100 cases on).
-- 0/1 pass rate (and any score in 0..1): ``guarded``, both minimums 0.05,
-  ``alpha=0.05``. No benchmark covers pass rates yet, so the guard does not
-  lower the bar there; it only stops a single flaky case (0.05 of a
-  20-case feature) from alerting. On 0/1 scores the sign-flip test is a
-  sign test on the cases that changed (McNemar's test).
-
-The scale comes from ``RegressionPolicy.scorers`` when the scorer is listed
-there (callers know which scorers are judges); otherwise it is inferred from
-every number the detector looks at for that feature x scorer (the per-case
-scores of both runs and the means of the runs compared): all within 0..1
-means a pass rate, anything above 1 a 1-5 judge. A judge never scores below
-1, so the only judge data read as a pass rate is all 1s in every run, where
-nothing can fall and both readings decide the same.
+Boundaries count: a fall of exactly the minimum effect alerts; every
+threshold comparison allows ``EPSILON``.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
 
-# numpy and scipy cost about 60 MB and a second of start-up, so they are
-# imported only when a comparison is made, not by every command that imports
-# this module.
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
-from continuous_eval.core.models import (
-    CaseDrop,
-    Regression,
-    RegressionRule,
-    RunRecord,
-    RunType,
-    ScoreAggregate,
+from continuous_eval.core.baselines import cusum, evidence, key_complete, select
+from continuous_eval.core.baselines import prior as prior_state
+from continuous_eval.core.decisions import (
+    ALERTING_KINDS,
+    DEFAULT_POLICY,
+    EPSILON,
+    JUDGE_DEFAULTS,
+    PASS_RATE_DEFAULTS,
+    AnchorCheck,
+    Decision,
+    DecisionKind,
+    Incident,
+    IncidentKind,
+    KeyState,
+    RegressionPolicy,
+    RunDecision,
+    RunScores,
+    Scale,
+    ScoreKey,
+    ScorerPolicy,
+    Transition,
+    infer_scale,
 )
+from continuous_eval.core.error_control import adjust
+from continuous_eval.core.models import CaseDrop, ScoreAggregate
+from continuous_eval.core.paired_test import PairedTest, paired_test, t_quantile_975
 
-ScoreKey = tuple[str, str]
-"""(feature, scorer)."""
+__all__ = [
+    "ALERTING_KINDS",
+    "ANCHOR_SUFFIX",
+    "DEFAULT_POLICY",
+    "EPSILON",
+    "JUDGE_DEFAULTS",
+    "PASS_RATE_DEFAULTS",
+    "AnchorCheck",
+    "Decision",
+    "DecisionKind",
+    "Incident",
+    "IncidentKind",
+    "KeyState",
+    "RegressionPolicy",
+    "RunDecision",
+    "RunScores",
+    "Scale",
+    "ScoreKey",
+    "ScorerPolicy",
+    "Transition",
+    "decide_run",
+    "infer_scale",
+    "split_anchors",
+]
 
-Scale = Literal["judge", "pass_rate"]
-"""``judge``: 1-5 scores; ``pass_rate``: 0/1 scores (or any score in 0..1)."""
-
-DetectorMode = Literal["guarded", "threshold"]
-"""``guarded``: a smaller minimum drop plus a paired test; ``threshold``: the plain rule."""
-
-EPSILON = 1e-9
-"""Absolute slack on every threshold comparison, for float noise in means."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScorerPolicy:
-    """How large a fall of one scorer's mean must be, and how it is confirmed."""
-
-    regression_drop: float
-    """Minimum fall for the threshold rule, for the drift rule, and for the
-    guarded rule when the guard cannot decide (too few paired cases)."""
-    guarded_min_drop: float
-    """Minimum fall for the guarded rule, which also needs the paired test."""
-    mode: DetectorMode = "guarded"
-    alpha: float = 0.05
-    """One-sided significance level of the paired test (guarded mode)."""
-
-    def __post_init__(self) -> None:
-        if not self.regression_drop > 0:
-            raise ValueError("regression_drop must be positive")
-        if not self.guarded_min_drop > 0:
-            raise ValueError("guarded_min_drop must be positive")
-        if self.mode not in ("guarded", "threshold"):
-            raise ValueError(f"mode must be 'guarded' or 'threshold', not {self.mode!r}")
-        if not 0 < self.alpha < 0.5:
-            raise ValueError("alpha must be in (0, 0.5)")
+ANCHOR_SUFFIX = "@anchors"
+"""A feature's anchors are stored as results of the feature named ``<feature>@anchors``."""
 
 
-JUDGE_DEFAULTS = ScorerPolicy(regression_drop=0.5, guarded_min_drop=0.2)
-"""1-5 judge scores; the numbers come from bench/detector_power.py (module docstring)."""
+def split_anchors(
+    aggregates: Sequence[ScoreAggregate], case_scores: Mapping[ScoreKey, Mapping[str, float]]
+) -> tuple[
+    list[ScoreAggregate], dict[ScoreKey, Mapping[str, float]], dict[ScoreKey, Mapping[str, float]]
+]:
+    """Separate a run's anchor results from its own: (aggregates, case scores, anchor scores).
 
-PASS_RATE_DEFAULTS = ScorerPolicy(regression_drop=0.05, guarded_min_drop=0.05)
-"""0/1 scores: five points of pass rate; the guard filters noise but lowers no bar."""
-
-
-def scorer_defaults(scale: Scale, *, mode: DetectorMode | None = None) -> ScorerPolicy:
-    """Return the default policy for a scale, optionally in another mode.
-
-    Args:
-        scale: ``judge`` for 1-5 judge scores, ``pass_rate`` for 0/1 scores.
-        mode: ``threshold`` for the plain rule; None keeps the default (guarded).
+    Anchors are not keys of their own; they are the judge canary of the
+    feature they belong to, under the same scorer name.
     """
-    if scale == "judge":
-        base = JUDGE_DEFAULTS
-    elif scale == "pass_rate":
-        base = PASS_RATE_DEFAULTS
-    else:
-        raise ValueError(f"unknown scale {scale!r}")
-    return base if mode is None else replace(base, mode=mode)
+    own = [a for a in aggregates if not a.feature.endswith(ANCHOR_SUFFIX)]
+    cases: dict[ScoreKey, Mapping[str, float]] = {}
+    anchors: dict[ScoreKey, Mapping[str, float]] = {}
+    for (feature, scorer), scores in case_scores.items():
+        if feature.endswith(ANCHOR_SUFFIX):
+            anchors[(feature[: -len(ANCHOR_SUFFIX)], scorer)] = scores
+        else:
+            cases[(feature, scorer)] = scores
+    return own, cases, anchors
 
 
-def infer_scale(values: Iterable[float]) -> Scale:
-    """Guess a scorer's scale from the scores and means seen: all within 0..1 is a pass rate.
+@dataclass(slots=True)
+class _Pending:
+    """A key between the per-key step and the family step."""
 
-    A 1-5 judge never scores below 1, so judge data only reads as a pass rate
-    when every value is 1, where no fall is possible under either reading.
-    """
-    return "pass_rate" if all(0.0 <= v <= 1.0 for v in values) else "judge"
-
-
-@dataclass(frozen=True, slots=True)
-class RegressionPolicy:
-    """Every knob of the detector; the defaults are the documented policy."""
-
-    completeness_floor: float = 0.9
-    """Minimum scored/total for a run (and n/(n+errors) for a feature x scorer)
-    to alert or to serve as a baseline; reaching it exactly is complete."""
-    drift_window: int = 7
-    """K: how many earlier comparable runs the drift median looks at."""
-    drift_min_runs: int = 3
-    """Fewer comparable runs than this and drift is not checked: the median of
-    two runs is just their mean, no steadier than the drop rule's baseline."""
-    top_cases: int = 5
-    """How many of the cases that fell the most a regression carries."""
-    judge: ScorerPolicy = JUDGE_DEFAULTS
-    """For scorers inferred to be 1-5 judges."""
-    pass_rate: ScorerPolicy = PASS_RATE_DEFAULTS
-    """For scorers inferred to be 0/1 (or 0..1)."""
-    scorers: Mapping[str, ScorerPolicy] = field(default_factory=dict)
-    """Per scorer name; a listed scorer skips scale inference."""
-    n_resamples: int = 1999
-    """Resamples of the permutation test above the exact limit (2**n > n_resamples).
-    1,999 puts the Monte Carlo error of a p-value near 0.05 at about 0.005."""
-    seed: int = 0
-    """Seeds the test's resampling, so a decision is a pure function of its inputs."""
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.completeness_floor <= 1.0:
-            raise ValueError("completeness_floor must be in [0, 1]")
-        if self.drift_window < 1:
-            raise ValueError("drift_window must be at least 1")
-        if not 1 <= self.drift_min_runs <= self.drift_window:
-            raise ValueError("drift_min_runs must be in [1, drift_window]")
-        if self.top_cases < 0:
-            raise ValueError("top_cases must not be negative")
-        if self.n_resamples < 1:
-            raise ValueError("n_resamples must be positive")
-        smallest_p = 1 / (self.n_resamples + 1)
-        for policy in (self.judge, self.pass_rate, *self.scorers.values()):
-            if policy.mode == "guarded" and policy.alpha < smallest_p:
-                raise ValueError(
-                    f"alpha {policy.alpha} is below the smallest p-value "
-                    f"{smallest_p:.2g} that {self.n_resamples} resamples can give"
-                )
-
-    def for_scorer(self, scorer: str, observed: Iterable[float] = ()) -> ScorerPolicy:
-        """Return the scorer's policy: its override, else the defaults of its inferred scale."""
-        override = self.scorers.get(scorer)
-        if override is not None:
-            return override
-        return self.judge if infer_scale(observed) == "judge" else self.pass_rate
-
-
-DEFAULT_POLICY = RegressionPolicy()
-"""The documented default policy."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunScores:
-    """One run as the detector sees it: identity, completeness and scores."""
-
+    base: Decision
     run_id: str
-    suite: str
-    run_type: RunType
-    completeness: float
-    """Scored results / expected results (``RunRecord.completeness``)."""
-    aggregates: Mapping[ScoreKey, ScoreAggregate]
-    """Per (feature, scorer); each carries its mean and fingerprint."""
-    case_scores: Mapping[ScoreKey, Mapping[str, float]] = field(default_factory=dict)
-    """Per (feature, scorer): case id -> score, scored cases only. Needed for
-    the current run and the baseline of the drop rule; optional elsewhere
-    (without them the guard falls back to the threshold rule and no worst
-    cases are reported)."""
-
-    @classmethod
-    def build(
-        cls,
-        run_id: str,
-        suite: str,
-        run_type: RunType,
-        completeness: float,
-        aggregates: Iterable[ScoreAggregate],
-        case_scores: Mapping[ScoreKey, Mapping[str, float]] | None = None,
-    ) -> RunScores:
-        """Index aggregates (a list, as ``aggregate_rows`` returns) by (feature, scorer).
-
-        Raises:
-            ValueError: an aggregate appears twice, or completeness is outside 0..1.
-        """
-        if not 0.0 <= completeness <= 1.0:
-            raise ValueError(f"completeness of run {run_id} must be in [0, 1]")
-        indexed: dict[ScoreKey, ScoreAggregate] = {}
-        for agg in aggregates:
-            key = (agg.feature, agg.scorer)
-            if key in indexed:
-                raise ValueError(f"run {run_id} has two aggregates for {key}")
-            indexed[key] = agg
-        return cls(run_id, suite, run_type, completeness, indexed, dict(case_scores or {}))
-
-    @classmethod
-    def from_record(
-        cls,
-        run: RunRecord,
-        aggregates: Iterable[ScoreAggregate],
-        case_scores: Mapping[ScoreKey, Mapping[str, float]] | None = None,
-    ) -> RunScores:
-        """Take id, suite, run type and completeness from a stored run."""
-        return cls.build(run.id, run.suite, run.run_type, run.completeness, aggregates, case_scores)
+    reference_ids: tuple[str, ...] = ()
+    """The drift reference's runs: a drift incident is measured against them."""
+    test: PairedTest | None = None
+    minimum: float = 0.0
+    in_family: bool = False
+    drift: bool = False
+    anchor_test: PairedTest | None = None
+    prior: KeyState | None = None
+    drop_p: float | None = None
 
 
-class NoteKind(StrEnum):
-    """Why a feature x scorer (or a whole run) raised no alert."""
-
-    MANUAL_RUN = "manual_run"
-    """The current run is manual: manual runs never alert."""
-    INCOMPLETE_RUN = "incomplete_run"
-    """The current run, or this feature x scorer of it, is below the completeness floor."""
-    NO_SCORES = "no_scores"
-    """The current run scored no case of this feature x scorer."""
-    IGNORED_RUN = "ignored_run"
-    """An earlier run was not used as a baseline (manual, or incomplete)."""
-    NO_BASELINE = "no_baseline"
-    """No earlier usable scheduled run measured this feature x scorer."""
-    BASELINE_RESET = "baseline_reset"
-    """The newest earlier measurement has another fingerprint: a fresh start."""
-    NO_DROP = "no_drop"
-    """The score rose or stayed equal."""
-    BELOW_THRESHOLD = "below_threshold"
-    """The score fell by less than the rule's minimum drop."""
-    NOT_SIGNIFICANT = "not_significant"
-    """The score fell enough, but the paired test did not confirm it at alpha."""
-    GUARD_FALLBACK = "guard_fallback"
-    """Too few paired cases for the test to reach alpha; the threshold rule decided."""
-    TOO_FEW_RUNS = "too_few_runs"
-    """Drift needs more comparable runs than there are."""
-    SUPERSEDED = "superseded"
-    """Drift fired too, but the drop's alert already covers this feature x scorer."""
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Why one rule did not alert for one feature x scorer, with the numbers behind it."""
-
-    kind: NoteKind
-    feature: str | None
-    """None for a note about the whole run (an ignored earlier run)."""
-    scorer: str | None
-    rule: RegressionRule | None
-    """None when the note stopped both rules."""
-    message: str
-    """One line for logs and the UI."""
-    baseline: float | None = None
-    current: float | None = None
-    p_value: float | None = None
-    cases_paired: int | None = None
-    baseline_run_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionResult:
-    """What the detector found for one run: regressions to alert on, and notes."""
-
-    suite: str
-    run_id: str
-    regressions: tuple[Regression, ...]
-    """At most one per feature x scorer (they share an alert key)."""
-    notes: tuple[Note, ...]
-
-    def notes_for(self, feature: str, scorer: str) -> tuple[Note, ...]:
-        """Return the notes of one feature x scorer."""
-        return tuple(n for n in self.notes if n.feature == feature and n.scorer == scorer)
-
-
-def paired_p_value(
-    before: Sequence[float], after: Sequence[float], *, n_resamples: int = 1999, seed: int = 0
-) -> float:
-    """Return the one-sided p-value that ``after`` is lower than ``before``, case by case.
-
-    A sign-flip permutation test on the summed differences (see the module
-    docstring for why this test). Exact while 2**n <= n_resamples, Monte Carlo
-    with a generator seeded by ``seed`` above.
-
-    Raises:
-        ValueError: the sequences differ in length or hold fewer than two cases.
-    """
-    if len(before) != len(after):
-        raise ValueError("before and after must pair up case by case")
-    if len(before) < 2:
-        raise ValueError("the paired test needs at least two cases")
-    import numpy as np
-
-    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    if not np.any(diff):
-        # Every resample sums to 0 <= 0: the test would return exactly 1.
-        return 1.0
-    return _permutation_p_value(diff, n_resamples=n_resamples, seed=seed)
-
-
-def _sum_last_axis(x: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
-    # The sum, not the mean: for integer scores it is exact, which keeps the
-    # p-value exactly monotone (no rounding in a division by n).
-    import numpy as np
-
-    total: NDArray[np.float64] = np.sum(x, axis=axis)
-    return total
-
-
-def _permutation_p_value(diff: NDArray[np.float64], *, n_resamples: int, seed: int) -> float:
-    # Batches bound memory at about a million (resample, case) cells whatever the
-    # suite size; scipy draws the same sign patterns whatever the batch.
-    import numpy as np
-
-    # scipy ships no type information (scipy-stubs is not a dependency); its use
-    # is confined to this function, which converts the result to float.
-    from scipy import stats  # type: ignore[import-untyped]
-
-    batch = max(1, min(n_resamples, 1_000_000 // diff.size))
-    result = stats.permutation_test(
-        (diff,),
-        _sum_last_axis,
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=n_resamples,
-        batch=batch,
-        alternative="less",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.pvalue)
-
-
-def min_paired_cases(alpha: float) -> int:
-    """Return the fewest paired cases with which the test can reach ``alpha`` (2**-n <= alpha)."""
-    return max(2, math.ceil(math.log2(1 / alpha)))
-
-
-def detect_regressions(
+def decide_run(
     current: RunScores,
     history: Sequence[RunScores],
     policy: RegressionPolicy = DEFAULT_POLICY,
-) -> DetectionResult:
-    """Check every feature x scorer of the current run against the earlier scheduled runs.
+    *,
+    candidate: bool | None = None,
+) -> RunDecision:
+    """Decide every key of ``current`` against the earlier runs.
 
     Args:
-        current: the run just finished, with its per-case scores.
-        history: earlier runs of the same suite, newest first. Manual and
-            incomplete runs are skipped (and noted); pass the per-case scores
-            of at least the newest scheduled run, which the paired test needs.
-        policy: thresholds, test settings and per-scorer overrides.
-
-    Returns:
-        The regressions to alert on, at most one per feature x scorer, and
-        notes saying why everything else did not alert.
+        current: the run just finished, with its per-case (and anchor) scores.
+        history: earlier runs of the suite, newest first, with their stored
+            states and the per-case scores of the runs that may be baselines.
+        candidate: decide as a candidate (default: when the run is manual).
 
     Raises:
         ValueError: an earlier run belongs to another suite, is the current
             run, or appears twice. These are the caller's bugs, not data.
     """
     _validate_history(current, history)
+    as_candidate = current.run_type != "scheduled" if candidate is None else candidate
     keys = sorted(current.aggregates)
-    if current.run_type != "scheduled":
-        skipped = [_note(NoteKind.MANUAL_RUN, key, None, "manual runs never alert") for key in keys]
-        return DetectionResult(current.suite, current.run_id, (), tuple(skipped))
-    if _below(current.completeness, policy.completeness_floor):
+    if current.completeness + EPSILON < policy.completeness_floor:
         message = (
             f"run completeness {current.completeness:.3f} is below the floor "
             f"{policy.completeness_floor:.3f}"
         )
-        skipped = [_note(NoteKind.INCOMPLETE_RUN, key, None, message) for key in keys]
-        return DetectionResult(current.suite, current.run_id, (), tuple(skipped))
-
-    notes: list[Note] = []
-    baselines: list[RunScores] = []
-    for run in history:
-        if run.run_type != "scheduled":
-            reason = "manual runs are never baselines"
-        elif _below(run.completeness, policy.completeness_floor):
-            reason = f"completeness {run.completeness:.3f} is below the floor"
-        else:
-            baselines.append(run)
-            continue
-        notes.append(
-            Note(
-                NoteKind.IGNORED_RUN,
-                None,
-                None,
-                None,
-                f"run {run.run_id}: {reason}",
-                baseline_run_id=run.run_id,
-            )
+        skipped = tuple(
+            _carry(Decision(k[0], k[1], DecisionKind.INCOMPLETE, message), prior_state(k, history))
+            for k in keys
         )
-
-    regressions: list[Regression] = []
-    for key in keys:
-        found, key_notes = _check_key(current, key, baselines, policy)
-        if found is not None:
-            regressions.append(found)
-        notes.extend(key_notes)
-    return DetectionResult(current.suite, current.run_id, tuple(regressions), tuple(notes))
+        return RunDecision(
+            current.suite, current.run_id, as_candidate, policy.correction, 0, skipped
+        )
+    pending = [_decide_key(current, key, history, policy, as_candidate) for key in keys]
+    family = [p for p in pending if p.in_family and p.drop_p is not None]
+    adjusted = adjust([p.drop_p for p in family if p.drop_p is not None], policy.correction)
+    for p, p_adj in zip(family, adjusted, strict=True):
+        p.base = replace(p.base, p_adjusted=p_adj)
+    anchored = [p for p in pending if p.anchor_test is not None]
+    anchor_adjusted = adjust(
+        [p.anchor_test.p_two_sided for p in anchored if p.anchor_test is not None],
+        policy.correction,
+    )
+    for p, a_adj in zip(anchored, anchor_adjusted, strict=True):
+        assert p.anchor_test is not None
+        shift = p.anchor_test.mean_difference
+        drifted = a_adj <= policy.fdr + EPSILON and abs(shift) + EPSILON >= p.minimum / 2
+        check = AnchorCheck(
+            p.anchor_test.n_paired, shift, p.anchor_test.p_two_sided, a_adj, drifted
+        )
+        p.base = replace(p.base, anchor=check)
+    decisions = tuple(_conclude(p, policy, as_candidate) for p in pending)
+    return RunDecision(
+        current.suite, current.run_id, as_candidate, policy.correction, len(family), decisions
+    )
 
 
 def _validate_history(current: RunScores, history: Sequence[RunScores]) -> None:
@@ -510,282 +223,220 @@ def _validate_history(current: RunScores, history: Sequence[RunScores]) -> None:
         seen.add(run.run_id)
 
 
-def _below(value: float, floor: float) -> bool:
-    return value + EPSILON < floor
+def _carry(decision: Decision, prior: KeyState | None) -> Decision:
+    """An undecided run keeps the key's incident and CUSUM as they were."""
+    if prior is None:
+        return decision
+    return replace(decision, incident=prior.incident, cusum=prior.cusum)
 
 
-def _reaches(drop: float, minimum: float) -> bool:
-    """Whether a fall reaches a threshold; the boundary counts (see EPSILON)."""
-    return drop + EPSILON >= minimum
-
-
-def _key_incomplete(agg: ScoreAggregate, floor: float) -> bool:
-    attempted = agg.n + agg.errors
-    return attempted > 0 and _below(agg.n / attempted, floor)
-
-
-def _note(
-    kind: NoteKind,
-    key: ScoreKey,
-    rule: RegressionRule | None,
-    message: str,
-    *,
-    baseline: float | None = None,
-    current: float | None = None,
-    baseline_run_id: str | None = None,
-) -> Note:
-    return Note(
-        kind,
-        key[0],
-        key[1],
-        rule,
-        message,
-        baseline=baseline,
-        current=current,
-        baseline_run_id=baseline_run_id,
-    )
-
-
-def _check_key(
+def _decide_key(
     current: RunScores,
     key: ScoreKey,
-    baselines: Sequence[RunScores],
+    history: Sequence[RunScores],
     policy: RegressionPolicy,
-) -> tuple[Regression | None, list[Note]]:
+    as_candidate: bool,
+) -> _Pending:
     agg = current.aggregates[key]
+    prior = None if as_candidate else prior_state(key, history)
+
+    def make(kind: DecisionKind, message: str, **fields: object) -> _Pending:
+        decision = Decision(key[0], key[1], kind, message, **fields)  # type: ignore[arg-type]
+        return _Pending(decision, current.run_id, prior=prior)
+
     if agg.mean is None:
-        return None, [_note(NoteKind.NO_SCORES, key, None, "no case was scored")]
-    if _key_incomplete(agg, policy.completeness_floor):
+        return _pending_carry(make(DecisionKind.NO_SCORES, "no case was scored"), prior)
+    if not key_complete(agg, policy.completeness_floor):
         message = f"{agg.n} scored, {agg.errors} errors: below the completeness floor"
-        return None, [_note(NoteKind.INCOMPLETE_RUN, key, None, message)]
+        return _pending_carry(make(DecisionKind.INCOMPLETE, message), prior)
 
-    # The comparable history: earlier usable measurements of this key, newest
-    # first, up to the first one taken under another fingerprint.
-    comparable: list[tuple[RunScores, float]] = []
-    reset_by: RunScores | None = None
-    for run in baselines:
-        base = run.aggregates.get(key)
-        if base is None or base.mean is None or _key_incomplete(base, policy.completeness_floor):
-            continue
-        if base.fingerprint != agg.fingerprint:
-            reset_by = run
-            break
-        comparable.append((run, base.mean))
-    if not comparable:
-        if reset_by is not None:
-            message = (
-                f"fingerprint changed since run {reset_by.run_id}: baseline reset, "
-                "this run is the new baseline"
-            )
-            return None, [
-                _note(
-                    NoteKind.BASELINE_RESET,
-                    key,
-                    None,
-                    message,
-                    current=agg.mean,
-                    baseline_run_id=reset_by.run_id,
-                )
-            ]
-        return None, [
-            _note(
-                NoteKind.NO_BASELINE,
-                key,
-                None,
-                "no earlier scheduled run measured this",
-                current=agg.mean,
-            )
-        ]
-
-    window = comparable[: policy.drift_window]
-    previous, _ = comparable[0]
-    cur_cases = current.case_scores.get(key, {})
-    prev_cases = previous.case_scores.get(key, {})
-    observed = [
-        agg.mean,
-        *(mean for _, mean in window),
-        *cur_cases.values(),
-        *prev_cases.values(),
-    ]
-    scorer_policy = policy.for_scorer(key[1], observed)
-
-    drop_found, notes = _check_drop(current, key, agg.mean, comparable[0], scorer_policy, policy)
-    drift_found, drift_notes = _check_drift(
-        current, key, agg.mean, window, reset_by, scorer_policy, policy
-    )
-    notes.extend(drift_notes)
-    if drop_found is not None:
-        if drift_found is not None:
-            notes.append(
-                _note(
-                    NoteKind.SUPERSEDED,
-                    key,
-                    "drift",
-                    f"drift fired too ({drift_found.baseline:.3f} median -> "
-                    f"{drift_found.current:.3f}); the drop's alert covers it",
-                    baseline=drift_found.baseline,
-                    current=drift_found.current,
-                )
-            )
-        return drop_found, notes
-    return drift_found, notes
-
-
-def _check_drop(
-    current: RunScores,
-    key: ScoreKey,
-    current_mean: float,
-    previous: tuple[RunScores, float],
-    scorer_policy: ScorerPolicy,
-    policy: RegressionPolicy,
-) -> tuple[Regression | None, list[Note]]:
-    prev_run, baseline = previous
-    cur_cases = current.case_scores.get(key, {})
-    prev_cases = prev_run.case_scores.get(key, {})
-    paired = sorted(cur_cases.keys() & prev_cases.keys())
-    drop = baseline - current_mean
-
-    def note(kind: NoteKind, message: str, p_value: float | None = None) -> Note:
-        return Note(
-            kind,
-            key[0],
-            key[1],
-            "drop",
-            message,
-            baseline=baseline,
-            current=current_mean,
-            p_value=p_value,
-            cases_paired=len(paired),
-            baseline_run_id=prev_run.run_id,
-        )
-
-    moved = f"{baseline:.3f} -> {current_mean:.3f} (run {prev_run.run_id})"
-    if drop <= EPSILON:
-        return None, [note(NoteKind.NO_DROP, f"no fall: {moved}")]
-
-    notes: list[Note] = []
-    p_value: float | None = None
-    if scorer_policy.mode == "threshold":
-        minimum = scorer_policy.regression_drop
-    else:
-        minimum = scorer_policy.guarded_min_drop
-        if not _reaches(drop, minimum):
-            message = f"fell {drop:.3f}, below the minimum {minimum:.3f}: {moved}"
-            return None, [note(NoteKind.BELOW_THRESHOLD, message)]
-        needed = min_paired_cases(scorer_policy.alpha)
-        if len(paired) < needed:
-            minimum = scorer_policy.regression_drop
-            message = (
-                f"{len(paired)} paired cases, the test needs {needed} to reach alpha "
-                f"{scorer_policy.alpha}: the threshold {minimum:.3f} decides"
-            )
-            notes.append(note(NoteKind.GUARD_FALLBACK, message))
-        else:
-            p_value = paired_p_value(
-                [prev_cases[c] for c in paired],
-                [cur_cases[c] for c in paired],
-                n_resamples=policy.n_resamples,
-                seed=policy.seed,
-            )
-            if p_value > scorer_policy.alpha:
-                message = (
-                    f"fell {drop:.3f} but p={p_value:.4f} > alpha {scorer_policy.alpha} "
-                    f"over {len(paired)} paired cases: {moved}"
-                )
-                notes.append(note(NoteKind.NOT_SIGNIFICANT, message, p_value))
-                return None, notes
-    if not _reaches(drop, minimum):
-        message = f"fell {drop:.3f}, below the minimum {minimum:.3f}: {moved}"
-        notes.append(note(NoteKind.BELOW_THRESHOLD, message))
-        return None, notes
-
-    worst = _worst_cases(cur_cases, {c: prev_cases[c] for c in paired}, policy.top_cases)
-    found = Regression(
-        suite=current.suite,
-        feature=key[0],
-        scorer=key[1],
-        rule="drop",
-        run_id=current.run_id,
-        baseline_run_id=prev_run.run_id,
-        baseline=baseline,
-        current=current_mean,
-        delta=current_mean - baseline,
-        p_value=p_value,
-        cases_paired=len(paired),
-        worst_cases=worst,
-    )
-    return found, notes
-
-
-def _check_drift(
-    current: RunScores,
-    key: ScoreKey,
-    current_mean: float,
-    window: Sequence[tuple[RunScores, float]],
-    reset_by: RunScores | None,
-    scorer_policy: ScorerPolicy,
-    policy: RegressionPolicy,
-) -> tuple[Regression | None, list[Note]]:
-    if len(window) < policy.drift_min_runs:
-        since = f" since the fingerprint changed (run {reset_by.run_id})" if reset_by else ""
+    chosen = select(current, key, history, policy, candidate=as_candidate)
+    if not chosen.pool:
+        if chosen.comparable and prior is not None and prior.incident is not None:
+            # Every comparable run is in the incident: the known-good runs are
+            # older than the history read. Still down, as far as anyone knows.
+            message = "incident open; its known-good runs are older than the history read"
+            return _pending_carry(make(DecisionKind.STILL_REGRESSED, message), prior)
+        if chosen.reset_by is not None:
+            message = f"fingerprint changed since run {chosen.reset_by.run_id}: baseline reset"
+            pending = make(DecisionKind.BASELINE_RESET, message, current=agg.mean, known_good=True)
+            if prior is not None and prior.incident is not None:
+                pending.base = replace(pending.base, transition="reset")
+            return pending
         message = (
-            f"{len(window)} comparable earlier runs{since}; drift needs {policy.drift_min_runs}"
+            "no known-good scheduled run to compare with"
+            if as_candidate
+            else "no known-good scheduled run measured this yet: this run starts the baseline"
         )
-        return None, [_note(NoteKind.TOO_FEW_RUNS, key, "drift", message, current=current_mean)]
-    median = statistics.median(mean for _, mean in window)
-    drop = median - current_mean
-    moved = f"median of {len(window)} runs {median:.3f} -> {current_mean:.3f}"
-    if drop <= EPSILON:
-        message = f"no fall: {moved}"
-        return None, [
-            _note(NoteKind.NO_DROP, key, "drift", message, baseline=median, current=current_mean)
-        ]
-    if not _reaches(drop, scorer_policy.regression_drop):
-        message = f"fell {drop:.3f}, below the minimum {scorer_policy.regression_drop:.3f}: {moved}"
-        return None, [
-            _note(
-                NoteKind.BELOW_THRESHOLD,
-                key,
-                "drift",
-                message,
-                baseline=median,
-                current=current_mean,
-            )
-        ]
+        return make(DecisionKind.NO_BASELINE, message, current=agg.mean, known_good=True)
 
-    # Per case, the median over the window runs that brought per-case scores.
+    pool = chosen.pool
     cur_cases = current.case_scores.get(key, {})
-    history: dict[str, list[float]] = {}
-    for run, _ in window:
-        for case_id, score in run.case_scores.get(key, {}).items():
-            if case_id in cur_cases:
-                history.setdefault(case_id, []).append(score)
-    before = {case_id: statistics.median(scores) for case_id, scores in history.items()}
-    found = Regression(
-        suite=current.suite,
-        feature=key[0],
-        scorer=key[1],
-        rule="drift",
-        run_id=current.run_id,
-        baseline_run_id=None,
-        baseline=median,
-        current=current_mean,
-        delta=current_mean - median,
-        p_value=None,
-        cases_paired=len(before),
-        worst_cases=_worst_cases(cur_cases, before, policy.top_cases),
+    cases = evidence(cur_cases, pool, key, anchors=False)
+    test = paired_test(cases)
+    observed = [agg.mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
+    minimum = policy.for_scorer(key[1], observed).min_effect
+    ids = tuple(run.run_id for run in pool)
+    if test is None:
+        message = "no case was scored both now and in the known-good runs"
+        return make(
+            DecisionKind.INSUFFICIENT_EVIDENCE,
+            message,
+            current=agg.mean,
+            baseline_run_ids=ids,
+            known_good=True,
+        )
+    fallen = tuple(
+        sorted(
+            (CaseDrop(c.case_id, c.baseline, c.current) for c in cases if c.difference < -EPSILON),
+            key=lambda d: (d.after - d.before, d.case_id),
+        )
     )
-    return found, []
+    numbers: dict[str, object] = {
+        "current": test.current_mean,
+        "baseline": test.baseline_mean,
+        "mean_difference": test.mean_difference,
+        "ci_low": test.ci_low,
+        "ci_high": test.ci_high,
+        "p_value": test.p_lower,
+        "n_paired": test.n_paired,
+        "baseline_run_ids": ids,
+        "fallen": fallen,
+    }
+    pending = make(DecisionKind.NOT_SIGNIFICANT, "", **numbers)
+    pending.test = test
+    pending.reference_ids = tuple(run.run_id for run in chosen.reference)
+    pending.minimum = minimum
+    cur_anchors = current.anchor_scores.get(key)
+    if cur_anchors:
+        pending.anchor_test = paired_test(evidence(cur_anchors, pool, key, anchors=True))
+
+    open_regression = (
+        prior is not None and prior.incident is not None and prior.incident.kind == "regression"
+    )
+    if not open_regression:
+        if test.p_floor > policy.fdr + EPSILON:
+            pending.base = replace(pending.base, kind=DecisionKind.INSUFFICIENT_EVIDENCE)
+        else:
+            pending.in_family = True
+            pending.drop_p = test.p_lower
+        statistic, drift_difference = cusum(chosen, key, cur_cases, test, policy)
+        pending.base = replace(pending.base, cusum=statistic)
+        pending.drift = (
+            not as_candidate
+            and statistic + EPSILON >= policy.cusum_h
+            and drift_difference <= -minimum / 2 + EPSILON
+        )
+    return pending
 
 
-def _worst_cases(
-    after: Mapping[str, float], before: Mapping[str, float], top: int
-) -> tuple[CaseDrop, ...]:
-    """The cases that fell the most, worst first; ties by case id so the order is stable."""
-    fell = [
-        CaseDrop(case_id, before[case_id], after[case_id])
-        for case_id in before
-        if case_id in after and after[case_id] < before[case_id]
-    ]
-    fell.sort(key=lambda d: (d.after - d.before, d.case_id))
-    return tuple(fell[:top])
+def _pending_carry(pending: _Pending, prior: KeyState | None) -> _Pending:
+    pending.base = _carry(pending.base, prior)
+    return pending
+
+
+def _conclude(p: _Pending, policy: RegressionPolicy, as_candidate: bool) -> Decision:
+    d = p.base
+    test = p.test
+    if test is None:
+        return d if not as_candidate else replace(d, known_good=False, transition=None)
+    minimum = p.minimum
+    incident = p.prior.incident if p.prior is not None else None
+    anchor = d.anchor
+    shift = anchor.mean_difference if anchor is not None and anchor.drifted else 0.0
+    difference = test.mean_difference - shift
+    moved = f"{test.baseline_mean:.3f} -> {test.current_mean:.3f} over {test.n_paired} cases"
+    judged = anchor is not None and anchor.drifted
+    # Under judge drift the run's evidence is the judge's as much as the
+    # product's: the CUSUM adds none of it, and only a corrected fall alerts.
+    drift = p.drift and not judged
+    if judged:
+        d = replace(d, corrected_difference=difference, cusum=0.0)
+
+    if incident is not None and incident.kind == "regression" and not as_candidate:
+        if test.mean_difference + EPSILON >= -minimum / 2:
+            message = f"back at the known-good level ({moved}): incident closed"
+            return replace(
+                d, kind=DecisionKind.RECOVERED, message=message, transition="recovered",
+                known_good=True, incident=None, cusum=0.0,
+            )  # fmt: skip
+        if test.mean_difference <= incident.worst_difference - minimum + EPSILON:
+            worse = replace(incident, worst_difference=test.mean_difference)
+            message = f"fell further since the incident opened ({moved})"
+            return replace(
+                d, kind=DecisionKind.REGRESSED, rule="drop", message=message,
+                transition="worsened", incident=worse,
+            )  # fmt: skip
+        message = f"still down since run {incident.opened_run_id} ({moved})"
+        return replace(d, kind=DecisionKind.STILL_REGRESSED, message=message, incident=incident)
+
+    significant = d.p_adjusted is not None and d.p_adjusted <= policy.fdr + EPSILON
+    if judged:
+        significant = significant and _corrected_significant(test, p.anchor_test, difference)
+    dropped = significant and difference <= -minimum + EPSILON
+    if dropped or drift:
+        rule: Literal["drop", "drift"] = "drop" if dropped else "drift"
+        kind = DecisionKind.REGRESSED if dropped else DecisionKind.DRIFTING
+        why = (
+            f"fell {-difference:.3f} (adjusted p={d.p_adjusted:.2g})"
+            if dropped
+            else f"sustained decline (CUSUM {d.cusum:.1f} >= {policy.cusum_h:g})"
+        )
+        if judged and anchor is not None:
+            why += f", corrected for a judge shift of {anchor.mean_difference:+.3f}"
+        message = f"{why}: {moved}"
+        if as_candidate:
+            return replace(d, kind=kind, rule=rule, message=message)
+        frozen = d.baseline_run_ids if dropped else p.reference_ids
+        opened = Incident(p.run_id, "regression", test.mean_difference, frozen)
+        return replace(
+            d, kind=kind, rule=rule, message=message, transition="opened", incident=opened,
+            cusum=0.0,
+        )  # fmt: skip
+    if judged and anchor is not None:
+        message = (
+            f"the judge moved {anchor.mean_difference:+.3f} on {anchor.n_paired} anchors "
+            f"(adjusted p={anchor.p_adjusted:.2g}); the target's change is confounded ({moved})"
+        )
+        if as_candidate or (incident is not None and incident.kind == "judge_drift"):
+            return replace(d, kind=DecisionKind.JUDGE_DRIFT, message=message, incident=incident)
+        opened = Incident(p.run_id, "judge_drift", test.mean_difference, d.baseline_run_ids)
+        return replace(
+            d, kind=DecisionKind.JUDGE_DRIFT, message=message, transition="opened",
+            incident=opened,
+        )  # fmt: skip
+    transition: Transition | None = None
+    if incident is not None and incident.kind == "judge_drift" and not as_candidate:
+        transition = "recovered"  # the judge is back; the key is decided normally again
+    if d.kind is DecisionKind.INSUFFICIENT_EVIDENCE:
+        message = (
+            f"{test.n_paired} paired cases: even a fall of every case could not reach "
+            f"p <= {policy.fdr:g} ({moved})"
+        )
+    else:
+        p_text = "" if d.p_adjusted is None else f", adjusted p={d.p_adjusted:.2g}"
+        message = f"no regression: {test.mean_difference:+.3f}{p_text} ({moved})"
+    # A feature too small to test whose point estimate fell by the minimum
+    # effect is not a baseline: a small feature that collapsed must not become
+    # its own yardstick. (A run the test cleared is, whatever its noise.)
+    looks_down = (
+        d.kind is DecisionKind.INSUFFICIENT_EVIDENCE and test.mean_difference <= -minimum + EPSILON
+    )
+    return replace(
+        d, message=message, transition=transition, incident=None,
+        known_good=not as_candidate and not looks_down,
+    )  # fmt: skip
+
+
+def _corrected_significant(test: PairedTest, anchor: PairedTest | None, difference: float) -> bool:
+    """Whether the difference in differences is itself significant (normal approximation)."""
+    if anchor is None or test.ci_low is None or anchor.ci_low is None:
+        return False
+    assert test.ci_high is not None
+    assert anchor.ci_high is not None
+    se_t = (test.ci_high - test.ci_low) / (2 * t_quantile_975(test.n_paired - 1))
+    se_a = (anchor.ci_high - anchor.ci_low) / (2 * t_quantile_975(anchor.n_paired - 1))
+    se = math.hypot(se_t, se_a)
+    if se <= 0:
+        return difference < 0
+    return statistics.NormalDist().cdf(difference / se) <= 0.05

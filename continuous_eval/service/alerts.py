@@ -3,9 +3,10 @@
 Two halves, joined by the outbox table:
 
 - ``AlertPlanner`` runs inside the run's final write: it asks the detector
-  whether anything fell, applies the cooldown and records recoveries, and
-  returns the outbox rows, which the store writes in the SAME transaction as
-  the run's final status. A crash before that commit loses nothing (the run
+  for the run's decisions (``core.regression``) and turns the incidents they
+  open, worsen or close into at most one report each way (``core.alerting``),
+  and returns decisions and outbox rows, which the store writes in the SAME
+  transaction as the run's final status. A crash before that commit loses nothing (the run
   is taken over and finished again); a crash after it leaves rows to deliver.
 - ``AlertDispatcher`` delivers pending rows, on every tick and right after a
   run: claim (a lease, so two replicas never send the same row at once),
@@ -23,22 +24,23 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Protocol
 
-from continuous_eval.core import outage
+from continuous_eval.core import alerting, outage
+from continuous_eval.core.alerting import IncidentReport
 from continuous_eval.core.models import (
     AlertRecord,
     AlertStatus,
     DeliveryResult,
     NewAlert,
-    Regression,
     RunRecord,
     RunStatus,
     ScoreAggregate,
 )
 from continuous_eval.core.outage import OutageNotice
+from continuous_eval.core.regression import Decision, RunDecision
 from continuous_eval.ports import AlertChannel, RunStore
 from continuous_eval.service.blocking import run_blocking
 
@@ -52,8 +54,8 @@ class AlertEvents(Protocol):
         """One alert reached ``status`` on ``channel``."""
         ...
 
-    def regression(self, regression: Regression) -> None:
-        """The detector found a regression."""
+    def regression(self, suite: str, decision: Decision) -> None:
+        """The detector found a regression (or drift, or judge drift) that opened or worsened."""
         ...
 
 
@@ -63,26 +65,23 @@ class NullAlertEvents:
     def alert(self, channel: str, status: str) -> None:
         """Ignore."""
 
-    def regression(self, regression: Regression) -> None:
+    def regression(self, suite: str, decision: Decision) -> None:
         """Ignore."""
 
 
 @dataclass(frozen=True, slots=True)
-class Detection:
-    """What the detector concluded about one finished run."""
+class FinishPlan:
+    """What a run's final write stores besides its status: decisions and outbox rows."""
 
-    regressions: Sequence[Regression]
-    healthy: Sequence[tuple[str, str]]
-    """Feature x scorer pairs compared against a baseline and found not regressing."""
-    notes: Sequence[str]
-    """Why some pairs were not judged (baseline reset, no baseline, incomplete run)."""
+    alerts: Sequence[NewAlert] = ()
+    decisions: Sequence[Decision] = ()
 
 
-Detect = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate]], Detection]
+Detect = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate]], RunDecision]
 """Reads what the detector needs from the store (history, case scores) and runs it."""
 
-Render = Callable[[Regression], str]
-"""Turns a regression into the exact JSON text a channel sends."""
+Render = Callable[[IncidentReport], str]
+"""Turns a run's incident (or recovery) report into the exact JSON text a channel sends."""
 
 NoticeRender = Callable[[OutageNotice], str]
 """Turns an outage notice into the exact JSON text a channel sends."""
@@ -94,66 +93,68 @@ def backoff_s(attempt: int, *, base_s: float = 30.0, cap_s: float = 3600.0) -> f
 
 
 class AlertPlanner:
-    """Decides the outbox rows for a finished scheduled run.
+    """Decides the decisions and outbox rows of a run about to end.
 
     Args:
         detect: runs the detector for a run (see ``Detect``).
-        renderers: channel name -> payload renderer; empty means no channel
-            is configured, and alerts are recorded ``suppressed``.
-        cooldown: while a feature x scorer keeps regressing, a new alert is
-            only sent once this long has passed since the last one.
-        now: the database's clock at finish time (passed in, never read here).
+        renderers: channel name -> report renderer; empty means no channel is
+            configured, and reports are recorded ``suppressed``.
+        run_url: the link to a run in the dashboard, from its id (None: no link).
     """
 
     def __init__(
         self,
         detect: Detect,
         renderers: Mapping[str, Render],
-        cooldown: timedelta,
         events: AlertEvents | None = None,
         notice_renderers: Mapping[str, NoticeRender] | None = None,
+        run_url: Callable[[str], str] | None = None,
     ) -> None:
         self._detect = detect
         self._renderers = renderers
         self._notice_renderers = dict(notice_renderers or {})
-        self._cooldown = cooldown
         self._events: AlertEvents = events or NullAlertEvents()
+        self._run_url = run_url
 
     def plan(
         self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate], now: datetime
-    ) -> list[NewAlert]:
-        """Return the outbox rows for ``run``, which carries its final status (none if manual).
+    ) -> FinishPlan:
+        """Return what to store with ``run``'s final status (which ``run`` carries).
 
-        A run that succeeded is checked for regressions and recoveries; every
-        scheduled run's end may open or close its suite's outage (``core.outage``).
+        A run that succeeded is decided (a manual one as a candidate: stored,
+        never alerted); a scheduled run's decisions become at most one
+        incident report and one recovery report; every scheduled run's end
+        may open or close its suite's outage (``core.outage``).
         """
-        if run.run_type != "scheduled":
-            return []  # manual runs never alert on the schedule's behalf
-        rows = self._outage_rows(store, run)
+        rows = self._outage_rows(store, run) if run.run_type == "scheduled" else []
         if run.status is not RunStatus.SUCCEEDED:
-            return rows
-        detection = self._detect(store, run, aggregates)
-        for note in detection.notes:
-            # One per feature x scorer on every run: detail for DEBUG, not an INFO stream.
-            log.debug(note, extra={"event": "regression_skipped", "run_id": run.id})
-        for regression in detection.regressions:
-            self._events.regression(regression)
-            log.warning(
-                "regression: %s/%s fell %.3f (%.3f -> %.3f) by the %s rule",
-                regression.feature,
-                regression.scorer,
-                -regression.delta,
-                regression.baseline,
-                regression.current,
-                regression.rule,
-                extra={"event": "regression", "run_id": run.id, "suite": run.suite},
+            return FinishPlan(rows)
+        decision = self._detect(store, run, aggregates)
+        for item in decision.decisions:
+            # One per key on every run: detail for DEBUG, not an INFO stream.
+            log.debug(
+                "%s/%s: %s: %s",
+                item.feature,
+                item.scorer,
+                item.kind.value,
+                item.message,
+                extra={"event": "decision", "run_id": run.id},
             )
-            rows.extend(self._alert_rows(store, regression, now))
-        for feature, scorer in detection.healthy:
-            recovery = self._recovery(store, run, feature, scorer)
-            if recovery is not None:
-                rows.append(recovery)
-        return rows
+            if item.alerting:
+                self._events.regression(run.suite, item)
+                log.warning(
+                    "%s/%s %s (%s): %s",
+                    item.feature,
+                    item.scorer,
+                    item.kind.value,
+                    item.transition,
+                    item.message,
+                    extra={"event": "regression", "run_id": run.id, "suite": run.suite},
+                )
+        url = self._run_url(run.id) if self._run_url is not None else None
+        for report in alerting.reports(decision, run_url=url):
+            rows.extend(self._report_rows(report))
+        return FinishPlan(rows, decision.decisions)
 
     def _outage_rows(self, store: RunStore, run: RunRecord) -> list[NewAlert]:
         notice = outage.decide(
@@ -191,93 +192,29 @@ class AlertPlanner:
             for channel, render in self._notice_renderers.items()
         ]
 
-    def _alert_rows(self, store: RunStore, regression: Regression, now: datetime) -> list[NewAlert]:
-        summary = _summary(regression)
-        previous = store.latest_alert(
-            regression.suite, regression.feature, regression.scorer, kind="regression"
-        )
-        cooling = (
-            previous is not None
-            and previous.status in ("pending", "sent")
-            and now - previous.created_at < self._cooldown
-        )
-        suppressed = NewAlert(
-            key=regression.key,
+    def _report_rows(self, report: IncidentReport) -> list[NewAlert]:
+        base = NewAlert(
+            key=report.key,
             channel="none",
-            kind="regression",
-            run_id=regression.run_id,
-            suite=regression.suite,
-            feature=regression.feature,
-            scorer=regression.scorer,
-            rule=regression.rule,
-            status="suppressed",
-            payload="",
-            summary=summary,
-            reason="no alert channel is configured",
-        )
-        if not self._renderers:
-            return [suppressed]
-        reason = None
-        if cooling and previous is not None:
-            reason = (
-                f"still regressing; last alerted {previous.created_at.isoformat()}, "
-                f"cooldown {self._cooldown}"
-            )
-        status: AlertStatus = "suppressed" if cooling else "pending"
-        return [
-            dataclasses.replace(
-                suppressed,
-                channel=channel,
-                status=status,
-                payload=render(regression),
-                reason=reason,
-            )
-            for channel, render in self._renderers.items()
-        ]
-
-    def _recovery(
-        self, store: RunStore, run: RunRecord, feature: str, scorer: str
-    ) -> NewAlert | None:
-        last_regression = store.latest_alert(run.suite, feature, scorer, kind="regression")
-        if last_regression is None:
-            return None
-        last_recovery = store.latest_alert(run.suite, feature, scorer, kind="recovery")
-        if last_recovery is not None and last_recovery.created_at >= last_regression.created_at:
-            return None  # already recorded
-        return NewAlert(
-            key=f"{run.suite}:{feature}:{scorer}:{run.id}",
-            channel="none",
-            kind="recovery",
-            run_id=run.id,
-            suite=run.suite,
-            feature=feature,
-            scorer=scorer,
+            kind=report.kind,
+            run_id=report.run_id,
+            suite=report.suite,
+            feature="",
+            scorer="",
             rule=None,
             status="suppressed",
             payload="",
-            summary={"recovered_from_run": last_regression.run_id},
-            reason="recovered: no longer regressing",
+            summary=report.summary(),
+            reason="no alert channel is configured",
         )
-
-
-def _summary(regression: Regression) -> dict[str, object]:
-    return {
-        "suite": regression.suite,
-        "feature": regression.feature,
-        "scorer": regression.scorer,
-        "rule": regression.rule,
-        "run_id": regression.run_id,
-        "baseline_run_id": regression.baseline_run_id,
-        "baseline": regression.baseline,
-        "current": regression.current,
-        "delta": regression.delta,
-        "p_value": regression.p_value,
-        "cases_paired": regression.cases_paired,
-        "worst_cases": [
-            {"case_id": c.case_id, "before": c.before, "after": c.after}
-            for c in regression.worst_cases
-        ],
-    }
+        if not self._renderers:
+            return [base]  # recorded all the same, for the API and the CLI
+        return [
+            dataclasses.replace(
+                base, channel=channel, status="pending", payload=render(report), reason=None
+            )
+            for channel, render in self._renderers.items()
+        ]
 
 
 class AlertDispatcher:

@@ -1,86 +1,163 @@
-"""Feed the pure detector from the store: the run, its history and the case scores it pairs."""
+"""Feed the pure detector from the store: the run, its known-good history, the case scores it pairs.
+
+Two reads: every recent scheduled run's aggregates and stored decision states
+(small), then the per-case scores of only the runs the decisions will pair
+with (``core.baselines.needed_runs``), so a suite of 150 keys reads a handful
+of runs' results, not forty.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from continuous_eval.core.baselines import needed_runs
 from continuous_eval.core.models import RunRecord, ScoreAggregate
 from continuous_eval.core.regression import (
     DEFAULT_POLICY,
-    DetectionResult,
-    NoteKind,
+    KeyState,
     RegressionPolicy,
+    RunDecision,
     RunScores,
-    detect_regressions,
+    ScoreKey,
+    decide_run,
+    split_anchors,
 )
+from continuous_eval.errors import RunNotFound
 from continuous_eval.ports import RunStore
-from continuous_eval.service.alerts import Detect, Detection
-
-_JUDGED = frozenset({NoteKind.NO_DROP, NoteKind.BELOW_THRESHOLD, NoteKind.NOT_SIGNIFICANT})
-"""Notes that mean "compared with a baseline, and not regressing": a recovery, if it was."""
+from continuous_eval.service.alerts import Detect
 
 
-def detect_run(
+def history_limit(policy: RegressionPolicy) -> int:
+    """How many earlier scheduled runs are read: a pool, an excursion and its reference."""
+    return 3 * policy.baseline_window + policy.excursion_limit
+
+
+def _scores(
     store: RunStore,
     run: RunRecord,
     aggregates: Sequence[ScoreAggregate],
-    policy: RegressionPolicy,
     *,
-    as_candidate: bool = False,
-) -> DetectionResult:
-    """Run the detector for ``run`` against the suite's earlier scheduled runs.
+    with_cases: bool,
+    states: Mapping[ScoreKey, KeyState] | None = None,
+    as_scheduled: bool = False,
+) -> RunScores:
+    own, cases, anchors = split_anchors(aggregates, store.case_scores(run.id) if with_cases else {})
+    return RunScores.build(
+        run.id,
+        run.suite,
+        "scheduled" if as_scheduled else run.run_type,
+        run.completeness,
+        own,
+        cases,
+        anchor_scores=anchors,
+        states=states,
+    )
 
-    Only the previous run's case scores are read (the drop rule pairs them);
-    older runs contribute their aggregates to the drift median.
+
+def decide_finished_run(
+    store: RunStore,
+    run: RunRecord,
+    aggregates: Sequence[ScoreAggregate],
+    policy: RegressionPolicy = DEFAULT_POLICY,
+    *,
+    candidate: bool | None = None,
+    baseline_run_id: str | None = None,
+) -> RunDecision:
+    """Decide every key of ``run`` against its known-good history (or one given baseline).
 
     Args:
-        as_candidate: judge a manual run as if it were the next scheduled one.
-            For the CI gate only: nothing is written, and the scheduled
-            history is untouched.
+        candidate: decide as a candidate (no incidents, never a baseline);
+            by default a manual run is one and a scheduled run is not.
+        baseline_run_id: compare with this one run only, taken as known-good
+            whatever its type (the CI gate's ``--baseline``); implies candidate.
+
+    Raises:
+        RunNotFound: the baseline run does not exist.
+        ValueError: the run has not started, or the baseline is the run itself
+            or another suite's.
     """
     if run.started_at is None:
         raise ValueError(f"run {run.id} has not started")
-    history_runs = store.scheduled_history(
-        run.suite, before=run.started_at, limit=policy.drift_window + 1
-    )
-    current = RunScores.build(
-        run.id,
-        run.suite,
-        "scheduled" if as_candidate else run.run_type,
-        run.completeness,
-        aggregates,
-        store.case_scores(run.id),
-    )
-    history = [
-        RunScores.from_record(
-            earlier,
-            store.get_aggregates(earlier.id),
-            store.case_scores(earlier.id) if index == 0 else None,
+    if baseline_run_id is not None:
+        if baseline_run_id == run.id:
+            raise ValueError("a run cannot be its own baseline")
+        base = store.get_run(baseline_run_id)
+        if base.suite != run.suite:
+            raise ValueError(f"baseline run {baseline_run_id} belongs to suite {base.suite!r}")
+        history = [
+            _scores(store, base, store.get_aggregates(base.id), with_cases=True, as_scheduled=True)
+        ]
+        current = _scores(store, run, aggregates, with_cases=True)
+        return decide_run(current, history, policy, candidate=True)
+
+    earlier = [
+        r
+        for r in store.scheduled_history(
+            run.suite, before=run.started_at, limit=history_limit(policy)
         )
-        for index, earlier in enumerate(history_runs)
-        if earlier.id != run.id
+        if r.id != run.id
     ]
-    return detect_regressions(current, history, policy)
+    states = store.decision_states([r.id for r in earlier])
+    earlier = _with_incident_baselines(store, run, earlier, states)
+    states.update(store.decision_states([r.id for r in earlier if r.id not in states]))
+    bare = {r.id: (r, store.get_aggregates(r.id)) for r in earlier}
+    current = _scores(store, run, aggregates, with_cases=True)
+    outline = [
+        _scores(store, r, aggs, with_cases=False, states=states.get(r.id))
+        for r, aggs in bare.values()
+    ]
+    as_candidate = run.run_type != "scheduled" if candidate is None else candidate
+    wanted = needed_runs(current, outline, policy, candidate=as_candidate)
+    history = [
+        _scores(store, r, aggs, with_cases=r.id in wanted, states=states.get(r.id))
+        if r.id in wanted
+        else scores
+        for (r, aggs), scores in zip(bare.values(), outline, strict=True)
+    ]
+    return decide_run(current, history, policy, candidate=candidate)
+
+
+def _with_incident_baselines(
+    store: RunStore,
+    run: RunRecord,
+    earlier: list[RunRecord],
+    states: Mapping[str, Mapping[ScoreKey, KeyState]],
+) -> list[RunRecord]:
+    """Add the frozen baseline runs of open incidents that are older than the history read.
+
+    An incident can outlast the history window; it is still measured against
+    the known-good runs it opened with.
+    """
+    newest: dict[ScoreKey, KeyState] = {}
+    for r in earlier:
+        for key, state in states.get(r.id, {}).items():
+            newest.setdefault(key, state)
+    have = {r.id for r in earlier}
+    missing = {
+        run_id
+        for state in newest.values()
+        if state.incident is not None
+        for run_id in state.incident.baseline_run_ids
+        if run_id not in have and run_id != run.id
+    }
+    if not missing:
+        return earlier
+    found = []
+    for run_id in sorted(missing):
+        try:
+            found.append(store.get_run(run_id))
+        except RunNotFound:
+            continue  # deleted since; the incident falls back to the known-good runs read
+    merged = [*earlier, *(r for r in found if r.suite == run.suite and r.started_at is not None)]
+    return sorted(merged, key=lambda r: (r.started_at, r.id), reverse=True)
 
 
 def make_detect(policies: Mapping[str, RegressionPolicy]) -> Detect:
     """Return the planner's ``detect``: the suite's policy, the store's history."""
 
-    def detect(store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate]) -> Detection:
-        result = detect_run(store, run, aggregates, policies.get(run.suite, DEFAULT_POLICY))
-        regressed = {(r.feature, r.scorer) for r in result.regressions}
-        healthy = sorted(
-            {
-                (n.feature, n.scorer)
-                for n in result.notes
-                if n.kind in _JUDGED
-                and n.rule == "drop"
-                and n.feature is not None
-                and n.scorer is not None
-                and (n.feature, n.scorer) not in regressed
-            }
-        )
-        notes = [n.message for n in result.notes if n.kind not in _JUDGED]
-        return Detection(result.regressions, healthy, notes)
+    def detect(
+        store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate]
+    ) -> RunDecision:
+        return decide_finished_run(store, run, aggregates, policies.get(run.suite, DEFAULT_POLICY))
 
     return detect

@@ -38,7 +38,6 @@ from continuous_eval.core.models import (
     NO_USAGE,
     CaseResult,
     Fence,
-    NewAlert,
     ProgressDelta,
     ResultStatus,
     RunRecord,
@@ -53,6 +52,7 @@ from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import CaseError, ContinuousEvalError, LeaseLost
 from continuous_eval.ports import CaseScorer, RunStore, Target
+from continuous_eval.service.alerts import FinishPlan
 from continuous_eval.service.blocking import run_blocking
 
 log = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ class RunPlan:
         return sum(f.case_count * len(f.scorers) for f in self.features)
 
 
-PlanAlerts = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate], datetime], list[NewAlert]]
-"""Decides the outbox rows of a run about to succeed (``AlertPlanner.plan``)."""
+PlanAlerts = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate], datetime], FinishPlan]
+"""Decides the decisions and outbox rows of a run about to end (``AlertPlanner.plan``)."""
 
 
 class RunObserver(Protocol):
@@ -342,11 +342,11 @@ class Runner:
                 f"{current.errored} errors (the completeness floor is {self._floor:.0%})"
             )
             reason = f"inconclusive: {counted}" + (f"; {reason}" if reason else "")
-        alerts: Sequence[NewAlert] = ()
+        planned = FinishPlan()
         if self._plan_alerts is not None:
             try:
                 final = dataclasses.replace(current, status=status, status_reason=reason)
-                alerts = self._plan_alerts(self._store, final, aggregates, self._store.db_now())
+                planned = self._plan_alerts(self._store, final, aggregates, self._store.db_now())
             except Exception:
                 # Detection must never cost the run its results; the failure is
                 # logged loudly, and the next scheduled run is compared again.
@@ -355,7 +355,13 @@ class Runner:
                     extra={"event": "detection_failed", "run_id": state.run.id},
                 )
         return self._store.finish_run(
-            state.run.id, status, reason, aggregates, fence=state.fence, alerts=alerts
+            state.run.id,
+            status,
+            reason,
+            aggregates,
+            fence=state.fence,
+            alerts=planned.alerts,
+            decisions=planned.decisions,
         )
 
     def _finish_quietly(self, state: _RunState, status: RunStatus, reason: str) -> None:

@@ -210,7 +210,7 @@ def test_the_ci_gate_fails_a_manual_run_that_regresses(tmp_path: Path) -> None:
     (tmp_path / "quality.txt").write_text("bad")
     regressed = gate()
     assert regressed.returncode == 3, (regressed.stdout, regressed.stderr)
-    assert "regressions against the latest scheduled baseline" in regressed.stdout
+    assert "regressions against the known-good scheduled baseline" in regressed.stdout
     assert "support" in regressed.stdout
     with database(url) as engine:
         assert _alerts(engine) == []  # manual runs never write alerts

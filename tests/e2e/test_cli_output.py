@@ -68,12 +68,16 @@ def test_run_runs_and_show_print_json_with_full_ids(project: Path) -> None:
     assert detail["worst"][0]["run_id"] == run["id"]
 
 
-def test_a_failed_gate_is_in_the_json_document(project: Path) -> None:
+def test_the_gate_is_in_the_json_document(project: Path) -> None:
     ran = cli("run", "--json", "--fail-on-regression", cwd=project)
     assert ran.returncode == 0, ran.stderr
     (run,) = json.loads(ran.stdout)["runs"]
     assert run["regressions"] == []
-    assert isinstance(run["gate_notes"], list)
+    assert run["compared"] is False  # no scheduled run yet: nothing to compare with
+    assert "no_baseline" in {d["kind"] for d in run["decisions"]}
+
+    required = cli("run", "--json", "--fail-on-regression", "--require-baseline", cwd=project)
+    assert required.returncode == 4, required.stderr  # said plainly, in its own exit code
 
 
 def test_show_takes_a_unique_prefix_and_explains_an_ambiguous_one(project: Path) -> None:

@@ -29,7 +29,9 @@ from starlette.routing import Route
 from continuous_eval.adapters.resend_email import ResendEmailChannel
 from continuous_eval.adapters.webhook import WebhookChannel
 from continuous_eval.core.alert_render import canonical_json, render_email
-from continuous_eval.core.models import CaseDrop, Regression
+from continuous_eval.core.alerting import IncidentReport
+from continuous_eval.core.models import CaseDrop
+from continuous_eval.core.regression import Decision, DecisionKind, Incident
 from continuous_eval.fakes.resend_server import BackgroundServer, FakeResendServer
 
 FAKE_RESEND_KEY = "re_fake_alerts_key_5f3a9c"
@@ -42,32 +44,34 @@ WEBHOOK_TOKEN = "T000-B000-secret-hook-token"
 """Path segment of the webhook URL, secret like a Slack webhook's."""
 
 
-def make_regression(**overrides: Any) -> Regression:
-    """A regression of ``support: refunds/judge`` from 4.10 to 3.48, with two worst cases."""
-    values: dict[str, Any] = {
-        "suite": "support",
-        "feature": "refunds",
-        "scorer": "judge",
-        "rule": "drop",
-        "run_id": "run-0002",
-        "baseline_run_id": "run-0001",
-        "baseline": 4.10,
-        "current": 3.48,
-        "delta": 3.48 - 4.10,
-        "p_value": 0.0123,
-        "cases_paired": 40,
-        "worst_cases": (CaseDrop("refund-7", 5.0, 1.0), CaseDrop("refund-3", 4.0, 2.0)),
-    }
-    values.update(overrides)
-    return Regression(**values)
+def make_report(difference: float = 3.48 - 4.10) -> IncidentReport:
+    """The incident report of ``support: refunds/judge`` falling from 4.10 (two cases fell)."""
+    decision = Decision(
+        feature="refunds",
+        scorer="judge",
+        kind=DecisionKind.REGRESSED,
+        message="fell",
+        rule="drop",
+        current=4.10 + difference,
+        baseline=4.10,
+        mean_difference=difference,
+        ci_low=difference - 0.2,
+        ci_high=difference + 0.2,
+        p_value=0.0123,
+        p_adjusted=0.0123,
+        n_paired=40,
+        baseline_run_ids=("run-0001",),
+        fallen=(CaseDrop("refund-7", 5.0, 1.0), CaseDrop("refund-3", 4.0, 2.0)),
+        incident=Incident("run-0002", "regression", difference),
+        transition="opened",
+    )
+    return IncidentReport("support", "run-0002", "regression", (decision,))
 
 
-def email_payload(regression: Regression | None = None) -> str:
-    """The stored outbox text of the alert email for ``regression``."""
+def email_payload(report: IncidentReport | None = None) -> str:
+    """The stored outbox text of the alert email for ``report``."""
     return canonical_json(
-        render_email(
-            regression or make_regression(), sender=ALERT_SENDER, recipients=ALERT_RECIPIENTS
-        )
+        render_email(report or make_report(), sender=ALERT_SENDER, recipients=ALERT_RECIPIENTS)
     )
 
 

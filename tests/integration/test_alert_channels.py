@@ -27,10 +27,10 @@ from tests.integration.conftest_alerts import (
     WebhookChannelFactory,
     WebhookReply,
     email_payload,
-    make_regression,
+    make_report,
 )
 
-KEY = make_regression().key
+KEY = make_report().key
 PAYLOAD = email_payload()
 
 
@@ -198,7 +198,7 @@ async def test_the_same_key_with_another_payload_is_dead_409(
 ) -> None:
     channel = make_resend_channel()
     await channel.deliver(KEY, PAYLOAD)
-    other = email_payload(make_regression(current=3.0, delta=-1.1))
+    other = email_payload(make_report(-1.1))
 
     result = await channel.deliver(KEY, other)
 
@@ -339,7 +339,7 @@ async def test_webhook_posts_the_stored_bytes_with_the_key(
     fake_webhook: FakeWebhook, make_webhook_channel: WebhookChannelFactory
 ) -> None:
     fake_webhook.script(WebhookReply(headers={"x-request-id": "req-1"}))
-    payload = canonical_json(render_webhook(make_regression(), slack=False))
+    payload = canonical_json(render_webhook(make_report(), slack=False))
 
     result = await make_webhook_channel().deliver(KEY, payload)
 
@@ -354,7 +354,7 @@ async def test_webhook_429_then_success_honours_retry_after(
     fake_webhook: FakeWebhook, make_webhook_channel: WebhookChannelFactory, sleeps: list[float]
 ) -> None:
     fake_webhook.script(WebhookReply(429, "rate_limited", {"retry-after": "3"}))
-    payload = canonical_json(render_webhook(make_regression(), slack=True))
+    payload = canonical_json(render_webhook(make_report(), slack=True))
 
     result = await make_webhook_channel(slack=True).deliver(KEY, payload)
 
@@ -367,7 +367,7 @@ async def test_webhook_500_and_timeout_are_retried(
     fake_webhook: FakeWebhook, make_webhook_channel: WebhookChannelFactory
 ) -> None:
     fake_webhook.script(500, WebhookReply(hang_s=1.0))
-    payload = canonical_json(render_webhook(make_regression(), slack=False))
+    payload = canonical_json(render_webhook(make_report(), slack=False))
 
     result = await make_webhook_channel(timeout_s=0.3).deliver(KEY, payload)
 
@@ -389,9 +389,7 @@ async def test_webhook_4xx_is_dead_and_the_url_and_headers_stay_secret(
     fake_webhook.script(WebhookReply(401, f"bad token Bearer {secret} for /hooks/{WEBHOOK_TOKEN}"))
     channel = make_webhook_channel(headers={"Authorization": f"Bearer {secret}"})
 
-    result = await channel.deliver(
-        KEY, canonical_json(render_webhook(make_regression(), slack=False))
-    )
+    result = await channel.deliver(KEY, canonical_json(render_webhook(make_report(), slack=False)))
 
     assert result.outcome == "dead"
     assert result.reason is not None
@@ -407,7 +405,7 @@ async def test_webhook_attempts_used_up_hand_back_a_retry(
     fake_webhook: FakeWebhook, make_webhook_channel: WebhookChannelFactory
 ) -> None:
     fake_webhook.script(503, 503)
-    payload = canonical_json(render_webhook(make_regression(), slack=False))
+    payload = canonical_json(render_webhook(make_report(), slack=False))
 
     result = await make_webhook_channel(attempts=2).deliver(KEY, payload)
 
@@ -418,7 +416,7 @@ async def test_webhook_attempts_used_up_hand_back_a_retry(
 async def test_slack_channel_refuses_a_payload_that_is_not_a_slack_message(
     fake_webhook: FakeWebhook, make_webhook_channel: WebhookChannelFactory
 ) -> None:
-    generic = canonical_json(render_webhook(make_regression(), slack=False))
+    generic = canonical_json(render_webhook(make_report(), slack=False))
 
     result = await make_webhook_channel(slack=True).deliver(KEY, generic)
 

@@ -51,11 +51,12 @@ from continuous_eval.core.models import (
     ResultStatus,
     RunStatus,
 )
+from continuous_eval.core.regression import Decision, DecisionKind
 from continuous_eval.errors import StoreError
 from continuous_eval.testing import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks", "alerts"}
+TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks", "alerts", "eval_decisions"}
 
 
 def table_names(url: str) -> set[str]:
@@ -69,7 +70,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0005"
+    assert head_revision() == "0006"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -222,8 +223,7 @@ def test_0005_adds_run_notices_to_a_0004_database_and_downgrades_cleanly(
                 "'support', 'f', 'judge', 'sent', '{}', '{}', '2025-01-01 00:00:00')"
             )
 
-        upgrade(engine, "0005")
-        check(engine)
+        upgrade(engine, "0005")  # not head: check() compares with head's tables
 
         store = SqlRunStore(engine, FakeClock())
         assert store.get_run("old").callbacks == ()  # a row from before reads as none
@@ -448,3 +448,33 @@ def test_the_stored_revision_is_read_without_alembic(empty_db_url: str) -> None:
     assert migrate.stored_revision(empty_db_url) == "0002"
     migrate.upgrade_if_behind(empty_db_url)
     assert migrate.stored_revision(empty_db_url) == migrate.HEAD_REVISION
+
+
+def test_0006_adds_stored_decisions_to_a_0005_database_and_downgrades_cleanly(
+    empty_db_url: str,
+) -> None:
+    upgrade(empty_db_url, "0005")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO eval_runs (id, suite, status, created_at, features, fingerprint) "
+                "VALUES ('old', 'support', 'running', '2025-01-01 00:00:00', '[]', 'fp')"
+            )
+        upgrade(engine, "0006")
+        check(engine)
+
+        store = SqlRunStore(engine, FakeClock())
+        assert store.decision_states(["old"]) == {}  # decided before decisions were stored
+        decision = Decision("f", "judge", DecisionKind.NO_BASELINE, "first", known_good=True)
+        store.finish_run("old", RunStatus.SUCCEEDED, None, [], decisions=[decision])
+        assert store.get_decisions("old") == [decision]
+        assert store.decision_states(["old"]) == {"old": {("f", "judge"): decision.state()}}
+
+        downgrade(engine, "0005")
+        assert current_revision(engine) == "0005"
+        assert "eval_decisions" not in inspect(engine).get_table_names()
+        upgrade(engine)
+        check(engine)
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.db.tables import eval_results, eval_runs
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.models import (
+    CaseDrop,
     CaseResult,
     NewRun,
     ProgressDelta,
@@ -29,6 +30,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.regression import AnchorCheck, Decision, DecisionKind, Incident
 from continuous_eval.errors import ConfigError, DuplicateRun, RunFinished, RunNotFound, StoreError
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock
@@ -654,3 +656,48 @@ def test_sqlite_connections_are_set_up_for_concurrency(tmp_path: Path) -> None:
 
     assert path.parent.is_dir()
     assert pragmas == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1}
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def _decision(feature: str, kind: DecisionKind, **more: object) -> Decision:
+    return Decision(feature, "judge", kind, f"{feature}: {kind.value}", **more)  # type: ignore[arg-type]
+
+
+def test_decisions_are_stored_with_the_final_status_and_read_back_whole(store: RunStore) -> None:
+    store.create_run(new_run("run-1", run_type="scheduled", scheduled_for=SLOT))
+    regressed = _decision(
+        "refunds",
+        DecisionKind.REGRESSED,
+        rule="drop",
+        current=3.1,
+        baseline=3.6,
+        mean_difference=-0.5,
+        ci_low=-0.62,
+        ci_high=-0.38,
+        p_value=1e-9,
+        p_adjusted=3e-9,
+        n_paired=100,
+        baseline_run_ids=("run-0", "run-00"),
+        fallen=(CaseDrop("c7", 5.0, 1.0), CaseDrop("c2", 4.5, 3.0)),
+        cusum=0.0,
+        anchor=AnchorCheck(40, -0.01, 0.9, 0.9, False),
+        incident=Incident("run-1", "regression", -0.5),
+        transition="opened",
+    )
+    fine = _decision("tone", DecisionKind.NOT_SIGNIFICANT, known_good=True, cusum=1.25)
+    store.finish_run("run-1", RunStatus.SUCCEEDED, None, [], decisions=[fine, regressed])
+
+    assert store.get_decisions("run-1") == [regressed, fine]  # by feature, scorer
+    assert store.decision_states(["run-1", "run-2"]) == {
+        "run-1": {("refunds", "judge"): regressed.state(), ("tone", "judge"): fine.state()}
+    }
+    assert store.get_decisions("run-2") == []
+
+
+def test_a_run_without_decisions_has_no_states(store: RunStore) -> None:
+    store.create_run(new_run("run-1"))
+    store.finish_run("run-1", RunStatus.SUCCEEDED, None, [])
+    assert store.decision_states(["run-1"]) == {}
+    assert store.decision_states([]) == {}

@@ -13,13 +13,13 @@ from continuous_eval.core.models import (
     CaseDrop,
     DeliveryResult,
     NewRun,
-    Regression,
     RunRecord,
     RunStatus,
     ScoreAggregate,
 )
+from continuous_eval.core.regression import Decision, DecisionKind, Incident, RunDecision
 from continuous_eval.ports import RunStore
-from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, Detection, backoff_s
+from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, backoff_s
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
 
@@ -38,41 +38,60 @@ def _run(store: InMemoryRunStore, run_id: str, run_type: str = "scheduled") -> R
     return run
 
 
-def _regression(run_id: str, feature: str = "f") -> Regression:
-    return Regression(
-        suite="s",
+def _regressed(run_id: str, feature: str = "f", diff: float = -0.6) -> Decision:
+    return Decision(
         feature=feature,
         scorer="judge",
+        kind=DecisionKind.REGRESSED,
+        message="fell",
         rule="drop",
-        run_id=run_id,
-        baseline_run_id="earlier",
+        current=4.1 + diff,
         baseline=4.1,
-        current=3.5,
-        delta=-0.6,
-        p_value=0.001,
-        cases_paired=100,
-        worst_cases=(CaseDrop("c1", 5.0, 1.0),),
+        mean_difference=diff,
+        p_value=0.0001,
+        p_adjusted=0.001,
+        n_paired=100,
+        baseline_run_ids=("earlier",),
+        fallen=(CaseDrop("c1", 5.0, 1.0),),
+        incident=Incident(run_id, "regression", diff),
+        transition="opened",
+    )
+
+
+def _still(run_id: str, feature: str = "f") -> Decision:
+    return Decision(
+        feature, "judge", DecisionKind.STILL_REGRESSED, "still down",
+        incident=Incident(run_id, "regression", -0.6),
+    )  # fmt: skip
+
+
+def _recovered(feature: str = "f") -> Decision:
+    return Decision(
+        feature, "judge", DecisionKind.RECOVERED, "back", transition="recovered", known_good=True
     )
 
 
 class Scripted:
-    """A detector that answers what the test says."""
+    """A detector that answers what the test says, per run id."""
 
     def __init__(self) -> None:
-        self.regressions: list[Regression] = []
-        self.healthy: list[tuple[str, str]] = []
+        self.decisions: dict[str, list[Decision]] = {}
 
     def __call__(
         self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate]
-    ) -> Detection:
-        return Detection([r for r in self.regressions if r.run_id == run.id], self.healthy, [])
+    ) -> RunDecision:
+        decided = tuple(self.decisions.get(run.id, []))
+        candidate = run.run_type != "scheduled"
+        return RunDecision(run.suite, run.id, candidate, "bh", len(decided), decided)
 
 
 def _finish(store: InMemoryRunStore, planner: AlertPlanner, run: RunRecord) -> RunRecord:
     # The planner sees the run as it ends: with its final status.
     final = dataclasses.replace(run, status=RunStatus.SUCCEEDED)
-    alerts = planner.plan(store, final, [], store.db_now())
-    return store.finish_run(run.id, RunStatus.SUCCEEDED, None, [], alerts=alerts)
+    planned = planner.plan(store, final, [], store.db_now())
+    return store.finish_run(
+        run.id, RunStatus.SUCCEEDED, None, [], alerts=planned.alerts, decisions=planned.decisions
+    )
 
 
 @pytest.fixture
@@ -85,52 +104,61 @@ def store(clock: FakeClock) -> InMemoryRunStore:
     return InMemoryRunStore(clock)
 
 
-def test_no_channel_records_the_alert_as_suppressed(store: InMemoryRunStore) -> None:
+def test_no_channel_records_the_report_as_suppressed(store: InMemoryRunStore) -> None:
     detect = Scripted()
-    planner = AlertPlanner(detect, {}, timedelta(hours=24))
+    planner = AlertPlanner(detect, {})
     run = _run(store, "r1")
-    detect.regressions = [_regression("r1")]
+    detect.decisions["r1"] = [_regressed("r1")]
     _finish(store, planner, run)
     [alert] = store.list_alerts()
     assert alert.status == "suppressed"
     assert alert.channel == "none"
-    assert alert.key == "s:f:judge:r1"
-    assert alert.summary["delta"] == -0.6
+    assert alert.key == "s:r1:regression"
+    [item] = alert.summary["items"]  # type: ignore[misc]
+    assert item["mean_difference"] == -0.6
+    assert [d.kind for d in store.get_decisions("r1")] == [DecisionKind.REGRESSED]
 
 
-def test_manual_runs_never_alert(store: InMemoryRunStore) -> None:
+def test_manual_runs_store_decisions_but_never_alert(store: InMemoryRunStore) -> None:
     detect = Scripted()
-    planner = AlertPlanner(detect, {"email": lambda r: "{}"}, timedelta(hours=24))
+    planner = AlertPlanner(detect, {"email": lambda r: "{}"})
     run = _run(store, "m1", "manual")
-    detect.regressions = [_regression("m1")]
-    assert planner.plan(store, run, [], store.db_now()) == []
+    detect.decisions["m1"] = [dataclasses.replace(_regressed("m1"), transition=None, incident=None)]
+    _finish(store, planner, run)
+    assert store.list_alerts() == []
+    assert len(store.get_decisions("m1")) == 1
 
 
-def test_cooldown_then_renotify_and_recovery(store: InMemoryRunStore, clock: FakeClock) -> None:
+def test_one_report_per_run_then_silence_then_one_recovery(store: InMemoryRunStore) -> None:
     detect = Scripted()
     planner = AlertPlanner(
-        detect, {"email": lambda r: f'{{"run":"{r.run_id}"}}'}, timedelta(hours=24)
+        detect, {"email": lambda r: f'{{"run":"{r.run_id}","n":{len(r.items)}}}'}
     )
 
-    detect.regressions = [_regression("r1"), _regression("r2"), _regression("r3")]
-    _finish(store, planner, _run(store, "r1"))
-    clock.advance(timedelta(hours=6))
-    _finish(store, planner, _run(store, "r2"))  # still regressing, inside the cooldown
-    clock.advance(timedelta(hours=19))
-    _finish(store, planner, _run(store, "r3"))  # still regressing, cooldown over
-    by_run = {a.run_id: a for a in store.list_alerts(limit=10)}
-    assert by_run["r1"].status == "pending"
-    assert by_run["r1"].payload == '{"run":"r1"}'
-    assert by_run["r2"].status == "suppressed"
-    assert "cooldown" in (by_run["r2"].reason or "")
-    assert by_run["r3"].status == "pending"
+    detect.decisions["r1"] = [_regressed("r1", "a", -0.3), _regressed("r1", "b", -0.9)]
+    detect.decisions["r2"] = [_still("r1", "a"), _still("r1", "b")]
+    detect.decisions["r3"] = [_recovered("a"), _recovered("b")]
+    for run_id in ("r1", "r2", "r3"):
+        _finish(store, planner, _run(store, run_id))
+    alerts = sorted(store.list_alerts(limit=10), key=lambda a: a.id)
+    assert [(a.kind, a.run_id, a.status) for a in alerts] == [
+        ("regression", "r1", "pending"),
+        ("recovery", "r3", "pending"),
+    ]
+    assert alerts[0].payload == '{"run":"r1","n":2}'
+    # Worst feature first in the report.
+    assert [i["feature"] for i in alerts[0].summary["items"]] == ["b", "a"]  # type: ignore[attr-defined]
 
-    detect.healthy = [("f", "judge")]
-    _finish(store, planner, _run(store, "r4"))
-    _finish(store, planner, _run(store, "r5"))  # recovered already: recorded once
-    recoveries = [a for a in store.list_alerts(limit=10) if a.kind == "recovery"]
-    assert [a.run_id for a in recoveries] == ["r4"]
-    assert recoveries[0].status == "suppressed"
+
+def test_planning_twice_writes_each_report_once(store: InMemoryRunStore) -> None:
+    detect = Scripted()
+    planner = AlertPlanner(detect, {"email": lambda r: "{}"})
+    run = _run(store, "r1")
+    detect.decisions["r1"] = [_regressed("r1")]
+    final = dataclasses.replace(run, status=RunStatus.SUCCEEDED)
+    first = planner.plan(store, final, [], store.db_now())
+    second = planner.plan(store, final, [], store.db_now())
+    assert [a.key for a in first.alerts] == [a.key for a in second.alerts] == ["s:r1:regression"]
 
 
 class Channel:
@@ -149,8 +177,8 @@ class Channel:
 
 def _pending(store: InMemoryRunStore, run_id: str = "r1", feature: str = "f") -> None:
     detect = Scripted()
-    detect.regressions = [_regression(run_id, feature)]
-    planner = AlertPlanner(detect, {"email": lambda r: '{"a":1}'}, timedelta(hours=24))
+    detect.decisions[run_id] = [_regressed(run_id, feature)]
+    planner = AlertPlanner(detect, {"email": lambda r: '{"a":1}'})
     _finish(store, planner, _run(store, run_id))
 
 
@@ -171,7 +199,9 @@ async def test_delivery_retries_with_backoff_then_sends(
     [alert] = store.list_alerts()
     assert alert.status == "sent"
     assert alert.provider_id == "id-1"
-    assert [c for c in channel.calls] == [("s:f:judge:r1", '{"a":1}')] * 2  # same key, same bytes
+    assert [c for c in channel.calls] == [
+        ("s:r1:regression", '{"a":1}')
+    ] * 2  # same key, same bytes
 
 
 async def test_retry_after_from_the_provider_is_honoured(

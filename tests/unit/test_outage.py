@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from continuous_eval.core import outage
 from continuous_eval.core.models import NewRun, RunRecord, RunStatus
-from continuous_eval.service.alerts import AlertPlanner, Detection
+from continuous_eval.core.regression import RunDecision
+from continuous_eval.service.alerts import AlertPlanner
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
 
@@ -35,9 +36,8 @@ def _planner(with_email: bool = True) -> AlertPlanner:
         )
     }
     return AlertPlanner(
-        lambda store, run, aggregates: Detection([], [], []),
+        lambda store, run, aggregates: RunDecision(run.suite, run.id, False, "bh", 0, ()),
         {},
-        timedelta(hours=24),
         notice_renderers=renderers if with_email else {},
     )
 
@@ -46,8 +46,8 @@ def _end(
     store: InMemoryRunStore, planner: AlertPlanner, run: RunRecord, status: RunStatus, why: str
 ) -> None:
     final = dataclasses.replace(run, status=status, status_reason=why)
-    alerts = planner.plan(store, final, [], store.db_now())
-    store.finish_run(run.id, status, why, [], alerts=alerts)
+    planned = planner.plan(store, final, [], store.db_now())
+    store.finish_run(run.id, status, why, [], alerts=planned.alerts)
 
 
 def _kinds(store: InMemoryRunStore) -> list[tuple[str, str, str]]:

@@ -1,475 +1,540 @@
-"""The regression detector: examples of each rule and note, and its safety properties."""
+"""The regression detector, ``decide_run``: one example per rule of its module docstring.
+
+Runs are decided one after another the way the service does it: each run's
+decisions are stored as its ``states`` and the run joins the front of the
+history (newest first) for the next one. Scores are explicit patterns (or a
+seeded ``random.Random``), so every outcome is exact and repeatable.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from continuous_eval.core.models import (
-    NO_USAGE,
-    CaseDrop,
-    RunRecord,
-    RunStatus,
-    RunType,
-    ScoreAggregate,
-)
+from continuous_eval.core.models import CaseDrop, RunType
 from continuous_eval.core.regression import (
     DEFAULT_POLICY,
-    DetectionResult,
-    NoteKind,
+    EPSILON,
+    Decision,
+    DecisionKind,
     RegressionPolicy,
+    RunDecision,
     RunScores,
-    ScorerPolicy,
-    detect_regressions,
-    infer_scale,
-    min_paired_cases,
-    paired_p_value,
-    scorer_defaults,
+    ScoreKey,
+    decide_run,
 )
 from continuous_eval.core.scoring import aggregate
 
+SUITE = "suite"
 FEATURE, JUDGE, EXACT = "answers", "judge", "exact"
-KEY = (FEATURE, JUDGE)
-THRESHOLD = RegressionPolicy(judge=scorer_defaults("judge", mode="threshold"))
-FAST = settings(max_examples=60, derandomize=True, deadline=None)
-"""Deterministic and quick: the whole module runs in a couple of seconds."""
+KEY: ScoreKey = (FEATURE, JUDGE)
+PASS_KEY: ScoreKey = (FEATURE, EXACT)
+
+
+# --- builders ---------------------------------------------------------------------
+
+
+def cid(i: int) -> str:
+    """Case ids sort in case order: c000, c001, ..."""
+    return f"c{i:03d}"
 
 
 def run(
     run_id: str,
-    scores: Sequence[float],
+    scores: Sequence[float] | Mapping[str, float],
     *,
+    key: ScoreKey = KEY,
     run_type: RunType = "scheduled",
     completeness: float = 1.0,
     fingerprint: str = "fp",
-    scorer: str = JUDGE,
     errors: int = 0,
-    with_cases: bool = True,
+    anchors: Sequence[float] | None = None,
 ) -> RunScores:
-    """A one-feature run whose cases are c0, c1, ... with the given scores."""
-    agg = aggregate(FEATURE, scorer, list(scores), errors, fingerprint)
-    cases = {(FEATURE, scorer): {f"c{i}": s for i, s in enumerate(scores)}} if with_cases else {}
-    return RunScores.build(run_id, "suite", run_type, completeness, [agg], cases)
+    """A one-key run; a sequence of scores is cases c000, c001, ...; errored cases are absent."""
+    cases = (
+        dict(scores) if isinstance(scores, Mapping) else {cid(i): s for i, s in enumerate(scores)}
+    )
+    agg = aggregate(key[0], key[1], list(cases.values()), errors, fingerprint)
+    anchor_scores = None
+    if anchors is not None:
+        anchor_scores = {key: {f"a{i:02d}": s for i, s in enumerate(anchors)}}
+    return RunScores.build(
+        run_id, SUITE, run_type, completeness, [agg], {key: cases}, anchor_scores=anchor_scores
+    )
 
 
-def mean_only(run_id: str, mean: float, *, fingerprint: str = "fp", n: int = 100) -> RunScores:
-    """A run known only by its aggregate (older runs, as the trend stores them)."""
-    agg = ScoreAggregate(FEATURE, JUDGE, mean, 0.05, n, 0, fingerprint)
-    return RunScores.build(run_id, "suite", "scheduled", 1.0, [agg])
+def suite_run(
+    run_id: str, keyed: Mapping[ScoreKey, Sequence[float]], *, completeness: float = 1.0
+) -> RunScores:
+    """A scheduled run of several keys, each with cases c000, c001, ..."""
+    aggs = [aggregate(k[0], k[1], list(scores), 0, "fp") for k, scores in keyed.items()]
+    cases = {k: {cid(i): s for i, s in enumerate(scores)} for k, scores in keyed.items()}
+    return RunScores.build(run_id, SUITE, "scheduled", completeness, aggs, cases)
 
 
-def kinds(result: DetectionResult) -> set[NoteKind]:
-    return {note.kind for note in result.notes}
+class Timeline:
+    """Runs decided in order; each is stored with its decisions' states, newest first."""
+
+    def __init__(self, policy: RegressionPolicy = DEFAULT_POLICY) -> None:
+        self.policy = policy
+        self.history: list[RunScores] = []
+
+    def decide(self, current: RunScores) -> RunDecision:
+        result = decide_run(current, self.history, self.policy)
+        states = {d.key: d.state() for d in result.decisions}
+        self.history.insert(0, replace(current, states=states))
+        return result
+
+    def key(self, current: RunScores, key: ScoreKey = KEY) -> Decision:
+        """Decide the run and return the decision of ``key``."""
+        found = self.decide(current).for_key(*key)
+        assert found is not None
+        return found
 
 
-# --- drop rule ------------------------------------------------------------------
+def base_level(i: int) -> float:
+    """Case i's known-good judge score: 3, 4, 5, 3, 4, 5, ..."""
+    return 3.0 + i % 3
 
 
-def test_a_real_fall_of_0_3_on_100_cases_alerts_with_the_worst_cases() -> None:
-    before = [4.0] * 100
-    after = [4.0] * 70 + [3.0] * 28 + [1.0, 2.0]  # c98 fell 3 points, c99 two
-    result = detect_regressions(run("now", after), [run("prev", before)])
+BASE = [base_level(i) for i in range(100)]
 
+
+def dropped(falls: Mapping[int, float], base: Sequence[float] = BASE) -> list[float]:
+    """``base`` with case i lowered by falls[i] (raised when negative)."""
+    return [s - falls.get(i, 0.0) for i, s in enumerate(base)]
+
+
+DROP = {**dict.fromkeys(range(20), 1.0), **dict.fromkeys(range(20, 30), 2.0), 97: -1.0}
+"""20 cases fall one point, 10 fall two, c097 rises one: a fall of 0.39 on 100 cases."""
+
+
+def with_baseline(n_runs: int = 3, base: Sequence[float] = BASE) -> Timeline:
+    """A timeline of ``n_runs`` identical known-good runs b1, b2, ..."""
+    timeline = Timeline()
+    for i in range(1, n_runs + 1):
+        timeline.decide(run(f"b{i}", base))
+    return timeline
+
+
+def after_drop() -> Timeline:
+    """b1..b3 at the base level, then r4 fell 0.39 and opened an incident."""
+    timeline = with_baseline()
+    opened = timeline.key(run("r4", dropped(DROP)))
+    assert opened.transition == "opened"
+    return timeline
+
+
+# --- first run and fingerprint ----------------------------------------------------
+
+
+def test_the_first_run_starts_the_baseline() -> None:
+    decision = Timeline().key(run("r1", BASE))
+    assert decision.kind is DecisionKind.NO_BASELINE
+    assert decision.known_good
+    assert (decision.incident, decision.transition) == (None, None)
+
+
+def test_a_changed_fingerprint_resets_the_baseline() -> None:
+    """A new dataset, rubric or judge is not comparable: no test, a fresh known-good start."""
+    timeline = Timeline()
+    timeline.decide(run("r1", [5.0] * 20, fingerprint="old"))
+    decision = timeline.key(run("r2", [1.0] * 20, fingerprint="new"))
+    assert decision.kind is DecisionKind.BASELINE_RESET
+    assert decision.known_good
+    assert decision.transition is None
+
+
+def test_a_fingerprint_change_closes_an_open_incident_as_reset_not_recovered() -> None:
+    timeline = after_drop()
+    decision = timeline.key(run("r5", dropped(DROP), fingerprint="new"))
+    assert decision.kind is DecisionKind.BASELINE_RESET
+    assert decision.transition == "reset"
+    assert decision.incident is None
+    assert decision.known_good
+
+
+# --- the drop rule ----------------------------------------------------------------
+
+
+def test_a_clear_drop_opens_an_incident_with_every_fallen_case_worst_first() -> None:
+    timeline = with_baseline()
+    result = timeline.decide(run("r4", dropped(DROP)))
     (found,) = result.regressions
-    assert (found.suite, found.feature, found.scorer, found.rule) == (
-        "suite",
-        FEATURE,
-        JUDGE,
-        "drop",
-    )
-    assert (found.run_id, found.baseline_run_id) == ("now", "prev")
-    assert found.baseline == 4.0
-    assert found.current == pytest.approx(3.67)
-    assert found.delta == pytest.approx(-0.33)
-    assert found.cases_paired == 100
-    assert found.p_value is not None
-    assert found.p_value < 0.001
-    assert found.worst_cases == (
-        CaseDrop("c98", 4.0, 1.0),
-        CaseDrop("c99", 4.0, 2.0),
-        CaseDrop("c70", 4.0, 3.0),
-        CaseDrop("c71", 4.0, 3.0),
-        CaseDrop("c72", 4.0, 3.0),
-    )
-    assert found.key == "suite:answers:judge:now"
+    assert found.kind is DecisionKind.REGRESSED
+    assert (found.rule, found.transition) == ("drop", "opened")
+    assert found.alerting
+    assert not found.known_good
+    assert found.incident is not None
+    assert (found.incident.opened_run_id, found.incident.kind) == ("r4", "regression")
+    assert found.mean_difference == pytest.approx(-0.39)
+    assert found.p_adjusted is not None
+    assert found.p_adjusted <= 0.05
+    assert found.n_paired == 100
+    assert found.baseline_run_ids == ("b3", "b2", "b1")
+    two = [CaseDrop(cid(i), BASE[i], BASE[i] - 2) for i in range(20, 30)]
+    one = [CaseDrop(cid(i), BASE[i], BASE[i] - 1) for i in range(20)]
+    assert found.fallen == (*two, *one)  # c097 rose: not listed
 
 
-def test_a_fall_below_the_guarded_minimum_is_noted_not_alerted() -> None:
-    before = [4.0] * 100
-    after = [4.0] * 85 + [3.0] * 15
-    result = detect_regressions(run("now", after), [run("prev", before)])
+# --- incidents: no ratchet --------------------------------------------------------
+
+
+def test_a_regression_never_becomes_the_baseline_while_it_stays_down() -> None:
+    """Eight more runs (more than the 7-run window) at the fallen level: still the old baseline."""
+    timeline = after_drop()
+    for n in range(5, 13):
+        decision = timeline.key(run(f"r{n}", dropped(DROP)))
+        assert decision.kind is DecisionKind.STILL_REGRESSED
+        assert decision.transition is None
+        assert not decision.alerting
+        assert not decision.known_good
+        assert decision.baseline_run_ids == ("b3", "b2", "b1")
+        assert decision.incident is not None
+        assert decision.incident.opened_run_id == "r4"
+
+
+def test_a_return_to_the_known_good_level_recovers() -> None:
+    timeline = after_drop()
+    timeline.key(run("r5", dropped(DROP)))
+    decision = timeline.key(run("r6", BASE))
+    assert decision.kind is DecisionKind.RECOVERED
+    assert decision.transition == "recovered"
+    assert decision.known_good
+    assert decision.incident is None
+    assert decision.baseline_run_ids == ("b3", "b2", "b1")
+
+
+def test_a_further_fall_of_the_minimum_effect_worsens_the_incident() -> None:
+    """0.39 alerted; 0.49 is still the same incident; 0.59 (0.2 further, the minimum) is news."""
+    timeline = after_drop()
+    a_bit = timeline.key(run("r5", dropped({**DROP, **dict.fromkeys(range(30, 40), 1.0)})))
+    assert a_bit.kind is DecisionKind.STILL_REGRESSED
+    further = timeline.key(run("r6", dropped({**DROP, **dict.fromkeys(range(30, 50), 1.0)})))
+    assert further.kind is DecisionKind.REGRESSED
+    assert (further.rule, further.transition) == ("drop", "worsened")
+    assert further.alerting
+    assert further.incident is not None
+    assert further.incident.opened_run_id == "r4"
+    assert further.incident.worst_difference == pytest.approx(-0.59)
+    assert further.baseline_run_ids == ("b3", "b2", "b1")
+
+
+# --- paired evidence --------------------------------------------------------------
+
+
+def test_errored_hard_cases_cannot_hide_a_drop() -> None:
+    """The 10 hardest cases (score 1) error now; 20 of the other 90 fall one point.
+
+    Unpaired, the mean rises (3.70 -> 3.78, the hard cases left the average);
+    paired on the 90 cases scored in both, it fell 0.22.
+    """
+    base = [1.0] * 10 + [4.0] * 90
+    timeline = with_baseline(base=base)
+    now = {cid(i): 3.0 if i < 30 else 4.0 for i in range(10, 100)}
+    current = run("now", now, errors=10, completeness=0.9)
+    unpaired_now = current.aggregates[KEY].mean
+    unpaired_before = timeline.history[0].aggregates[KEY].mean
+    assert unpaired_now is not None
+    assert unpaired_before is not None
+    assert unpaired_now > unpaired_before
+    decision = timeline.key(current)
+    assert decision.kind is DecisionKind.REGRESSED
+    assert decision.n_paired == 90
+    assert decision.mean_difference == pytest.approx(-20 / 90)
+    assert [d.case_id for d in decision.fallen] == [cid(i) for i in range(10, 30)]
+
+
+# --- small features ---------------------------------------------------------------
+
+
+def test_a_three_case_feature_says_insufficient_evidence_even_when_it_collapses() -> None:
+    """2**-3 is the smallest p three cases with one baseline can give: never significant.
+
+    It says so (never silent) and no threshold rule stands in for the test.
+    """
+    timeline = Timeline()
+    timeline.decide(run("r1", [5.0] * 3))
+    result = timeline.decide(run("r2", [1.0] * 3))
+    (decision,) = result.decisions
+    assert decision.kind is DecisionKind.INSUFFICIENT_EVIDENCE
+    assert "could not reach" in decision.message
+    assert decision.p_adjusted is None
     assert result.regressions == ()
-    (note,) = [n for n in result.notes if n.rule == "drop"]
-    assert note.kind is NoteKind.BELOW_THRESHOLD
-    assert note.baseline == 4.0
-    assert note.current == pytest.approx(3.85)
-    assert note.baseline_run_id == "prev"
+    assert result.family_size == 0
 
 
-def test_a_large_but_noisy_fall_is_not_significant() -> None:
-    before = [3.0] * 10
-    after = [1.0, 1.0, 4.0, 4.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]  # mean 2.7: fell 0.3
-    result = detect_regressions(run("now", after), [run("prev", before)])
+def test_four_of_ten_stable_cases_failing_regresses() -> None:
+    """10 cases that passed in 7 runs: p = 8**-4 when 4 fail, well under the level."""
+    timeline = Timeline()
+    for n in range(1, 8):
+        timeline.decide(run(f"b{n}", [1.0] * 10, key=PASS_KEY))
+    decision = timeline.key(run("now", [0.0] * 4 + [1.0] * 6, key=PASS_KEY), PASS_KEY)
+    assert decision.kind is DecisionKind.REGRESSED
+    assert decision.p_value == 8.0**-4
+    assert decision.p_adjusted == 8.0**-4
+    assert decision.mean_difference == pytest.approx(-0.4)
+
+
+def test_one_flaky_case_failing_does_not_regress() -> None:
+    """c000 failed in 3 of 7 runs: failing again is p = 4/8, no evidence of a change."""
+    timeline = Timeline()
+    for n in range(7):
+        timeline.decide(run(f"b{n}", [float(n % 2 == 0)] + [1.0] * 19, key=PASS_KEY))
+    decision = timeline.key(run("now", [0.0] + [1.0] * 19, key=PASS_KEY), PASS_KEY)
+    assert decision.kind is DecisionKind.NOT_SIGNIFICANT
+    assert decision.p_value == 0.5
+    assert decision.fallen == (CaseDrop(cid(0), 4 / 7, 0.0),)
+    assert decision.known_good
+
+
+# --- the suite as one family ------------------------------------------------------
+
+FAMILY = [(f"f{i:03d}", JUDGE) for i in range(150)]
+
+
+def null_suite(seed: int, runs: int) -> list[dict[ScoreKey, list[float]]]:
+    """``runs`` runs of 150 keys x 30 cases, every score a fresh draw of its case: no change."""
+    rng = random.Random(seed)
+    levels = {key: [rng.choice([2, 3, 4]) for _ in range(30)] for key in FAMILY}
+    return [
+        {
+            key: [float(min(5, max(1, b + rng.choice([-1, 0, 0, 1])))) for b in bases]
+            for key, bases in levels.items()
+        }
+        for _ in range(runs)
+    ]
+
+
+def decided_null_suite(policy: RegressionPolicy = DEFAULT_POLICY) -> list[RunDecision]:
+    timeline = Timeline(policy)
+    return [timeline.decide(suite_run(f"r{n}", keyed)) for n, keyed in enumerate(null_suite(7, 5))]
+
+
+def test_a_suite_of_150_unchanged_keys_never_alerts() -> None:
+    """Some keys reach p <= 0.05 by chance in every run; decided as one family, none alerts."""
+    results = decided_null_suite()
+    for result in results[1:]:
+        assert result.regressions == ()
+        assert result.family_size == 150
+        raw = [d.p_value for d in result.decisions if d.p_value is not None]
+        assert len(raw) == 150
+        assert min(raw) <= 0.05  # one by one, this run would have raised a false alarm
+    assert results[0].family_size == 0  # the first run has nothing to compare with
+
+
+def test_holm_adjusted_p_values_are_never_below_bh() -> None:
+    timeline = Timeline()
+    runs = null_suite(7, 4)
+    for n, keyed in enumerate(runs[:3]):
+        timeline.decide(suite_run(f"r{n}", keyed))
+    current = suite_run("now", runs[3])
+    bh = decide_run(current, timeline.history)
+    holm = decide_run(current, timeline.history, RegressionPolicy(correction="holm"))
+    assert (bh.correction, holm.correction) == ("bh", "holm")
+    assert holm.family_size == bh.family_size == 150
+    for b, h in zip(bh.decisions, holm.decisions, strict=True):
+        assert b.key == h.key
+        assert b.p_adjusted is not None
+        assert h.p_adjusted is not None
+        assert h.p_adjusted >= b.p_adjusted
+
+
+# --- drift ------------------------------------------------------------------------
+
+
+def patterned(run_index: int, fallen: int) -> list[float]:
+    """100 cases at 3 or 4, every fourth varying -1/0/+1 in a fixed rotation; the first
+    ``fallen`` cases one point lower."""
+    return [
+        3.0 + i % 2 + (((i + run_index) % 3) - 1) * (i % 4 == 0) - (i < fallen) for i in range(100)
+    ]
+
+
+def patterned_baseline(policy: RegressionPolicy = DEFAULT_POLICY) -> Timeline:
+    """Seven known-good runs b0..b6 of the fixed pattern."""
+    timeline = Timeline(policy)
+    for j in range(7):
+        timeline.decide(run(f"b{j}", patterned(j, 0)))
+    return timeline
+
+
+def test_a_slow_decline_never_crosses_the_drop_rule_alone() -> None:
+    """0.03 per run: the newest 7 runs are always close, so no single day falls 0.2."""
+    timeline = patterned_baseline(RegressionPolicy(cusum_h=1e9))  # no drift alert
+    for t in range(1, 16):
+        decision = timeline.key(run(f"t{t}", patterned(7 + t, 3 * t)))
+        assert decision.kind is DecisionKind.NOT_SIGNIFICANT
+        assert decision.mean_difference is not None
+        assert decision.mean_difference > -0.2
+
+
+def test_a_slow_decline_ends_in_drift_with_the_cusum_carried_forward() -> None:
+    timeline = patterned_baseline()
+    carried: list[float] = []
+    for t in range(1, 9):
+        decision = timeline.key(run(f"t{t}", patterned(7 + t, 3 * t)))
+        if decision.kind is DecisionKind.DRIFTING:
+            break
+        assert decision.kind is DecisionKind.NOT_SIGNIFICANT
+        stored = timeline.history[0].states
+        assert stored is not None
+        assert stored[KEY].cusum == decision.cusum
+        carried.append(decision.cusum)
+    assert decision.kind is DecisionKind.DRIFTING
+    assert (decision.rule, decision.transition) == ("drift", "opened")
+    assert decision.incident is not None
+    assert decision.incident.kind == "regression"
+    assert decision.cusum == 0.0  # the incident took over
+    assert len(carried) >= 3  # it took several runs, adding up
+    assert carried[1:] == sorted(carried[1:])
+    assert carried[-1] > carried[1] > 0.0
+
+
+def test_a_step_drop_below_the_minimum_effect_is_caught_by_the_cusum() -> None:
+    """15 cases fall one point for good: 0.15 < 0.2, significant but not a drop on the day."""
+    timeline = patterned_baseline()
+    day = timeline.key(run("t1", patterned(8, 15)))
+    assert day.kind is DecisionKind.NOT_SIGNIFICANT
+    assert day.p_adjusted is not None
+    assert day.p_adjusted <= 0.05
+    assert day.cusum > 0.0
+    kinds: list[DecisionKind] = [day.kind]
+    for t in range(2, 5):
+        kinds.append(timeline.key(run(f"t{t}", patterned(7 + t, 15))).kind)
+        if kinds[-1] is DecisionKind.DRIFTING:
+            break
+    assert kinds[-1] is DecisionKind.DRIFTING
+    assert DecisionKind.REGRESSED not in kinds
+
+
+def test_a_drift_incident_stays_open_while_the_score_stays_down() -> None:
+    timeline = patterned_baseline()
+    decisions = [timeline.key(run(f"t{t}", patterned(7 + t, 15))) for t in range(1, 5)]
+    assert decisions[-1].kind is DecisionKind.DRIFTING
+    after = timeline.key(run("t5", patterned(12, 15)))  # still 15 cases down
+    assert after.kind is DecisionKind.STILL_REGRESSED
+
+
+# --- judge canaries ---------------------------------------------------------------
+
+
+def anchored_baseline(n_cases: int) -> Timeline:
+    """Three known-good runs: every case and every one of 20 anchors at 4."""
+    timeline = Timeline()
+    for n in range(1, 4):
+        timeline.decide(run(f"b{n}", [4.0] * n_cases, anchors=[4.0] * 20))
+    return timeline
+
+
+def stricter(n: int) -> list[float]:
+    """30% of n scores judged one point lower: 0.3 stricter."""
+    k = n * 3 // 10
+    return [3.0] * k + [4.0] * (n - k)
+
+
+def test_a_stricter_judge_is_judge_drift_not_a_regression() -> None:
+    timeline = anchored_baseline(50)
+    result = timeline.decide(run("now", stricter(50), anchors=stricter(20)))
+    (decision,) = result.decisions
+    assert decision.kind is DecisionKind.JUDGE_DRIFT
     assert result.regressions == ()
-    (note,) = [n for n in result.notes_for(FEATURE, JUDGE) if n.rule == "drop"]
-    assert note.kind is NoteKind.NOT_SIGNIFICANT
-    assert note.p_value is not None
-    assert note.p_value > 0.05
-    assert note.cases_paired == 10
+    assert decision.anchor is not None
+    assert decision.anchor.drifted
+    assert decision.anchor.mean_difference == pytest.approx(-0.3)
+    assert decision.corrected_difference == pytest.approx(0.0)
+    assert decision.transition == "opened"
+    assert decision.incident is not None
+    assert decision.incident.kind == "judge_drift"
+    assert not decision.known_good
 
 
-def test_the_plain_threshold_rule_ignores_noise_but_needs_the_full_drop() -> None:
-    before = [4.0] * 100
-    fell_0_3 = [4.0] * 70 + [3.0] * 30
-    assert (
-        detect_regressions(run("now", fell_0_3), [run("prev", before)], THRESHOLD).regressions == ()
-    )
-    fell_0_5 = [4.0] * 50 + [3.0] * 50
-    (found,) = detect_regressions(
-        run("now", fell_0_5), [run("prev", before)], THRESHOLD
-    ).regressions
-    assert found.p_value is None  # no test in threshold mode
-    assert found.delta == pytest.approx(-0.5)
+def test_a_stricter_judge_over_100_cases_is_still_judge_drift() -> None:
+    timeline = anchored_baseline(100)
+    (decision,) = timeline.decide(run("now", stricter(100), anchors=stricter(20))).decisions
+    assert decision.anchor is not None
+    assert decision.anchor.drifted
+    assert decision.kind is DecisionKind.JUDGE_DRIFT
 
 
-def test_a_tiny_feature_falls_back_to_the_threshold_rule() -> None:
-    assert min_paired_cases(0.05) == 5
-    collapsed = detect_regressions(run("now", [1.0, 1.0, 1.0]), [run("prev", [5.0, 5.0, 5.0])])
-    (found,) = collapsed.regressions
-    assert found.p_value is None
-    assert found.cases_paired == 3
-    assert NoteKind.GUARD_FALLBACK in kinds(collapsed)
-
-    slipped = detect_regressions(run("now", [5.0, 5.0, 4.0]), [run("prev", [5.0, 5.0, 5.0])])
-    assert slipped.regressions == ()
-    assert {NoteKind.GUARD_FALLBACK, NoteKind.BELOW_THRESHOLD} <= kinds(slipped)
+def test_a_real_drop_with_a_stable_judge_regresses() -> None:
+    timeline = anchored_baseline(50)
+    result = timeline.decide(run("now", stricter(50), anchors=[4.0] * 20))
+    (decision,) = result.regressions
+    assert (decision.kind, decision.rule) == (DecisionKind.REGRESSED, "drop")
+    assert decision.anchor is not None
+    assert not decision.anchor.drifted
+    assert decision.anchor.p_value == 1.0
+    assert decision.corrected_difference is None
 
 
-def test_without_baseline_case_scores_the_threshold_rule_decides() -> None:
-    result = detect_regressions(run("now", [4.0] * 50 + [3.0] * 50), [mean_only("prev", 4.0)])
-    (found,) = result.regressions
-    assert (found.cases_paired, found.worst_cases, found.p_value) == (0, (), None)
-    assert NoteKind.GUARD_FALLBACK in kinds(result)
+# --- validity ---------------------------------------------------------------------
 
 
-def test_pass_rates_are_inferred_and_the_float_boundary_counts() -> None:
-    # 0.95 - 0.90 is 0.04999999999999993 in floats: still a five-point fall.
-    before = [1.0] * 95 + [0.0] * 5
-    after = [1.0] * 90 + [0.0] * 10
-    policy = RegressionPolicy(pass_rate=scorer_defaults("pass_rate", mode="threshold"))
-    result = detect_regressions(
-        run("now", after, scorer=EXACT), [run("prev", before, scorer=EXACT)], policy
-    )
-    (found,) = result.regressions
-    assert found.delta == pytest.approx(-0.05)
+def test_a_manual_run_is_a_candidate_never_an_incident_nor_a_baseline() -> None:
+    timeline = with_baseline()
+    result = timeline.decide(run("manual", dropped(DROP), run_type="manual"))
+    assert result.candidate
+    (found,) = result.regressions  # a candidate reports what it found...
+    assert (found.transition, found.incident) == (None, None)  # ...but opens nothing
+    assert not found.alerting
+    assert not found.known_good
+    same = timeline.decide(run("manual2", BASE, run_type="manual")).decisions[0]
+    assert same.kind is DecisionKind.NOT_SIGNIFICANT
+    assert not same.known_good
+    later = timeline.key(run("r5", BASE))
+    assert later.baseline_run_ids == ("b3", "b2", "b1")
+    assert later.kind is DecisionKind.NOT_SIGNIFICANT
 
 
-def test_a_listed_scorer_uses_its_own_policy() -> None:
-    strict = ScorerPolicy(regression_drop=0.1, guarded_min_drop=0.1, mode="threshold")
-    policy = RegressionPolicy(scorers={JUDGE: strict})
-    after = [4.0] * 90 + [3.0] * 10
-    result = detect_regressions(run("now", after), [run("prev", [4.0] * 100)], policy)
-    assert len(result.regressions) == 1
-    assert policy.for_scorer(JUDGE, [0.0, 1.0]) is strict
-    assert policy.for_scorer("other", [0.0, 1.0]) is policy.pass_rate
-    assert policy.for_scorer("other", [1.0, 4.0]) is policy.judge
+def test_an_incomplete_run_is_incomplete_for_every_key_and_keeps_the_incident() -> None:
+    timeline = after_drop()
+    opened = timeline.history[0].states
+    assert opened is not None
+    keyed = {KEY: dropped(DROP), ("other", JUDGE): BASE}
+    result = timeline.decide(suite_run("r5", keyed, completeness=0.5))
+    assert [d.kind for d in result.decisions] == [DecisionKind.INCOMPLETE] * 2
+    assert result.family_size == 0
+    kept = result.for_key(*KEY)
+    assert kept is not None
+    assert kept.incident == opened[KEY].incident
+    assert (kept.transition, kept.known_good) == (None, False)
+    later = timeline.key(run("r6", dropped(DROP)))
+    assert later.kind is DecisionKind.STILL_REGRESSED
+    assert later.baseline_run_ids == ("b3", "b2", "b1")
 
 
-def test_infer_scale() -> None:
-    assert infer_scale([0.0, 1.0, 1.0]) == "pass_rate"
-    assert infer_scale([0.73]) == "pass_rate"
-    assert infer_scale([1.0, 3.0]) == "judge"
+def test_a_fall_of_exactly_the_minimum_effect_counts() -> None:
+    """0.90 - 0.95 is -0.04999999999999993 in floats: a five-point fall, by EPSILON."""
+    timeline = Timeline()
+    timeline.decide(run("b1", [0.95] * 20, key=PASS_KEY))
+    decision = timeline.key(run("now", [0.9] * 20, key=PASS_KEY), PASS_KEY)
+    assert decision.mean_difference is not None
+    assert -0.05 < decision.mean_difference <= -0.05 + EPSILON
+    assert decision.kind is DecisionKind.REGRESSED
 
 
-# --- validity -------------------------------------------------------------------
+def test_a_fall_just_short_of_the_minimum_effect_does_not_regress() -> None:
+    timeline = Timeline()
+    timeline.decide(run("b1", [0.95] * 20, key=PASS_KEY))
+    decision = timeline.key(run("now", [0.91] * 20, key=PASS_KEY), PASS_KEY)
+    assert decision.kind is DecisionKind.NOT_SIGNIFICANT
 
 
-def test_a_manual_run_never_alerts() -> None:
-    result = detect_regressions(
-        run("now", [1.0] * 20, run_type="manual"), [run("prev", [5.0] * 20)]
-    )
-    assert result.regressions == ()
-    assert kinds(result) == {NoteKind.MANUAL_RUN}
+# --- the caller's bugs ------------------------------------------------------------
 
 
-def test_manual_runs_are_never_baselines() -> None:
-    history = [run("manual", [5.0] * 20, run_type="manual"), run("sched", [3.0] * 20)]
-    result = detect_regressions(run("now", [3.0] * 20), history)
-    assert result.regressions == ()  # against "sched", not the manual 5.0
-    ignored = [n for n in result.notes if n.kind is NoteKind.IGNORED_RUN]
-    assert [n.baseline_run_id for n in ignored] == ["manual"]
-    assert any(n.kind is NoteKind.NO_DROP and n.baseline_run_id == "sched" for n in result.notes)
-
-
-def test_an_incomplete_run_never_alerts_but_the_floor_itself_is_complete() -> None:
-    history = [run("prev", [5.0] * 20)]
-    incomplete = detect_regressions(run("now", [1.0] * 20, completeness=0.89), history)
-    assert incomplete.regressions == ()
-    assert kinds(incomplete) == {NoteKind.INCOMPLETE_RUN}
-    at_floor = detect_regressions(run("now", [1.0] * 20, completeness=0.9), history)
-    assert len(at_floor.regressions) == 1
-
-
-def test_a_feature_scorer_with_many_errors_is_incomplete() -> None:
-    result = detect_regressions(run("now", [1.0] * 8, errors=2), [run("prev", [5.0] * 20)])
-    assert result.regressions == ()
-    assert kinds(result) == {NoteKind.INCOMPLETE_RUN}
-
-
-def test_an_incomplete_earlier_run_is_no_baseline() -> None:
-    history = [run("partial", [5.0] * 20, completeness=0.5)]
-    result = detect_regressions(run("now", [1.0] * 20), history)
-    assert result.regressions == ()
-    assert kinds(result) == {NoteKind.IGNORED_RUN, NoteKind.NO_BASELINE}
-
-
-def test_a_changed_fingerprint_is_a_baseline_reset() -> None:
-    history = [run("prev", [5.0] * 20, fingerprint="old")]
-    result = detect_regressions(run("now", [1.0] * 20, fingerprint="new"), history)
-    assert result.regressions == ()
-    (note,) = result.notes
-    assert (note.kind, note.baseline_run_id) == (NoteKind.BASELINE_RESET, "prev")
-
-
-def test_no_scores_and_no_baseline_are_noted() -> None:
-    empty = RunScores.build(
-        "now", "suite", "scheduled", 1.0, [aggregate(FEATURE, JUDGE, [], 0, "fp")]
-    )
-    assert kinds(detect_regressions(empty, [run("prev", [5.0] * 5)])) == {NoteKind.NO_SCORES}
-    assert kinds(detect_regressions(run("now", [1.0] * 5), [])) == {NoteKind.NO_BASELINE}
-
-
-def test_callers_bugs_raise() -> None:
-    now = run("now", [3.0] * 5)
-    other_suite = replace(run("prev", [3.0] * 5), suite="other")
+def test_history_from_another_suite_is_refused() -> None:
+    other = replace(run("prev", BASE), suite="other")
     with pytest.raises(ValueError, match="suite"):
-        detect_regressions(now, [other_suite])
+        decide_run(run("now", BASE), [other])
+
+
+def test_a_duplicated_run_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        detect_regressions(now, [run("prev", [3.0] * 5), run("prev", [3.0] * 5)])
+        decide_run(run("now", BASE), [run("prev", BASE), run("prev", BASE)])
     with pytest.raises(ValueError, match="twice"):
-        detect_regressions(now, [run("now", [3.0] * 5)])
-    agg = aggregate(FEATURE, JUDGE, [3.0], 0)
-    with pytest.raises(ValueError, match="two aggregates"):
-        RunScores.build("x", "suite", "scheduled", 1.0, [agg, agg])
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: ScorerPolicy(regression_drop=0.0, guarded_min_drop=0.2),
-        lambda: ScorerPolicy(regression_drop=0.5, guarded_min_drop=-1.0),
-        lambda: ScorerPolicy(regression_drop=0.5, guarded_min_drop=0.2, alpha=0.5),
-        lambda: RegressionPolicy(completeness_floor=1.5),
-        lambda: RegressionPolicy(drift_min_runs=8),
-        lambda: RegressionPolicy(n_resamples=9),  # cannot reach alpha 0.05
-    ],
-)
-def test_policies_refuse_nonsense(make: Callable[[], object]) -> None:
-    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
-        make()
-
-
-def test_from_record_takes_identity_and_completeness() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    record = RunRecord(
-        id="r1", suite="suite", run_type="scheduled", status=RunStatus.SUCCEEDED,
-        status_reason=None, attempt=1, features=(FEATURE,), created_at=now, started_at=now,
-        finished_at=now, scheduled_for=now, cases_total=10, cases_done=10, total=10,
-        scored=8, errored=2, judge_usage=NO_USAGE, target_usage=NO_USAGE, fingerprint="fp",
-        fingerprint_parts={},
-    )  # fmt: skip
-    scores = RunScores.from_record(record, [aggregate(FEATURE, JUDGE, [3.0], 0)])
-    assert (scores.run_id, scores.suite, scores.run_type) == ("r1", "suite", "scheduled")
-    assert scores.completeness == 0.8
-
-
-# --- drift rule -----------------------------------------------------------------
-
-SLIDE = [3.65, 3.8, 3.95, 4.1, 4.25, 4.4, 4.55, 5.0]
-"""Newest first: each step 0.15 (below every drop minimum); the 8th run is outside K=7."""
-
-
-def test_a_slow_slide_alerts_as_drift() -> None:
-    history = [mean_only(f"r{i}", m) for i, m in enumerate(SLIDE)]
-    result = detect_regressions(run("now", [3.5] * 100), history)
-    (found,) = result.regressions
-    assert (found.rule, found.baseline_run_id, found.p_value) == ("drift", None, None)
-    assert found.baseline == pytest.approx(4.1)  # median of the newest 7
-    assert found.delta == pytest.approx(-0.6)
-    assert any(n.kind is NoteKind.BELOW_THRESHOLD and n.rule == "drop" for n in result.notes)
-
-
-def test_drift_reports_cases_against_their_median() -> None:
-    history = [run(f"r{i}", [m] * 10) for i, m in enumerate((4.0, 4.5, 5.0))]
-    after = [3.5] * 9 + [1.0]
-    result = detect_regressions(run("now", after), history, THRESHOLD)
-    (found,) = result.regressions
-    assert found.rule == "drop"  # 4.0 -> 3.25 fell 0.75
-    assert NoteKind.SUPERSEDED in kinds(result)  # drift fired too: one alert, one key
-
-    # 4.0 -> 3.61 is below the threshold rule's 0.5; the median 4.5 is 0.89 above.
-    gentle = [run("r0", [4.0] * 10), mean_only("r1", 4.5), mean_only("r2", 5.0)]
-    (drift,) = detect_regressions(run("now", [3.9] * 9 + [1.0]), gentle, THRESHOLD).regressions
-    assert drift.rule == "drift"
-    assert drift.cases_paired == 10
-    assert drift.worst_cases[0] == CaseDrop("c9", 4.0, 1.0)
-
-
-def test_drift_needs_enough_runs_since_the_last_reset() -> None:
-    history = [mean_only("r0", 4.0), mean_only("r1", 4.1), mean_only("r2", 5.0, fingerprint="x")]
-    result = detect_regressions(run("now", [3.85] * 100), history)
-    assert result.regressions == ()
-    (note,) = [n for n in result.notes if n.rule == "drift"]
-    assert note.kind is NoteKind.TOO_FEW_RUNS
-    assert "r2" in note.message
-
-
-# --- the paired test ------------------------------------------------------------
-
-
-def test_the_paired_test_is_exact_on_small_samples() -> None:
-    assert paired_p_value([5.0] * 5, [4.0] * 5) == 1 / 32  # only the observed signs
-    assert paired_p_value([3.0] * 5, [3.0] * 5) == 1.0
-    assert paired_p_value([1.0, 2.0], [2.0, 3.0]) == 1.0
-    with pytest.raises(ValueError, match="two cases"):
-        paired_p_value([1.0], [0.0])
-
-
-# --- properties -----------------------------------------------------------------
-
-judge_scores = st.lists(st.integers(1, 5).map(float), min_size=1, max_size=40)
-pass_scores = st.lists(st.sampled_from([0.0, 1.0]), min_size=1, max_size=40)
-any_scores = st.one_of(judge_scores, pass_scores)
-modes = st.sampled_from([DEFAULT_POLICY, THRESHOLD])
-
-
-@FAST
-@given(data=st.data(), base=any_scores, policy=modes)
-def test_never_alerts_on_an_improvement_or_an_equal_score(
-    data: st.DataObject, base: list[float], policy: RegressionPolicy
-) -> None:
-    top = 5.0 if max(base) > 1 else 1.0
-    rises = data.draw(st.lists(st.integers(0, 4), min_size=len(base), max_size=len(base)))
-    current = [min(top, b + r) for b, r in zip(base, rises, strict=True)]
-    # Older runs never above the previous one, so the drift median cannot be either.
-    history = [run("prev", base), *(run(f"old{i}", base) for i in range(3))]
-    result = detect_regressions(run("now", current), history, policy)
-    assert result.regressions == ()
-
-
-@FAST
-@given(current=any_scores, policy=modes)
-def test_never_alerts_without_a_baseline(current: list[float], policy: RegressionPolicy) -> None:
-    other_scorer = run("prev", [5.0] * 10, scorer="unrelated")
-    assert detect_regressions(run("now", current), [], policy).regressions == ()
-    assert detect_regressions(run("now", current), [other_scorer], policy).regressions == ()
-
-
-@FAST
-@given(
-    base=any_scores,
-    current=any_scores,
-    completeness=st.floats(0.0, 0.8999),
-    policy=modes,
-)
-def test_never_alerts_on_an_incomplete_run(
-    base: list[float], current: list[float], completeness: float, policy: RegressionPolicy
-) -> None:
-    history = [run(f"r{i}", base) for i in range(4)]
-    result = detect_regressions(run("now", current, completeness=completeness), history, policy)
-    assert result.regressions == ()
-
-
-@FAST
-@given(base=any_scores, current=any_scores, policy=modes)
-def test_never_alerts_across_a_fingerprint_change(
-    base: list[float], current: list[float], policy: RegressionPolicy
-) -> None:
-    history = [run(f"r{i}", base, fingerprint="old") for i in range(4)]
-    result = detect_regressions(run("now", current, fingerprint="new"), history, policy)
-    assert result.regressions == ()
-    assert kinds(result) == {NoteKind.BASELINE_RESET}
-
-
-@FAST
-@given(base=any_scores, current=any_scores, policy=modes)
-def test_never_alerts_for_a_manual_run(
-    base: list[float], current: list[float], policy: RegressionPolicy
-) -> None:
-    history = [run(f"r{i}", base) for i in range(4)]
-    manual = run("now", current, run_type="manual")
-    assert detect_regressions(manual, history, policy).regressions == ()
-
-
-@FAST
-@given(
-    baseline=st.floats(1.0, 5.0),
-    smaller=st.floats(0.0, 4.0),
-    extra=st.floats(0.0, 4.0),
-)
-def test_threshold_alerting_is_monotone_in_the_drop(
-    baseline: float, smaller: float, extra: float
-) -> None:
-    # Listed, so no scale inference: a mean can leave 1..5 here.
-    policy = RegressionPolicy(scorers={JUDGE: scorer_defaults("judge", mode="threshold")})
-
-    def alerts(drop: float) -> bool:
-        now = mean_only("now", baseline - drop)
-        return bool(detect_regressions(now, [mean_only("prev", baseline)], policy).regressions)
-
-    if alerts(smaller):
-        assert alerts(smaller + extra)
-
-
-@FAST
-@given(
-    baseline=st.floats(0.05, 1.0) | st.floats(1.5, 5.0),
-    below=st.floats(1e-7, 1e-3),
-)
-def test_the_threshold_boundary_is_exact(baseline: float, below: float) -> None:
-    step = 0.05 if baseline <= 1.0 else 0.5  # pass rate or judge, inferred from the means
-    policy = RegressionPolicy(
-        judge=scorer_defaults("judge", mode="threshold"),
-        pass_rate=scorer_defaults("pass_rate", mode="threshold"),
-    )
-    history = [mean_only("prev", baseline)]
-    at = detect_regressions(mean_only("now", baseline - step), history, policy)
-    assert len(at.regressions) == 1
-    short = detect_regressions(mean_only("now", baseline - step + below), history, policy)
-    assert short.regressions == ()
-
-
-@FAST
-@given(data=st.data(), scale=st.sampled_from(["judge", "pass_rate"]))
-def test_guarded_lowering_current_scores_never_turns_an_alert_off(
-    data: st.DataObject, scale: str
-) -> None:
-    low, high = (1, 5) if scale == "judge" else (0, 1)
-    size = data.draw(st.integers(1, 40))
-    ints = st.lists(st.integers(low, high), min_size=size, max_size=size)
-    base = [float(x) for x in data.draw(ints)]
-    current = [float(x) for x in data.draw(ints)]
-    lowering = data.draw(st.lists(st.integers(0, 4), min_size=size, max_size=size))
-    lower = [max(float(low), c - d) for c, d in zip(current, lowering, strict=True)]
-    if scale == "judge":
-        base[0] = 5.0  # a judge run shows some score above 1, as real ones do
-
-    history = [run("prev", base)]
-    if detect_regressions(run("now", current), history).regressions:
-        assert detect_regressions(run("now", lower), history).regressions
-
-
-@FAST
-@given(data=st.data())
-def test_the_p_value_never_rises_when_current_scores_fall(data: st.DataObject) -> None:
-    size = data.draw(st.integers(2, 40))
-    ints = st.lists(st.integers(1, 5).map(float), min_size=size, max_size=size)
-    before, after = data.draw(ints), data.draw(ints)
-    lowering = data.draw(st.lists(st.integers(0, 3), min_size=size, max_size=size))
-    lower = [a - d for a, d in zip(after, lowering, strict=True)]
-    assert paired_p_value(before, lower) <= paired_p_value(before, after)
+        decide_run(run("now", BASE), [run("now", BASE)])

@@ -39,11 +39,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
 
+from continuous_eval.adapters.db.decisions import decision_rows, read_decisions, read_states
 from continuous_eval.adapters.db.engine import describe_error, for_writes
 from continuous_eval.adapters.db.tables import (
     ALERT_KINDS,
     ALERT_STATUSES,
     RUN_TYPES,
+    eval_decisions,
     eval_results,
     eval_run_scores,
     eval_runs,
@@ -70,6 +72,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import (
     Conflict,
@@ -341,6 +344,9 @@ class SqlRunStore:
         )
         self._upsert_scores = _upsert(dialect, eval_run_scores, ("run_id", "feature", "scorer"))
         self._insert_alerts = _insert_ignore(dialect, alerts_table, ("key", "channel"))
+        self._insert_decisions = _insert_ignore(
+            dialect, eval_decisions, ("run_id", "feature", "scorer")
+        )
 
     @property
     def engine(self) -> Engine:
@@ -475,8 +481,9 @@ class SqlRunStore:
         *,
         fence: Fence | None = None,
         alerts: Sequence[NewAlert] = (),
+        decisions: Sequence[Decision] = (),
     ) -> RunRecord:
-        """Store the aggregates, the terminal status and the alerts in one transaction.
+        """Store the aggregates, the final status, the decisions and the alerts in one transaction.
 
         The lease is cleared: a finished run has no owner. Each alert is
         inserted unless its (key, channel) is already stored (ON CONFLICT DO
@@ -517,6 +524,10 @@ class SqlRunStore:
             if alert_rows:
                 conn.execute(self._insert_alerts, alert_rows)
             row = conn.execute(_select_run(run_id)).one()
+            if decisions:
+                conn.execute(
+                    self._insert_decisions, decision_rows(run_id, row.suite, decisions, now)
+                )
             self._announce(conn, row, aggregates, now)
         return run_record(row)
 
@@ -957,6 +968,16 @@ class SqlRunStore:
         action = f"read the scheduled history of {suite!r}"
         with self._translate(action), self._engine.connect() as conn:
             return [run_record(row) for row in conn.execute(stmt)]
+
+    def get_decisions(self, run_id: str) -> list[Decision]:
+        """Return a run's stored decisions, by feature and scorer (empty if none were stored)."""
+        with self._translate(f"read decisions of run {run_id!r}"), self._engine.connect() as conn:
+            return read_decisions(conn, run_id)
+
+    def decision_states(self, run_ids: Sequence[str]) -> dict[str, dict[ScoreKey, KeyState]]:
+        """Return what the detector carries forward from each run's decisions, per key."""
+        with self._translate("read decision states"), self._engine.connect() as conn:
+            return read_states(conn, run_ids)
 
     def case_scores(self, run_id: str) -> dict[tuple[str, str], dict[str, float]]:
         """Return a run's scored results: (feature, scorer) -> case id -> score.

@@ -242,3 +242,57 @@ alerts = Table(
 clock, taken by the replica sending the alert; one that dies mid-send leaves
 a claim that expires, and the alert is sent again with the same key.
 """
+
+
+eval_decisions = Table(
+    "eval_decisions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("scorer", String(200), nullable=False),
+    Column("kind", String(32), nullable=False, doc="core.regression.DecisionKind"),
+    Column("rule", String(16)),
+    Column("message", Text, nullable=False),
+    Column("transition", String(16), doc="opened, worsened, recovered or reset; else null."),
+    Column("known_good", Boolean, nullable=False),
+    Column("cusum", Float, nullable=False, server_default=_ZERO),
+    Column("incident_run_id", String(64), doc="The run that opened the key's open incident."),
+    Column("incident_kind", String(16)),
+    Column("incident_worst", Float),
+    Column("current", Float),
+    Column("baseline", Float),
+    Column("mean_difference", Float),
+    Column("ci_low", Float),
+    Column("ci_high", Float),
+    Column("p_value", Float),
+    Column("p_adjusted", Float),
+    Column("n_paired", Integer, nullable=False, server_default=_ZERO),
+    Column("corrected_difference", Float),
+    Column(
+        "details",
+        JSON,
+        nullable=False,
+        doc="baseline_run_ids, fallen cases [[case, before, after], ...], anchor check.",
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # One decision per key of a run; a second finish writes nothing.
+    UniqueConstraint("run_id", "feature", "scorer"),
+    # Incidents and a key's decisions over time (backtest, the dashboard).
+    Index(
+        "ix_eval_decisions_suite_feature_scorer_created_at",
+        "suite",
+        "feature",
+        "scorer",
+        "created_at",
+    ),
+)
+"""What the detector concluded for each key of a run, written with the run's final status.
+
+The next run reads back ``known_good``, ``cusum`` and the incident columns:
+they are the detector's whole memory, so a restart or another replica decides
+the same way.
+"""

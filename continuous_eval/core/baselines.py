@@ -1,0 +1,195 @@
+"""Which earlier runs a key is compared with: the known-good baseline and the drift reference.
+
+Pure. A key's comparable history is its earlier measurements in scheduled,
+complete runs, newest first, up to the first one taken under another
+fingerprint (a changed dataset, rubric, judge model or target resets the
+baseline). Of those, the known-good runs are the ones whose stored decision
+says so: never a run in an open incident, so a regression can never become
+the baseline it is compared with, and the baseline cannot ratchet down.
+
+The baseline pool is the newest ``baseline_window`` known-good runs. The
+sequential detector's reference is the pool from before the current CUSUM
+excursion began (the run of known-good runs whose stored CUSUM is above 0),
+so a slow decline that has not alerted yet is compared with where it started,
+not with itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from continuous_eval.core.decisions import (
+    EPSILON,
+    Incident,
+    KeyState,
+    RegressionPolicy,
+    RunScores,
+    ScoreKey,
+)
+from continuous_eval.core.models import ScoreAggregate
+from continuous_eval.core.paired_test import CaseEvidence, PairedTest, paired_test
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The earlier runs one key of the current run is decided against."""
+
+    comparable: tuple[RunScores, ...]
+    """Usable measurements with the current fingerprint, newest first."""
+    reset_by: RunScores | None
+    """The newest usable run with another fingerprint, where the history stops."""
+    pool: tuple[RunScores, ...]
+    """The baseline: the newest known-good comparable runs."""
+    excursion: tuple[RunScores, ...]
+    """Known-good runs of the current CUSUM excursion, newest first."""
+    reference: tuple[RunScores, ...]
+    """The known-good runs from before the excursion (the pool when there is none)."""
+
+
+def key_complete(agg: ScoreAggregate, floor: float) -> bool:
+    """Whether a key's scored share of what it attempted reaches the completeness floor."""
+    attempted = agg.n + agg.errors
+    return attempted == 0 or agg.n / attempted + EPSILON >= floor
+
+
+def usable(run: RunScores, key: ScoreKey, floor: float) -> bool:
+    """Whether an earlier run measured the key well enough to be compared with."""
+    agg = run.aggregates.get(key)
+    return (
+        run.run_type == "scheduled"
+        and run.completeness + EPSILON >= floor
+        and agg is not None
+        and agg.mean is not None
+        and key_complete(agg, floor)
+    )
+
+
+def state(run: RunScores, key: ScoreKey) -> KeyState:
+    """A run's stored state for the key; a run decided before decisions were stored is good."""
+    if run.states is None:
+        return KeyState(known_good=True)
+    return run.states.get(key, KeyState(known_good=False))
+
+
+def prior(key: ScoreKey, history: Sequence[RunScores]) -> KeyState | None:
+    """The newest stored state of the key in a scheduled run: where its incident lives."""
+    for run in history:
+        if run.run_type == "scheduled" and run.states is not None and key in run.states:
+            return run.states[key]
+    return None
+
+
+def select(
+    current: RunScores,
+    key: ScoreKey,
+    history: Sequence[RunScores],
+    policy: RegressionPolicy,
+    *,
+    candidate: bool = False,
+) -> Selection:
+    """Choose the baseline pool and the drift reference of one key.
+
+    While the key has an open incident, both are the incident's frozen
+    known-good runs (those of them still in ``history``): a drift incident
+    is measured against where the decline started, not against the runs of
+    the excursion that led to it.
+    """
+    fingerprint = current.aggregates[key].fingerprint
+    comparable: list[RunScores] = []
+    reset_by: RunScores | None = None
+    for run in history:
+        if not usable(run, key, policy.completeness_floor):
+            continue
+        if run.aggregates[key].fingerprint != fingerprint:
+            reset_by = run
+            break
+        comparable.append(run)
+    eligible = [run for run in comparable if state(run, key).known_good]
+    window = policy.baseline_window
+    incident = None if candidate else _open_incident(key, history)
+    if incident is not None and incident.baseline_run_ids:
+        frozen = set(incident.baseline_run_ids)
+        pool = tuple(run for run in comparable if run.run_id in frozen)
+        if pool:
+            return Selection(tuple(comparable), reset_by, pool, (), pool)
+    excursion: list[RunScores] = []
+    for run in eligible:
+        if state(run, key).cusum <= EPSILON or len(excursion) >= policy.excursion_limit:
+            break
+        excursion.append(run)
+    reference = eligible[len(excursion) : len(excursion) + window]
+    if not reference:
+        excursion, reference = [], eligible[:window]
+    return Selection(
+        tuple(comparable), reset_by, tuple(eligible[:window]), tuple(excursion), tuple(reference)
+    )
+
+
+def _open_incident(key: ScoreKey, history: Sequence[RunScores]) -> Incident | None:
+    found = prior(key, history)
+    return None if found is None else found.incident
+
+
+def needed_runs(
+    current: RunScores,
+    history: Sequence[RunScores],
+    policy: RegressionPolicy,
+    *,
+    candidate: bool = False,
+) -> set[str]:
+    """The earlier runs whose per-case scores the decisions will read.
+
+    The store reads every earlier run's aggregates and states (small), then
+    the case scores of only these (large).
+    """
+    needed: set[str] = set()
+    for key in current.aggregates:
+        chosen = select(current, key, history, policy, candidate=candidate)
+        needed.update(run.run_id for run in (*chosen.pool, *chosen.excursion, *chosen.reference))
+    return needed
+
+
+def evidence(
+    scores: Mapping[str, float], pool: Sequence[RunScores], key: ScoreKey, *, anchors: bool
+) -> list[CaseEvidence]:
+    """Pair each case scored now with its scores in the pool (cases never scored there drop out)."""
+    history: dict[str, list[float]] = {}
+    for run in pool:
+        source = run.anchor_scores if anchors else run.case_scores
+        for case_id, score in source.get(key, {}).items():
+            if case_id in scores:
+                history.setdefault(case_id, []).append(score)
+    return [
+        CaseEvidence(case_id, scores[case_id], tuple(values))
+        for case_id, values in sorted(history.items())
+    ]
+
+
+def cusum(
+    selection: Selection,
+    key: ScoreKey,
+    current_scores: Mapping[str, float],
+    test: PairedTest,
+    policy: RegressionPolicy,
+) -> tuple[float, float]:
+    """Return the CUSUM after this run and the paired difference against its reference.
+
+    Without an excursion the reference is the pool and the statistic starts
+    from 0; with one, it is recomputed over the excursion's runs against the
+    reference taken before it began.
+    """
+    k = policy.cusum_k
+    if not selection.excursion:
+        return max(0.0, -test.z - k), test.mean_difference
+    statistic = 0.0
+    for run in reversed(selection.excursion):
+        past = paired_test(
+            evidence(run.case_scores.get(key, {}), selection.reference, key, anchors=False)
+        )
+        if past is not None:
+            statistic = max(0.0, statistic - past.z - k)
+    now = paired_test(evidence(current_scores, selection.reference, key, anchors=False))
+    if now is None:
+        return statistic, test.mean_difference
+    return max(0.0, statistic - now.z - k), now.mean_difference
