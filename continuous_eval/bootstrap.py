@@ -40,9 +40,11 @@ from continuous_eval.core.regression import (
 from continuous_eval.core.scorers import DeterministicScorer
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import (
+    ANCHOR_SUFFIX,
     AnthropicTarget,
     Case,
     Feature,
+    FrozenTarget,
     HttpTarget,
     LlmJudgeScorer,
     PythonScorer,
@@ -143,7 +145,9 @@ def scan_suite(
     before any money is spent and no run is left ``running``.
     """
     suite = loaded.suites.suites[suite_name]
-    selected = list(features) or list(suite.features)
+    # A run's features name its anchors too (``<feature>@anchors``); they come with it.
+    named = (f.removesuffix(ANCHOR_SUFFIX) for f in features)
+    selected = list(dict.fromkeys(named)) or list(suite.features)
     unknown = [f for f in selected if f not in suite.features]
     if unknown:
         raise ConfigError(
@@ -154,27 +158,41 @@ def scan_suite(
     scanned = []
     problems: list[ConfigError] = []
     for name in selected:
-        feature = suite.features[name]
-        where = f"suites.{suite_name}.features.{name}.dataset"
-        try:
-            scan = scan_dataset(
-                feature.dataset, loaded.base_dir, config_file=loaded.path, where=where
+        configured = suite.features[name]
+        anchors = configured.anchor_feature()
+        parts = [(name, configured, "dataset")]
+        if anchors is not None:
+            parts.append((name + ANCHOR_SUFFIX, anchors, "anchors"))
+        for run_name, feature, field in parts:
+            where = f"suites.{suite_name}.features.{name}.{field}"
+            try:
+                scan = scan_dataset(
+                    feature.dataset, loaded.base_dir, config_file=loaded.path, where=where
+                )
+                if isinstance(feature.target, FrozenTarget):
+                    _check_frozen_outputs(loaded, feature, where)
+            except ConfigError as exc:
+                problems.append(exc)  # every dataset's first problem, in one report
+                continue
+            fp = FeatureFingerprint(
+                feature=run_name,
+                dataset=scan.sha256,
+                target=hash_json(feature.target.model_dump(mode="json")),
+                scorers={
+                    scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers
+                },
             )
-        except ConfigError as exc:
-            problems.append(exc)  # every dataset's first problem, in one report
-            continue
-        fp = FeatureFingerprint(
-            feature=name,
-            dataset=scan.sha256,
-            target=hash_json(feature.target.model_dump(mode="json")),
-            scorers={
-                scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers
-            },
-        )
-        scanned.append(ScannedFeature(name, feature, scan.count, fp))
+            scanned.append(ScannedFeature(run_name, feature, scan.count, fp))
     if problems:
         raise ConfigError.combine(problems)
     return ScannedSuite(suite_name, suite, tuple(scanned))
+
+
+def _check_frozen_outputs(loaded: LoadedSuites, feature: Feature, where: str) -> None:
+    """Every case of a frozen target needs its ``output``; say which one has none."""
+    for case in iter_cases(feature.dataset, loaded.base_dir, config_file=loaded.path, where=where):
+        if case.output is None:
+            raise ConfigError(loaded.file, f"{where} case {case.id!r}", "has no 'output' to score")
 
 
 def scan_suites(
@@ -277,6 +295,10 @@ class PlanBuilder:
             from continuous_eval.adapters.targets.anthropic_target import AnthropicTargetAdapter
 
             built = AnthropicTargetAdapter(target, self._client(), self._prices)
+        elif isinstance(target, FrozenTarget):
+            from continuous_eval.adapters.targets.frozen_target import FrozenOutputTarget
+
+            built = FrozenOutputTarget()
         else:  # pragma: no cover - the union is exhaustive
             raise ConfigError(self._loaded.file, location, "unknown target type")
         self._targets[(suite, feature)] = built

@@ -39,6 +39,7 @@ MAX_CASES_SHOWN: Final = 10
 
 WEBHOOK_EVENTS: Final = {
     "regression": "continuous_eval.regression",
+    "judge_drift": "continuous_eval.judge_drift",
     "recovery": "continuous_eval.recovery",
 }
 """The ``event`` of a generic webhook document, per report kind."""
@@ -538,6 +539,7 @@ _PROBE_DECISION: Final = Decision(
 )  # fmt: skip
 _PROBES: Final = (
     IncidentReport("probe", "probe", "regression", (_PROBE_DECISION,)),
+    IncidentReport("probe", "probe", "judge_drift", (_PROBE_DECISION,)),
     IncidentReport("probe", "probe", "recovery", (_PROBE_DECISION,)),
 )
 """Reports rendered once when a renderer is built, to fail fast on bad settings."""

@@ -18,7 +18,9 @@ from typing import Literal
 
 from continuous_eval.core.regression import Decision, DecisionKind, RunDecision
 
-ReportKind = Literal["regression", "recovery"]
+ReportKind = Literal["regression", "judge_drift", "recovery"]
+"""``regression``: the run's news holds a target regression; ``judge_drift``: only the
+judge moved (its own kind, so people can route it to whoever owns the judge)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +104,9 @@ def reports(decision: RunDecision, *, run_url: str | None = None) -> list[Incide
     recovered = [d for d in decision.decisions if d.transition == "recovered"]
     out: list[IncidentReport] = []
     if news:
-        out.append(
-            IncidentReport(decision.suite, decision.run_id, "regression", _grouped(news), run_url)
-        )
+        judge_only = all(d.kind is DecisionKind.JUDGE_DRIFT for d in news)
+        kind: ReportKind = "judge_drift" if judge_only else "regression"
+        out.append(IncidentReport(decision.suite, decision.run_id, kind, _grouped(news), run_url))
     if recovered:
         out.append(
             IncidentReport(

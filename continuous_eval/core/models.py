@@ -312,8 +312,11 @@ AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
 """Outbox states; ``suppressed`` (no channel, or cooldown) is not a failure."""
 
 
-AlertKind = Literal["regression", "recovery", "run_finished", "outage", "outage_over"]
-"""``run_finished``: a run-completion notice to a callback (``core.run_notice``);
+AlertKind = Literal[
+    "regression", "recovery", "judge_drift", "run_finished", "outage", "outage_over"
+]
+"""``regression`` / ``judge_drift`` / ``recovery``: a run's incident report
+(``core.alerting``); ``run_finished``: a run-completion notice to a callback (``core.run_notice``);
 ``outage`` / ``outage_over``: a suite could not be evaluated, and evaluates again
 (``core.outage``)."""
 

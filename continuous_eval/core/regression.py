@@ -85,6 +85,7 @@ from continuous_eval.core.decisions import (
 from continuous_eval.core.error_control import adjust
 from continuous_eval.core.models import CaseDrop, ScoreAggregate
 from continuous_eval.core.paired_test import PairedTest, paired_test, t_quantile_975
+from continuous_eval.core.suite import ANCHOR_SUFFIX
 
 __all__ = [
     "ALERTING_KINDS",
@@ -110,9 +111,6 @@ __all__ = [
     "infer_scale",
     "split_anchors",
 ]
-
-ANCHOR_SUFFIX = "@anchors"
-"""A feature's anchors are stored as results of the feature named ``<feature>@anchors``."""
 
 
 def split_anchors(

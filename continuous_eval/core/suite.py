@@ -53,6 +53,12 @@ class Case(_Strict):
     """The reference answer deterministic scorers compare against, if any."""
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
     """Free-form tags, stored with nothing else and shown in reports."""
+    output: str | None = None
+    """A frozen output, produced once and scored as is: every case of a feature's
+    ``anchors`` has one, and so does every case answered by a ``frozen`` target."""
+    human_score: float | None = None
+    """A person's score of the frozen output (anchors), kept with the case so the
+    judge can be checked against people."""
 
     @field_validator("input")
     @classmethod
@@ -155,7 +161,15 @@ class AnthropicTarget(_Strict):
     """Sent only when set here: current Messages API models choose their own sampling."""
 
 
-Target = Annotated[PythonTarget | HttpTarget | AnthropicTarget, Field(discriminator="type")]
+class FrozenTarget(_Strict):
+    """Answers each case with its stored ``output``: outputs produced elsewhere, or anchors."""
+
+    type: Literal["frozen"]
+
+
+Target = Annotated[
+    PythonTarget | HttpTarget | AnthropicTarget | FrozenTarget, Field(discriminator="type")
+]
 
 
 # --------------------------------------------------------------------- scorers
@@ -271,12 +285,36 @@ def scorer_name(scorer: Scorer) -> str:
     return scorer.name or scorer.type
 
 
+ANCHOR_SUFFIX = "@anchors"
+"""A feature's anchors run as a feature of their own named ``<feature>@anchors``
+(``@`` is in no user's name, so it cannot collide)."""
+
+
 class Feature(_Strict):
     """One LLM feature under test: its cases, the system that answers them, and the scorers."""
 
     dataset: Dataset
     target: Target
     scorers: list[Scorer] = Field(min_length=1)
+    anchors: Dataset | None = None
+    """Judge canaries: frozen outputs (each case has ``output``, optionally
+    ``human_score``) that every run re-judges with the feature's judges. A shift
+    in their scores is the judge changing, not the product."""
+
+    @model_validator(mode="after")
+    def _anchors_need_a_judge(self) -> Feature:
+        if self.anchors is not None and not any(
+            isinstance(s, LlmJudgeScorer) for s in self.scorers
+        ):
+            raise ValueError("anchors re-judge frozen outputs: the feature needs an llm_judge")
+        return self
+
+    def anchor_feature(self) -> Feature | None:
+        """The feature that runs the anchors: frozen outputs, the same judges."""
+        if self.anchors is None:
+            return None
+        judges = [s for s in self.scorers if isinstance(s, LlmJudgeScorer)]
+        return Feature(dataset=self.anchors, target=FrozenTarget(type="frozen"), scorers=judges)
 
     @model_validator(mode="after")
     def _unique_scorer_names(self) -> Feature:

@@ -193,6 +193,9 @@ class FakeState:
         """``retry-after`` (seconds) of a 429 scripted without one; the real API always sends it."""
         self.record_requests = record_requests
         """Keep every request in ``requests``; off in the CLI so a long benchmark stays flat."""
+        self.judge_offset = 0
+        """Added to every judge score (clipped to 1-5): a stricter (negative) or more
+        lenient judge, as a model update can make one, for judge-drift tests."""
         self.requests: list[RecordedRequest] = []
         self._script: deque[ScriptedError] = deque()
         self._lock = threading.Lock()
@@ -377,11 +380,15 @@ def _is_judge(body: object) -> bool:
     )
 
 
-def _judge_answer(text: str, max_tokens: int) -> tuple[list[dict[str, Any]], str]:
+def _judge_answer(
+    text: str, max_tokens: int, offset: int = 0
+) -> tuple[list[dict[str, Any]], str]:
     """Content blocks and stop reason of the judge's answer to ``text``."""
     digest = hashlib.sha256(text.encode()).hexdigest()
     marker = _SCORE.search(text)
     score = int(marker.group(1)) if marker else int(digest, 16) % 5 + 1
+    if offset and 1 <= score <= 5:
+        score = min(5, max(1, score + offset))
     mode_marker = _JUDGE.search(text)
     mode = mode_marker.group(1) if mode_marker else None
 
@@ -535,7 +542,7 @@ async def _answer(state: FakeState, headers: Mapping[str, str], body: Any) -> Re
 
     max_tokens: int = body["max_tokens"]
     if _is_judge(body):
-        content, stop_reason = _judge_answer(text, max_tokens)
+        content, stop_reason = _judge_answer(text, max_tokens, state.judge_offset)
     else:
         content, stop_reason = _text_answer(text, max_tokens)
     delay = state.latency_s
@@ -625,6 +632,10 @@ class FakeAnthropicServer:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         self.state.latency_s = seconds
+
+    def set_judge_offset(self, offset: int) -> None:
+        """Make the judge stricter (negative) or more lenient: added to every score, clipped."""
+        self.state.judge_offset = offset
 
     def stats(self) -> dict[str, Any]:
         """Return the request counters, as ``GET /_fake/stats`` does."""

@@ -470,9 +470,17 @@ def test_0006_adds_stored_decisions_to_a_0005_database_and_downgrades_cleanly(
         store.finish_run("old", RunStatus.SUCCEEDED, None, [], decisions=[decision])
         assert store.get_decisions("old") == [decision]
         assert store.decision_states(["old"]) == {"old": {("f", "judge"): decision.state()}}
+        with engine.begin() as conn:  # the new alert kind is admitted
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (key, channel, kind, run_id, suite, feature, scorer, status, "
+                "payload, summary, created_at) VALUES ('k', 'email', 'judge_drift', 'old', "
+                "'support', '', '', 'pending', '{}', '{}', '2025-01-01 00:00:00')"
+            )
 
         downgrade(engine, "0005")
         assert current_revision(engine) == "0005"
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM alerts").scalar_one() == 0
         assert "eval_decisions" not in inspect(engine).get_table_names()
         upgrade(engine)
         check(engine)

@@ -272,3 +272,16 @@ async def test_two_dispatchers_never_deliver_the_same_alert_at_once(
     b = AlertDispatcher(store, {"email": second}, "b", max_attempts=3)
     await asyncio.gather(a.deliver_due(), b.deliver_due())
     assert len(first.calls) + len(second.calls) == 1
+
+
+def test_a_run_where_only_the_judge_moved_is_its_own_kind(store: InMemoryRunStore) -> None:
+    detect = Scripted()
+    planner = AlertPlanner(detect, {"email": lambda r: "{}"})
+    drift = Decision(
+        "f", "judge", DecisionKind.JUDGE_DRIFT, "the judge moved", transition="opened",
+        incident=Incident("r1", "judge_drift", -0.3),
+    )  # fmt: skip
+    detect.decisions["r1"] = [drift]
+    _finish(store, planner, _run(store, "r1"))
+    [alert] = store.list_alerts()
+    assert (alert.kind, alert.key) == ("judge_drift", "s:r1:judge_drift")
