@@ -11,7 +11,8 @@ The baseline pool is the newest ``baseline_window`` known-good runs. The
 sequential detector's reference is the pool from before the current CUSUM
 excursion began (the run of known-good runs whose stored CUSUM is above 0),
 so a slow decline that has not alerted yet is compared with where it started,
-not with itself.
+not with itself; the reference stays fixed while the excursion lasts, so the
+statistic carries on from the previous run's stored value.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Selection:
     pool: tuple[RunScores, ...]
     """The baseline: the newest known-good comparable runs."""
     excursion: tuple[RunScores, ...]
-    """Known-good runs of the current CUSUM excursion, newest first."""
+    """Known-good runs of the current CUSUM excursion, newest first (their stored
+    CUSUM is above 0); only the newest one's value and where it began are read."""
     reference: tuple[RunScores, ...]
     """The known-good runs from before the excursion (the pool when there is none)."""
 
@@ -146,7 +148,7 @@ def needed_runs(
     needed: set[str] = set()
     for key in current.aggregates:
         chosen = select(current, key, history, policy, candidate=candidate)
-        needed.update(run.run_id for run in (*chosen.pool, *chosen.excursion, *chosen.reference))
+        needed.update(run.run_id for run in (*chosen.pool, *chosen.reference))
     return needed
 
 
@@ -176,20 +178,16 @@ def cusum(
     """Return the CUSUM after this run and the paired difference against its reference.
 
     Without an excursion the reference is the pool and the statistic starts
-    from 0; with one, it is recomputed over the excursion's runs against the
-    reference taken before it began.
+    from 0. During one, the reference is fixed (the known-good runs from
+    before it began), so the statistic carries on from the previous run's
+    stored value: S = max(0, S_previous - z - k), with z this run's evidence
+    against that same reference.
     """
     k = policy.cusum_k
     if not selection.excursion:
         return max(0.0, -test.z - k), test.mean_difference
-    statistic = 0.0
-    for run in reversed(selection.excursion):
-        past = paired_test(
-            evidence(run.case_scores.get(key, {}), selection.reference, key, anchors=False)
-        )
-        if past is not None:
-            statistic = max(0.0, statistic - past.z - k)
+    previous = state(selection.excursion[0], key).cusum
     now = paired_test(evidence(current_scores, selection.reference, key, anchors=False))
     if now is None:
-        return statistic, test.mean_difference
-    return max(0.0, statistic - now.z - k), now.mean_difference
+        return previous, test.mean_difference
+    return max(0.0, previous - now.z - k), now.mean_difference

@@ -122,6 +122,8 @@ class PairedTest:
 def choose_grid(values: Iterable[float]) -> int:
     """Return the coarsest grid G on which every value lies (v * G is an integer)."""
     pending = list(values)
+    if all(v.is_integer() for v in pending):  # judges and pass rates: the common case
+        return 1
     for grid in GRIDS:
         if all(abs(v * grid - round(v * grid)) <= _ON_GRID * max(1.0, grid) for v in pending):
             return grid
@@ -150,12 +152,15 @@ def paired_test(cases: Sequence[CaseEvidence]) -> PairedTest | None:
     """
     if not cases:
         return None
+    values = []
     for case in cases:
         if not case.history:
             raise ValueError(f"case {case.case_id} has no baseline score")
-        if not all(math.isfinite(v) for v in (case.current, *case.history)):
+        row = (*case.history, case.current)
+        if not all(math.isfinite(v) for v in row):
             raise ValueError(f"case {case.case_id} has a score that is not a finite number")
-    grid = _affordable(cases, choose_grid(v for c in cases for v in (c.current, *c.history)))
+        values.append(row)
+    grid = _affordable(cases, choose_grid(float(v) for row in values for v in row))
 
     observed = 0  # sum over cases of (current - case minimum), on the lattice
     null_mean = 0.0
@@ -164,15 +169,15 @@ def paired_test(cases: Sequence[CaseEvidence]) -> PairedTest | None:
     polynomial = 1
     outcomes = 1
     shapes: Counter[tuple[tuple[int, int], ...]] = Counter()
-    for case in cases:
-        points = [_lattice(v, grid) for v in (*case.history, case.current)]
+    for row in values:
+        points = [int(v) for v in row] if grid == 1 else [_lattice(v, grid) for v in row]
         size = len(points)
         # A current below every earlier value is 1 outcome in h + 1, constant
         # cases included (they would vary then).
         floor /= size
         low = min(points)
         counts = Counter(p - low for p in points)
-        observed += _lattice(case.current, grid) - low
+        observed += points[-1] - low
         mean = sum(v * c for v, c in counts.items()) / size
         null_mean += mean
         null_var += sum(c * (v - mean) ** 2 for v, c in counts.items()) / size
