@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from continuous_eval.cli.app import EXIT_BAD_INPUT, EXIT_RUN_FAILED, JsonOption, app
+from continuous_eval.cli.decisions import decisions_document, print_decisions
 from continuous_eval.cli.output import (
     emit_json,
     fail,
@@ -35,7 +36,11 @@ MIN_PREFIX = 4
 
 
 @contextlib.contextmanager
-def _read_store() -> Iterator[tuple[Engine, RunStore]]:
+def read_store() -> Iterator[tuple[Engine, RunStore]]:
+    """Open the configured store for reading; a database error exits 1 with one line.
+
+    Shared by every command that only reads (``show``, ``compare``, ``alerts backtest``).
+    """
     from continuous_eval.bootstrap import open_store
 
     settings = load_settings()
@@ -80,7 +85,7 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """List recent runs, newest first (full ids; `show` takes any unique prefix)."""
-    with _read_store() as (_, store):
+    with read_store() as (_, store):
         runs = store.list_runs(suite=suite, limit=limit)
     if as_json:
         from continuous_eval.adapters.http.schemas import run_out
@@ -111,18 +116,29 @@ def show(
         str, typer.Argument(help="A run id printed by `run` or `runs`, or a unique prefix of it.")
     ],
     worst: Annotated[int, typer.Option("--worst", min=0, max=1000, help="Worst cases shown.")] = 10,
+    decisions: Annotated[
+        bool,
+        typer.Option(
+            "--decisions",
+            help="Also show the stored regression decision of every feature x scorer, "
+            "and every case that fell.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one run: its status, its scores and its worst cases."""
-    with _read_store() as (_, store):
+    """Show one run: its status, its scores and its worst cases (and, asked, its decisions)."""
+    with read_store() as (_, store):
         found = store.get_run(resolve_run_id(store, run_id))
         aggregates = store.get_aggregates(found.id)
         worst_rows = store.worst_results(found.id, worst) if worst else []
+        stored = store.get_decisions(found.id) if decisions else []
     if as_json:
         from continuous_eval.adapters.http.schemas import run_detail
 
         document = run_detail(found, aggregates).model_dump(mode="json")
         document["worst"] = jsonable(worst_rows)
+        if decisions:
+            document.update(decisions_document(found, stored))
         emit_json(document)
         return
     line(run_line(found))
@@ -142,6 +158,8 @@ def show(
                 Text(why[:200]),
             )
         out.print(table)
+    if decisions:
+        print_decisions(found, stored)
 
 
 @app.command("trend")
@@ -157,7 +175,7 @@ def trend(
     """Show the score trend of scheduled runs, newest first (what the drift endpoint serves)."""
     from continuous_eval.adapters.db.queries import eval_trend
 
-    with _read_store() as (engine, _):
+    with read_store() as (engine, _):
         points = eval_trend(engine, suite=suite, feature=feature, scorer=scorer, limit=limit)
     if as_json:
         from continuous_eval.adapters.http.schemas import trend_point_out

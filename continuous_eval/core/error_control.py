@@ -43,7 +43,8 @@ def adjust(p_values: Sequence[float], method: Correction) -> list[float]:
         running = 1.0
         for rank in range(m, 0, -1):
             i = order[rank - 1]
-            running = min(running, p_values[i] * m / rank)
+            # max(p, ...): p * m / rank can round just below p when rank == m.
+            running = min(running, max(p_values[i], p_values[i] * m / rank))
             adjusted[i] = running
     elif method == "holm":
         running = 0.0

@@ -179,8 +179,9 @@ class _ScorerBase(_Strict):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     """Name in results and reports; defaults to the scorer type."""
     regression_drop: float | None = Field(default=None, gt=0)
-    """The fall that alerts for this scorer (default 0.5 on a 1-5 judge, 0.05 on a
-    pass rate); not part of the fingerprint, so tuning it keeps the baseline."""
+    """The minimum effect: the smallest paired fall that alerts for this scorer
+    (default 0.2 on a 1-5 judge, 0.05 on a pass rate); not part of the
+    fingerprint, so tuning it keeps the baseline."""
 
 
 class ExactScorer(_ScorerBase):

@@ -380,9 +380,7 @@ def _is_judge(body: object) -> bool:
     )
 
 
-def _judge_answer(
-    text: str, max_tokens: int, offset: int = 0
-) -> tuple[list[dict[str, Any]], str]:
+def _judge_answer(text: str, max_tokens: int, offset: int = 0) -> tuple[list[dict[str, Any]], str]:
     """Content blocks and stop reason of the judge's answer to ``text``."""
     digest = hashlib.sha256(text.encode()).hexdigest()
     marker = _SCORE.search(text)

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from continuous_eval.adapters.db import queries
 from continuous_eval.adapters.db.queries import RunKey
 from continuous_eval.adapters.http.auth import bearer_scheme
+from continuous_eval.adapters.http.decision_schemas import RunDecisions, run_decisions
 from continuous_eval.adapters.http.errors import ApiError, error_responses
 from continuous_eval.adapters.http.events import EventStream, EventStreams
 from continuous_eval.adapters.http.pagination import (
@@ -355,6 +356,27 @@ def runs_router(ctx: ApiContext) -> APIRouter:
         page = rows[:limit]
         next_cursor = encode_result_cursor(page[-1].id) if len(rows) > limit else None
         return ResultPage(items=[result_out(r) for r in page], next_cursor=next_cursor)
+
+    @router.get(
+        "/runs/{run_id}/decisions",
+        response_model=RunDecisions,
+        tags=["runs"],
+        responses=run_errors,
+        response_description="The run's decisions; `decided: false` and no items when none "
+        "were stored.",
+    )
+    def list_decisions(run_id: RunId) -> RunDecisions:
+        """Read what the regression detector concluded about each feature x scorer of a run.
+
+        The stored decisions, as they were made when the run finished (a
+        scheduled run's with their incident transitions, a manual run's as a
+        candidate): the known-good baseline runs, the paired means, the
+        difference with its 95% CI, p and adjusted p, the anchor check, the
+        incident, and every case that fell. A run that did not succeed, or
+        finished before decisions were stored, has none.
+        """
+        run = ctx.store.get_run(run_id)
+        return run_decisions(run, ctx.store.get_decisions(run.id))
 
     def control_route(action: ControlAction, summary: str) -> None:
         async def control(run_id: RunId) -> RunOut:
