@@ -10,6 +10,9 @@ case: one judge-drift email, and no regression email.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,9 @@ FEATURES = ("refunds", "billing", "tone")
 
 APP = """
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 QUALITY = Path(__file__).with_name("quality.json")
@@ -176,5 +182,33 @@ def test_one_email_per_incident_silence_while_down_one_recovery_and_judge_drift_
                 kinds = [a["kind"] for a in _alert_rows(engine) if a["channel"] == "email"]
                 assert kinds == ["regression", "recovery", "judge_drift"], dump(kinds)
                 assert daemon.stop() == 0
+
+                # The backtest replays the stored history and finds the same incidents.
+                replayed = _backtest(tmp_path, postgres_url)
+                reports = [(run["run_id"], r) for run in replayed["runs"] for r in run["reports"]]
+                assert [(run_id, r["kind"]) for run_id, r in reports][:3] == [
+                    (broken, "regression"),
+                    (back, "recovery"),
+                    (drifted, "judge_drift"),
+                ], dump(reports)
+                assert sorted(reports[0][1]["features"]) == ["billing", "refunds"]
+                assert len(resend.emails) == 3  # the backtest sent nothing
         finally:
             cluster.kill_all()
+
+
+def _backtest(tmp_path: Path, postgres_url: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTINUOUS_EVAL_")}
+    env["CONTINUOUS_EVAL_DATABASE_URL"] = postgres_url
+    done = subprocess.run(
+        [sys.executable, "-m", "continuous_eval", "alerts", "backtest", "--json"],
+        cwd=tmp_path,
+        env={**env, "CONTINUOUS_EVAL_CONFIG_PATH": str(tmp_path / "suites.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (suite,) = json.loads(done.stdout)["suites"]
+    return dict(suite)
