@@ -270,46 +270,15 @@ ControlAction = Literal["cancel", "pause", "resume"]
 
 @dataclass(frozen=True, slots=True)
 class CaseDrop:
-    """One case that fell between the baseline run and the current one."""
+    """One case that fell: its known-good level (``before``) and its score now (``after``)."""
 
     case_id: str
     before: float
     after: float
 
 
-RegressionRule = Literal["drop", "drift"]
-"""``drop``: against the previous scheduled run; ``drift``: against the median of the last K."""
-
-
-@dataclass(frozen=True, slots=True)
-class Regression:
-    """A feature x scorer whose score fell, as the detector found it."""
-
-    suite: str
-    feature: str
-    scorer: str
-    rule: RegressionRule
-    run_id: str
-    baseline_run_id: str | None
-    """The previous scheduled run (drop), or None for drift (a median of several runs)."""
-    baseline: float
-    current: float
-    delta: float
-    """current - baseline (negative for a fall)."""
-    p_value: float | None
-    """From the paired test over the cases present in both runs, when it ran."""
-    cases_paired: int
-    worst_cases: tuple[CaseDrop, ...]
-    """The cases that fell the most, worst first."""
-
-    @property
-    def key(self) -> str:
-        """The alert's idempotency key: one alert per suite x feature x scorer x run."""
-        return f"{self.suite}:{self.feature}:{self.scorer}:{self.run_id}"
-
-
 AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
-"""Outbox states; ``suppressed`` (no channel, or cooldown) is not a failure."""
+"""Outbox states; ``suppressed`` (no channel configured) is not a failure."""
 
 
 AlertKind = Literal[

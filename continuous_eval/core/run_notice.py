@@ -85,7 +85,7 @@ def completion_notices(
     """Return the outbox rows announcing that ``run`` ended, one per callback.
 
     Nothing for a run that is not over. The rows are ``pending``: unlike an
-    alert, a notice has no cooldown and no "no channel" case, since a run
+    incident report, a notice has no "no channel" case, since a run
     only has callbacks someone asked for.
     """
     if not run.status.terminal or not callbacks:
