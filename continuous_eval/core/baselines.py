@@ -17,6 +17,8 @@ statistic carries on from the previous run's stored value.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -120,9 +122,10 @@ def select(
         if state(run, key).cusum <= EPSILON or len(excursion) >= policy.excursion_limit:
             break
         excursion.append(run)
-    reference = eligible[len(excursion) : len(excursion) + window]
+    depth = policy.drift_reference_runs
+    reference = eligible[len(excursion) : len(excursion) + depth]
     if not reference:
-        excursion, reference = [], eligible[:window]
+        excursion, reference = [], eligible[:depth]
     return Selection(
         tuple(comparable), reset_by, tuple(eligible[:window]), tuple(excursion), tuple(reference)
     )
@@ -184,10 +187,64 @@ def cusum(
     against that same reference.
     """
     k = policy.cusum_k
-    if not selection.excursion:
-        return max(0.0, -test.z - k), test.mean_difference
-    previous = state(selection.excursion[0], key).cusum
+    previous = state(selection.excursion[0], key).cusum if selection.excursion else 0.0
     now = paired_test(evidence(current_scores, selection.reference, key, anchors=False))
     if now is None:
         return previous, test.mean_difference
     return max(0.0, previous - now.z - k), now.mean_difference
+
+
+@dataclass(frozen=True, slots=True)
+class DriftTest:
+    """The excursion's runs pooled and compared with the reference, case by case."""
+
+    runs: int
+    """Runs pooled: the current one and those of the excursion."""
+    mean_difference: float
+    """Mean over cases of (mean of the pooled runs - mean of the reference)."""
+    p_value: float
+    """One-sided p that the pooled runs sit this low by chance, times the number of
+    runs pooled (the CUSUM looked once per run: Bonferroni over its looks)."""
+
+
+def drift_test(
+    selection: Selection, key: ScoreKey, current_scores: Mapping[str, float]
+) -> DriftTest | None:
+    """Test whether the runs of the excursion, together, fell below the reference.
+
+    Under no change the pooled runs' scores of a case are a random subset of
+    the case's values (pooled and reference alike), so the sum of the pooled
+    scores has an exact mean and variance (sampling without replacement); with
+    dozens of cases the sum is normal, and p comes from that (an
+    approximation, unlike the drop test's exact count: the number of subsets
+    grows too fast to count at these sizes). The reference's own noise is in
+    that variance, which is why a CUSUM alarm must pass this test before it
+    alerts.
+    """
+    recent_runs = [current_scores, *(run.case_scores.get(key, {}) for run in selection.excursion)]
+    observed = expected = variance = 0.0
+    differences = []
+    for case_id in current_scores:
+        recent = [scores[case_id] for scores in recent_runs if case_id in scores]
+        before = [
+            run.case_scores[key][case_id]
+            for run in selection.reference
+            if case_id in run.case_scores.get(key, {})
+        ]
+        if not before:
+            continue
+        pooled = [*recent, *before]
+        size, chosen = len(pooled), len(recent)
+        mean = statistics.fmean(pooled)
+        spread = statistics.pvariance(pooled, mean)
+        observed += sum(recent)
+        expected += chosen * mean
+        variance += chosen * spread * (size - chosen) / (size - 1)
+        differences.append(statistics.fmean(recent) - statistics.fmean(before))
+    if not differences:
+        return None
+    z = 0.0 if variance <= 1e-12 else (observed - expected) / math.sqrt(variance)
+    p = statistics.NormalDist().cdf(z) if variance > 1e-12 else 1.0
+    # The CUSUM looked once per run of the excursion: Bonferroni over those looks.
+    looks = len(recent_runs)
+    return DriftTest(looks, statistics.fmean(differences), min(1.0, p * looks))

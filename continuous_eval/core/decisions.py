@@ -68,6 +68,10 @@ class RegressionPolicy:
     """Decision threshold of the CUSUM, in the same units."""
     excursion_limit: int = 20
     """The longest excursion followed back before the reference is taken."""
+    drift_reference_runs: int = 20
+    """Known-good runs in the CUSUM's reference. More than the drop's pool: the
+    reference stays fixed for a whole excursion, so its own noise is shared by
+    every step of it and must be small."""
     judge: ScorerPolicy = JUDGE_DEFAULTS
     pass_rate: ScorerPolicy = PASS_RATE_DEFAULTS
     scorers: Mapping[str, ScorerPolicy] = field(default_factory=dict)

@@ -23,13 +23,16 @@ The rules, per key (feature x scorer) of the current run:
   collapse of a small stable feature can still reach it (10 cases that passed
   in 7 runs: p = 8**-4 when 4 fail).
 - **Drift.** A one-sided CUSUM over the runs' standardised evidence (the exact
-  test's z, whose scale comes from the cases' own variance):
-  S = max(0, S - z - k). While S stays above 0 the runs of that excursion are
-  compared with the known-good runs from before it began, so a slow decline
-  cannot drag its own baseline down. The key drifts when S reaches ``cusum_h``
-  and the paired fall against that reference is at least half the minimum
-  effect. With k = 0.5 and h = 8 the false-alarm rate of one key is about one
-  in 19,000 runs. It also catches a step drop that was missed on its day.
+  test's z against the drift reference, whose scale comes from the cases' own
+  variance): S = max(0, S - z - k). While S stays above 0 the runs of that
+  excursion are compared with the ``drift_reference_runs`` known-good runs
+  from before it began, so a slow decline cannot drag its own baseline down.
+  The CUSUM only says when to look: at S >= ``cusum_h`` the excursion's runs
+  are pooled and tested against the reference (``core.baselines.drift_test``,
+  the reference's own noise included, Bonferroni over the runs looked at),
+  and that p-value joins the run's family. The key drifts when it survives
+  the family's control and the pooled fall is at least half the minimum
+  effect. It also catches a step drop that was missed on its day.
 - **Incidents.** A drop or drift opens an incident for the key. While it is
   open the key is compared with the same known-good runs (the incident's runs
   are never baselines): a run still down says ``still_regressed`` and alerts
@@ -59,7 +62,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from continuous_eval.core.baselines import cusum, evidence, key_complete, select
+from continuous_eval.core.baselines import (
+    DriftTest,
+    cusum,
+    drift_test,
+    evidence,
+    key_complete,
+    select,
+)
 from continuous_eval.core.baselines import prior as prior_state
 from continuous_eval.core.decisions import (
     ALERTING_KINDS,
@@ -145,7 +155,9 @@ class _Pending:
     test: PairedTest | None = None
     minimum: float = 0.0
     in_family: bool = False
-    drift: bool = False
+    drift: DriftTest | None = None
+    """The pooled excursion test, when the CUSUM reached its threshold."""
+    drift_adjusted: float | None = None
     anchor_test: PairedTest | None = None
     prior: KeyState | None = None
     drop_p: float | None = None
@@ -186,10 +198,21 @@ def decide_run(
             current.suite, current.run_id, as_candidate, policy.correction, 0, skipped
         )
     pending = [_decide_key(current, key, history, policy, as_candidate) for key in keys]
-    family = [p for p in pending if p.in_family and p.drop_p is not None]
-    adjusted = adjust([p.drop_p for p in family if p.drop_p is not None], policy.correction)
-    for p, p_adj in zip(family, adjusted, strict=True):
+    # One family: every key's drop test and every triggered drift test.
+    drops = [p for p in pending if p.in_family and p.drop_p is not None]
+    drifts = [p for p in pending if p.drift is not None]
+    adjusted = adjust(
+        [
+            *(p.drop_p for p in drops if p.drop_p is not None),
+            *(p.drift.p_value for p in drifts if p.drift),
+        ],
+        policy.correction,
+    )
+    for p, p_adj in zip(drops, adjusted[: len(drops)], strict=True):
         p.base = replace(p.base, p_adjusted=p_adj)
+    for p, p_adj in zip(drifts, adjusted[len(drops) :], strict=True):
+        p.drift_adjusted = p_adj
+    family = [*drops, *drifts]
     anchored = [p for p in pending if p.anchor_test is not None]
     anchor_adjusted = adjust(
         [p.anchor_test.p_two_sided for p in anchored if p.anchor_test is not None],
@@ -318,13 +341,12 @@ def _decide_key(
         else:
             pending.in_family = True
             pending.drop_p = test.p_lower
-        statistic, drift_difference = cusum(chosen, key, cur_cases, test, policy)
+        statistic, _ = cusum(chosen, key, cur_cases, test, policy)
         pending.base = replace(pending.base, cusum=statistic)
-        pending.drift = (
-            not as_candidate
-            and statistic + EPSILON >= policy.cusum_h
-            and drift_difference <= -minimum / 2 + EPSILON
-        )
+        if not as_candidate and statistic + EPSILON >= policy.cusum_h:
+            found = drift_test(chosen, key, cur_cases)
+            if found is not None and found.mean_difference <= -minimum / 2 + EPSILON:
+                pending.drift = found
     return pending
 
 
@@ -347,7 +369,12 @@ def _conclude(p: _Pending, policy: RegressionPolicy, as_candidate: bool) -> Deci
     judged = anchor is not None and anchor.drifted
     # Under judge drift the run's evidence is the judge's as much as the
     # product's: the CUSUM adds none of it, and only a corrected fall alerts.
-    drift = p.drift and not judged
+    drift = (
+        not judged
+        and p.drift is not None
+        and p.drift_adjusted is not None
+        and p.drift_adjusted <= policy.fdr + EPSILON
+    )
     if judged:
         d = replace(d, corrected_difference=difference, cusum=0.0)
 
@@ -378,7 +405,7 @@ def _conclude(p: _Pending, policy: RegressionPolicy, as_candidate: bool) -> Deci
         why = (
             f"fell {-difference:.3f} (adjusted p={d.p_adjusted:.2g})"
             if dropped
-            else f"sustained decline (CUSUM {d.cusum:.1f} >= {policy.cusum_h:g})"
+            else _drift_text(p, policy)
         )
         if judged and anchor is not None:
             why += f", corrected for a judge shift of {anchor.mean_difference:+.3f}"
@@ -424,6 +451,15 @@ def _conclude(p: _Pending, policy: RegressionPolicy, as_candidate: bool) -> Deci
         d, message=message, transition=transition, incident=None,
         known_good=not as_candidate and not looks_down,
     )  # fmt: skip
+
+
+def _drift_text(p: _Pending, policy: RegressionPolicy) -> str:
+    assert p.drift is not None
+    return (
+        f"sustained decline over {p.drift.runs} runs: {p.drift.mean_difference:+.3f} against "
+        f"the runs before it (CUSUM {p.base.cusum:.1f} >= {policy.cusum_h:g}, "
+        f"adjusted p={p.drift_adjusted:.2g})"
+    )
 
 
 def _corrected_significant(test: PairedTest, anchor: PairedTest | None, difference: float) -> bool:

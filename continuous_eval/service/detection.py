@@ -29,7 +29,8 @@ from continuous_eval.service.alerts import Detect
 
 def history_limit(policy: RegressionPolicy) -> int:
     """How many earlier scheduled runs are read: a pool, an excursion and its reference."""
-    return 3 * policy.baseline_window + policy.excursion_limit
+    reference = max(policy.baseline_window, policy.drift_reference_runs)
+    return policy.excursion_limit + reference + policy.baseline_window
 
 
 def _scores(
