@@ -155,7 +155,9 @@ def test_unknown_target_type(tmp_path: Path) -> None:
     doc["suites"]["support"]["features"]["refunds"]["target"] = {"type": "grpc"}
     err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
     assert err.location == "suites.support.features.refunds.target.type"
-    assert err.problem == "unknown target type 'grpc'; expected one of: python, http, anthropic, frozen"
+    assert err.problem == (
+        "unknown target type 'grpc'; expected one of: python, http, anthropic, frozen"
+    )
 
 
 def test_scorer_without_type(tmp_path: Path) -> None:
