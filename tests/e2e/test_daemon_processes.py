@@ -121,9 +121,20 @@ def test_sigkill_mid_run_is_taken_over_by_another_replica(
         replicas = {name: cluster.start(name) for name in ("a", "b")}
         with database(postgres_url) as engine:
             wait_for(lambda: len(_scheduled(engine, "gamma")) == 1, 20)
-            wait_for(lambda: int(_current_run(engine)["cases_done"]) >= 3, 20)  # type: ignore[call-overload]
-            owner = str(_current_run(engine)["lease_owner"])
-            replicas[owner].proc.kill()
+            owners: list[str] = []
+
+            def mid_run() -> bool:
+                # One read: the owner of a run that is running and has cases done
+                # (two reads could straddle the end of a run on a loaded machine).
+                run = _current_run(engine)
+                done = int(run["cases_done"])  # type: ignore[call-overload]
+                if run["status"] == "running" and run["lease_owner"] and done >= 3:
+                    owners.append(str(run["lease_owner"]))
+                    return True
+                return False
+
+            wait_for(mid_run, 20)
+            replicas[owners[0]].proc.kill()
             wait_for(lambda: _current_run(engine)["status"] == "succeeded", 40)
             run = _current_run(engine)
             assert run["attempt"] == 2, dump(run)
