@@ -17,7 +17,6 @@ statistic carries on from the previous run's stored value.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from continuous_eval.core.decisions import (
 )
 from continuous_eval.core.models import ScoreAggregate
 from continuous_eval.core.paired_test import CaseEvidence, PairedTest, paired_test
+from continuous_eval.core.subset_test import CaseRuns, subset_p_lower
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,13 @@ def cusum(
     """
     k = policy.cusum_k
     previous = state(selection.excursion[0], key).cusum if selection.excursion else 0.0
-    now = paired_test(evidence(current_scores, selection.reference, key, anchors=False))
+    same = [r.run_id for r in selection.reference] == [r.run_id for r in selection.pool]
+    # Until the history holds more known-good runs than the pool, they are the same runs.
+    now = (
+        test
+        if same
+        else paired_test(evidence(current_scores, selection.reference, key, anchors=False))
+    )
     if now is None:
         return previous, test.mean_difference
     return max(0.0, previous - now.z - k), now.mean_difference
@@ -214,37 +220,28 @@ def drift_test(
 
     Under no change the pooled runs' scores of a case are a random subset of
     the case's values (pooled and reference alike), so the sum of the pooled
-    scores has an exact mean and variance (sampling without replacement); with
-    dozens of cases the sum is normal, and p comes from that (an
-    approximation, unlike the drop test's exact count: the number of subsets
-    grows too fast to count at these sizes). The reference's own noise is in
-    that variance, which is why a CUSUM alarm must pass this test before it
-    alerts.
+    scores has an exact null distribution (``core.subset_test``): exact, not
+    normal, because a feature where one flaky case is all that varies has a
+    sum far from normal. The reference's own noise is in that distribution,
+    which is why a CUSUM alarm must pass this test before it alerts.
     """
     recent_runs = [current_scores, *(run.case_scores.get(key, {}) for run in selection.excursion)]
-    observed = expected = variance = 0.0
+    cases: list[CaseRuns] = []
     differences = []
     for case_id in current_scores:
-        recent = [scores[case_id] for scores in recent_runs if case_id in scores]
-        before = [
+        recent = tuple(scores[case_id] for scores in recent_runs if case_id in scores)
+        before = tuple(
             run.case_scores[key][case_id]
             for run in selection.reference
             if case_id in run.case_scores.get(key, {})
-        ]
+        )
         if not before:
             continue
-        pooled = [*recent, *before]
-        size, chosen = len(pooled), len(recent)
-        mean = statistics.fmean(pooled)
-        spread = statistics.pvariance(pooled, mean)
-        observed += sum(recent)
-        expected += chosen * mean
-        variance += chosen * spread * (size - chosen) / (size - 1)
+        cases.append(CaseRuns(recent, before))
         differences.append(statistics.fmean(recent) - statistics.fmean(before))
     if not differences:
         return None
-    z = 0.0 if variance <= 1e-12 else (observed - expected) / math.sqrt(variance)
-    p = statistics.NormalDist().cdf(z) if variance > 1e-12 else 1.0
     # The CUSUM looked once per run of the excursion: Bonferroni over those looks.
     looks = len(recent_runs)
+    p = subset_p_lower(cases)
     return DriftTest(looks, statistics.fmean(differences), min(1.0, p * looks))

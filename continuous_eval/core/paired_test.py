@@ -51,6 +51,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 GRIDS = (1, 2, 4, 5, 10, 20, 25, 50, 100)
 """Grids tried in order; the first that holds every value exactly is used."""
@@ -110,8 +111,12 @@ class PairedTest:
     below the case's whole history. Above the significance level, no fall of
     any size can be significant: too few cases, or too little history."""
     z: float
-    """(observed sum - its null mean) / its null standard deviation, 0 when
-    nothing could vary: the standardised evidence the sequential detector adds up."""
+    """The exact mid-p as a normal score, Phi^-1(P(T < t) + P(T = t) / 2),
+    clipped to +-``Z_LIMIT``, 0 when nothing could vary: the standardised
+    evidence the sequential detector adds up. Not (t - mean) / sd: when one
+    flaky case is all that varies, the sum is far from normal, and one failure
+    of a case that happened to pass in every reference run would count as
+    -4.5 standard deviations although it is a 1-in-8 event."""
 
     @property
     def p_two_sided(self) -> float:
@@ -121,7 +126,7 @@ class PairedTest:
 
 def choose_grid(values: Iterable[float]) -> int:
     """Return the coarsest grid G on which every value lies (v * G is an integer)."""
-    pending = list(values)
+    pending = set(values)  # a handful of distinct values, however many cases
     if all(v.is_integer() for v in pending):  # judges and pass rates: the common case
         return 1
     for grid in GRIDS:
@@ -140,7 +145,8 @@ def _affordable(cases: Sequence[CaseEvidence], grid: int) -> int:
     return 1
 
 
-def _lattice(value: float, grid: int) -> int:
+def lattice(value: float, grid: int) -> int:
+    """The value's point on the grid's lattice: monotone, exact for values on the grid."""
     return math.floor(value * grid + _ON_GRID * max(1.0, grid))
 
 
@@ -153,36 +159,38 @@ def paired_test(cases: Sequence[CaseEvidence]) -> PairedTest | None:
     if not cases:
         return None
     values = []
+    distinct: set[float] = set()
     for case in cases:
         if not case.history:
             raise ValueError(f"case {case.case_id} has no baseline score")
         row = (*case.history, case.current)
-        if not all(math.isfinite(v) for v in row):
-            raise ValueError(f"case {case.case_id} has a score that is not a finite number")
+        distinct.update(row)
         values.append(row)
-    grid = _affordable(cases, choose_grid(float(v) for row in values for v in row))
+    if not all(math.isfinite(v) for v in distinct):
+        bad = next(
+            c for c, row in zip(cases, values, strict=True) if not all(map(math.isfinite, row))
+        )
+        raise ValueError(f"case {bad.case_id} has a score that is not a finite number")
+    grid = choose_grid(distinct)
+    if grid > 1:
+        grid = _affordable(cases, grid)
 
     observed = 0  # sum over cases of (current - case minimum), on the lattice
-    null_mean = 0.0
-    null_var = 0.0
     floor = 1.0
     polynomial = 1
     outcomes = 1
     shapes: Counter[tuple[tuple[int, int], ...]] = Counter()
     for row in values:
-        points = [int(v) for v in row] if grid == 1 else [_lattice(v, grid) for v in row]
+        points = [int(v) for v in row] if grid == 1 else [lattice(v, grid) for v in row]
         size = len(points)
         # A current below every earlier value is 1 outcome in h + 1, constant
         # cases included (they would vary then).
         floor /= size
         low = min(points)
-        counts = Counter(p - low for p in points)
         observed += points[-1] - low
-        mean = sum(v * c for v, c in counts.items()) / size
-        null_mean += mean
-        null_var += sum(c * (v - mean) ** 2 for v, c in counts.items()) / size
-        if len(counts) > 1:  # a case that never varies adds nothing random
-            shapes[tuple(sorted(counts.items()))] += 1
+        if max(points) > low:  # a case that never varies adds nothing random
+            points.sort()
+            shapes[tuple((v - low, len(list(run))) for v, run in groupby(points))] += 1
             outcomes *= size
     bits = outcomes.bit_length() + 2
     polynomial = _product(shapes, bits)
@@ -198,10 +206,12 @@ def paired_test(cases: Sequence[CaseEvidence]) -> PairedTest | None:
     ci_low: float | None = None
     ci_high: float | None = None
     if n >= 2:
-        half = t_quantile_975(n - 1) * statistics.stdev(differences) / math.sqrt(n)
+        spread = math.sqrt(
+            math.fsum((d - mean_difference) ** 2 for d in differences) / (n - 1)
+        )  # statistics.stdev is exact and slow: this runs for every key of every run
+        half = t_quantile_975(n - 1) * spread / math.sqrt(n)
         ci_low, ci_high = mean_difference - half, mean_difference + half
-    sd = math.sqrt(null_var)
-    z = 0.0 if sd <= 1e-12 else (observed - null_mean) / sd
+    z = _normal_score(below + at_or_below, 2 * outcomes)
     current_mean = statistics.fmean(case.current for case in cases)
     return PairedTest(
         n_paired=n,
@@ -215,6 +225,23 @@ def paired_test(cases: Sequence[CaseEvidence]) -> PairedTest | None:
         p_floor=floor,
         z=z,
     )
+
+
+Z_LIMIT = 10.0
+"""Normal scores are clipped here: one run's evidence is at most this many
+standard deviations, so a collapse (decided by the drop test anyway) does not
+keep the sequential detector alarmed for dozens of runs after it."""
+
+
+def _normal_score(twice_mid: int, twice_outcomes: int) -> float:
+    """Phi^-1 of the mid-p, given as an exact fraction of two integers."""
+    if twice_mid * 2 == twice_outcomes:
+        return 0.0  # exactly the middle, including every case that cannot vary
+    mid = twice_mid / twice_outcomes
+    if not 0.0 < mid < 1.0:
+        return -Z_LIMIT if twice_mid * 2 < twice_outcomes else Z_LIMIT
+    z = statistics.NormalDist().inv_cdf(mid)
+    return max(-Z_LIMIT, min(Z_LIMIT, z))
 
 
 _T975 = (

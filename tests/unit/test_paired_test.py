@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from fractions import Fraction
@@ -19,7 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from continuous_eval.core.paired_test import CaseEvidence, PairedTest, paired_test, t_quantile_975
+from continuous_eval.core.paired_test import (
+    Z_LIMIT,
+    CaseEvidence,
+    PairedTest,
+    paired_test,
+    t_quantile_975,
+)
 
 FAST = settings(max_examples=200, derandomize=True, deadline=None)
 """Deterministic and quick: the whole module runs in a few seconds."""
@@ -59,16 +66,13 @@ def brute_force(exact: Sequence[ExactCase]) -> tuple[Fraction, Fraction]:
     return Fraction(at_or_below, total), Fraction(at_or_above, total)
 
 
-def null_z(exact: Sequence[ExactCase]) -> float:
-    """(observed - E[sum]) / sd[sum] under the null, exactly; 0 when nothing varies."""
-    observed = sum((cur for cur, _ in exact), Fraction(0))
-    mean = var = Fraction(0)
-    for cur, hist in exact:
-        values = (cur, *hist)
-        m = sum(values, Fraction(0)) / len(values)
-        mean += m
-        var += sum(((v - m) ** 2 for v in values), Fraction(0)) / len(values)
-    return 0.0 if var == 0 else float(observed - mean) / math.sqrt(var)
+def mid_p_score(lower: Fraction, upper: Fraction) -> float:
+    """Phi^-1 of the mid-p P(T < t) + P(T = t) / 2 = (1 + lower - upper) / 2, clipped."""
+    mid = (1 + lower - upper) / 2
+    if mid == Fraction(1, 2):
+        return 0.0
+    z = statistics.NormalDist().inv_cdf(float(mid))
+    return max(-Z_LIMIT, min(Z_LIMIT, z))
 
 
 @st.composite
@@ -95,7 +99,7 @@ def test_p_values_equal_a_brute_force_count_of_every_pick(exact: list[ExactCase]
     assert result.p_lower == float(lower)
     assert result.p_upper == float(upper)
     assert result.p_two_sided == min(1.0, 2 * min(float(lower), float(upper)))
-    assert result.z == pytest.approx(null_z(exact), rel=1e-9, abs=1e-12)
+    assert result.z == pytest.approx(mid_p_score(lower, upper), rel=1e-9, abs=1e-12)
 
 
 @FAST
@@ -214,6 +218,17 @@ def test_four_of_ten_stable_cases_failing_gives_eight_to_the_minus_four() -> Non
     assert result.p_lower == 8.0**-4
     assert result.p_floor == pytest.approx(8.0**-10, rel=1e-12)
     assert result.mean_difference == pytest.approx(-0.4)
+
+
+def test_one_failure_of_a_flaky_case_is_a_one_in_eight_event_not_four_sigma() -> None:
+    """A case that passed in 7 runs and fails now: mid-p 1/16, whatever its variance says."""
+    result = run_test([case(0.0, *[1.0] * 7)])
+    assert result.z == pytest.approx(statistics.NormalDist().inv_cdf(1 / 16), rel=1e-12)
+
+
+def test_a_collapse_is_clipped_to_z_limit() -> None:
+    cases = [case(1.0, 5.0, 5.0, 4.0, case_id=f"c{i}") for i in range(400)]
+    assert run_test(cases).z == -Z_LIMIT
 
 
 def test_z_is_zero_and_p_one_when_nothing_varies() -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from continuous_eval.core.models import CaseDrop, RunType
 from continuous_eval.core.regression import (
+    ANCHOR_SUFFIX,
     DEFAULT_POLICY,
     EPSILON,
     Decision,
@@ -25,6 +26,7 @@ from continuous_eval.core.regression import (
     RunScores,
     ScoreKey,
     decide_run,
+    split_anchors,
 )
 from continuous_eval.core.scoring import aggregate
 
@@ -291,6 +293,25 @@ def test_one_flaky_case_failing_does_not_regress() -> None:
     assert decision.known_good
 
 
+def test_a_flaky_case_failing_twice_after_a_lucky_streak_is_not_a_drift() -> None:
+    """The reference caught c000 passing in all 7 runs; it then fails 4 times in 5.
+
+    Each failure is a 1-in-8 event against that history, not a 4-sigma one
+    (its variance is nearly 0 there): the CUSUM adds the exact mid-p's normal
+    score, and the pooled runs are tested exactly, so one flaky case in 20
+    never makes the feature drift.
+    """
+    timeline = Timeline()
+    for n in range(7):
+        timeline.decide(run(f"b{n}", [1.0] * 20, key=PASS_KEY))
+    decisions = [
+        timeline.key(run(f"r{n}", [passed] + [1.0] * 19, key=PASS_KEY), PASS_KEY)
+        for n, passed in enumerate([0.0, 0.0, 1.0, 0.0, 0.0])
+    ]
+    assert not any(d.alerting for d in decisions)
+    assert all(d.kind is not DecisionKind.DRIFTING for d in decisions)
+
+
 # --- the suite as one family ------------------------------------------------------
 
 FAMILY = [(f"f{i:03d}", JUDGE) for i in range(150)]
@@ -538,3 +559,17 @@ def test_a_duplicated_run_is_refused() -> None:
         decide_run(run("now", BASE), [run("prev", BASE), run("prev", BASE)])
     with pytest.raises(ValueError, match="twice"):
         decide_run(run("now", BASE), [run("now", BASE)])
+
+
+def test_anchors_pair_only_with_runs_that_judged_the_same_anchor_set() -> None:
+    """A replaced anchor set (new fingerprint) shares no anchor with the old one."""
+    own = aggregate(FEATURE, JUDGE, [4.0], 0, "fp")
+    before = aggregate(FEATURE + ANCHOR_SUFFIX, JUDGE, [5.0], 0, "anchors-1")
+    after = replace(before, fingerprint="anchors-2")
+    scores = {KEY: {"c0": 4.0}, (FEATURE + ANCHOR_SUFFIX, JUDGE): {"a0": 5.0}}
+    aggs, cases, old = split_anchors([own, before], scores)
+    _, _, new = split_anchors([own, after], scores)
+    assert aggs == [own]
+    assert cases == {KEY: {"c0": 4.0}}
+    assert list(old[KEY]) == ["anchors-1/a0"]
+    assert set(old[KEY]).isdisjoint(new[KEY])
