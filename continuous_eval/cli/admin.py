@@ -59,6 +59,7 @@ def check_config(config: ConfigOption = None) -> None:
     """Validate a suite file and every dataset it names, without running anything."""
     from continuous_eval.adapters.suite_files import load_suite_file
     from continuous_eval.bootstrap import import_callables, scan_suites
+    from continuous_eval.core.suite import ANCHOR_SUFFIX
 
     settings = load_settings()
     path = config or settings.config_path
@@ -68,10 +69,14 @@ def check_config(config: ConfigOption = None) -> None:
         import_callables(loaded, scanned)
     except ConfigError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
-    features = sum(len(item.features) for item in scanned)
-    cases = sum(f.case_count for item in scanned for f in item.features)
+    scanned_features = [f for item in scanned for f in item.features]
+    # A feature's anchor set is scanned like a feature, but it is not one.
+    own = [f for f in scanned_features if not f.name.endswith(ANCHOR_SUFFIX)]
+    anchors = sum(f.case_count for f in scanned_features if f.name.endswith(ANCHOR_SUFFIX))
+    cases = sum(f.case_count for f in own)
     suites = len(loaded.suites.suites)
-    line(f"{path}: OK ({suites} suites, {features} features, {cases:,} cases)")
+    extra = f", {anchors:,} anchors" if anchors else ""
+    line(f"{path}: OK ({suites} suites, {len(own)} features, {cases:,} cases{extra})")
 
 
 @app.command()

@@ -131,14 +131,25 @@ def split_anchors(
     """Separate a run's anchor results from its own: (aggregates, case scores, anchor scores).
 
     Anchors are not keys of their own; they are the judge canary of the
-    feature they belong to, under the same scorer name.
+    feature they belong to, under the same scorer name. An anchor's id is
+    prefixed with its set's fingerprint, so anchors pair only with runs that
+    judged the same frozen outputs with the same judge: a replaced anchor set
+    starts its own history instead of being read as the judge moving.
     """
     own = [a for a in aggregates if not a.feature.endswith(ANCHOR_SUFFIX)]
+    fingerprints = {
+        (a.feature, a.scorer): a.fingerprint
+        for a in aggregates
+        if a.feature.endswith(ANCHOR_SUFFIX)
+    }
     cases: dict[ScoreKey, Mapping[str, float]] = {}
     anchors: dict[ScoreKey, Mapping[str, float]] = {}
     for (feature, scorer), scores in case_scores.items():
         if feature.endswith(ANCHOR_SUFFIX):
-            anchors[(feature[: -len(ANCHOR_SUFFIX)], scorer)] = scores
+            prefix = fingerprints.get((feature, scorer), "")
+            anchors[(feature[: -len(ANCHOR_SUFFIX)], scorer)] = {
+                f"{prefix}/{case_id}": score for case_id, score in scores.items()
+            }
         else:
             cases[(feature, scorer)] = scores
     return own, cases, anchors

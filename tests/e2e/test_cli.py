@@ -95,6 +95,19 @@ def test_check_config_validates_without_running(project: Path) -> None:
     assert not (project / "continuous-eval.db").exists()
 
 
+def test_check_config_counts_anchor_sets_apart_from_features(tmp_path: Path) -> None:
+    (tmp_path / "suites.yaml").write_text(
+        "suites:\n  s:\n    features:\n      f:\n"
+        "        dataset: {cases: [{id: c1, input: hi}, {id: c2, input: there}]}\n"
+        "        target: {type: python, callable: 'builtins:str'}\n"
+        "        scorers: [{type: llm_judge, rubric: 'Is it right?'}]\n"
+        "        anchors: {cases: [{id: a1, input: hi, output: kept}]}\n"
+    )
+    result = cli("check-config", "--config", str(tmp_path / "suites.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(1 suites, 1 features, 2 cases, 1 anchors)" in result.stdout
+
+
 BAD_CONFIGS = {
     "unknown scorer": (
         "suites:\n  s:\n    features:\n      f:\n        dataset: {cases: [{input: hi}]}\n"
