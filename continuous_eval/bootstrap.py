@@ -54,11 +54,18 @@ from continuous_eval.core.suite import (
     scorer_name,
 )
 from continuous_eval.errors import ConfigError, ContinuousEvalError
-from continuous_eval.ports import AlertChannel, CaseScorer, Target
+from continuous_eval.ports import (
+    AlertChannel,
+    CaseScorer,
+    FeaturePlan,
+    RunPlan,
+    SuiteSchedule,
+    Target,
+)
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, NoticeRender, Render
-from continuous_eval.service.daemon import Daemon, DaemonConfig, SuiteSchedule
+from continuous_eval.service.daemon import Daemon, DaemonConfig
 from continuous_eval.service.detection import make_detect
-from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
+from continuous_eval.service.runner import Runner
 from continuous_eval.settings import DEFAULT_DATABASE_URL, Settings
 
 if TYPE_CHECKING:

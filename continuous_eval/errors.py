@@ -5,6 +5,7 @@ PyYAML) into these, so the service layer and the CLI handle one family:
 
     ContinuousEvalError
     ├── ConfigError          invalid settings, suite file or dataset (CLI exit 2)
+    ├── GateBusy             the suite is already running here (or, locked, in another replica)
     ├── StoreError           the database failed or refused an operation
     │   ├── RunNotFound      no run with that id
     │   ├── DuplicateRun     the id, client key or scheduled slot is taken
@@ -74,6 +75,15 @@ class ConfigError(ContinuousEvalError):
     def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
         """Merge several errors into one that lists all their problems."""
         return cls.of([p for e in errors for p in e.problems])
+
+
+class GateBusy(ContinuousEvalError):
+    """The suite is already running in this process (or, for a lock, in another replica)."""
+
+    def __init__(self, message: str, *, elsewhere: bool = False) -> None:
+        super().__init__(message)
+        self.elsewhere = elsewhere
+        """True when another process holds the suite's lock."""
 
 
 class StoreError(ContinuousEvalError):

@@ -7,8 +7,10 @@ without either knowing which.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 from continuous_eval.core.models import (
@@ -350,4 +352,148 @@ class AlertChannel(Protocol):
 
     async def aclose(self) -> None:
         """Close the channel's HTTP client; called once when the process is done."""
+        ...
+
+
+# --- the daemon, the runner and their observers -----------------------------
+
+
+class TickOutcome(StrEnum):
+    """What one suite's tick did; each is counted, none is silent."""
+
+    RAN = "ran"
+    NOT_DUE = "not_due"
+    DISABLED = "disabled"
+    STOPPING = "stopping"
+    """The daemon is shutting down: no new run starts."""
+    GATE_BUSY = "gate_busy"
+    LOCKED_ELSEWHERE = "locked_elsewhere"
+    CLAIM_LOST = "claim_lost"
+    """Another replica claimed the same scheduled slot first."""
+    BUDGET_SKIPPED = "budget_skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteSchedule:
+    """A suite's effective schedule: the settings with the suite file's overrides applied."""
+
+    enabled: bool
+    interval: timedelta
+    watchdog_s: float
+    max_attempts: int
+
+
+class PlanSource(Protocol):
+    """Builds a runnable plan for a suite (reading its datasets anew each time)."""
+
+    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
+        """Validate and fingerprint the suite's datasets and return the plan."""
+        ...
+
+
+class DaemonEvents(Protocol):
+    """Where the daemon reports what it did, for metrics."""
+
+    def tick(self, suite: str, outcome: TickOutcome) -> None:
+        """One suite's tick ended with ``outcome``."""
+        ...
+
+    def lock_held(self, suite: str, held: bool) -> None:
+        """This process took or released the suite's lock."""
+        ...
+
+    def budget_unreadable(self) -> None:
+        """Today's judge spend could not be read; the run went ahead (fail-open)."""
+        ...
+
+    def run_finished(self, run: RunRecord) -> None:
+        """A run this process executed reached its end (or was released)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """One feature, ready to run: a re-openable case stream, its target and scorers."""
+
+    name: str
+    cases: Callable[[], Iterator[Case]]
+    """Opens the dataset again from the start; called once per run."""
+    case_count: int
+    target: Target
+    scorers: Sequence[CaseScorer]
+    budgeted: frozenset[str] = frozenset()
+    """Names of the scorers that spend the judge budget (the LLM judges)."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A suite, resolved: what to run and what the results will be compared as."""
+
+    suite: str
+    features: Sequence[FeaturePlan]
+    concurrency: int
+    """Cases of this suite in flight at once."""
+    fingerprint: str
+    fingerprint_parts: dict[str, str] = field(default_factory=dict)
+    pair_fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def cases_total(self) -> int:
+        """Cases across the selected features."""
+        return sum(f.case_count for f in self.features)
+
+    @property
+    def results_total(self) -> int:
+        """Expected case x scorer results."""
+        return sum(f.case_count * len(f.scorers) for f in self.features)
+
+
+class RunObserver(Protocol):
+    """Told about progress; the CLI draws a bar with it, the API streams it."""
+
+    def case_finished(self, feature: str, case_id: str, errors: int) -> None:
+        """One case is done (its results are queued for storage); ``errors`` of its
+        case x scorer results errored."""
+        ...
+
+
+class AlertEvents(Protocol):
+    """Where alert outcomes are counted."""
+
+    def alert(self, channel: str, status: str) -> None:
+        """One alert reached ``status`` on ``channel``."""
+        ...
+
+    def regression(self, suite: str, decision: Decision) -> None:
+        """The detector found a regression (or drift, or judge drift) that opened or worsened."""
+        ...
+
+
+class RunLauncher(Protocol):
+    """What the API needs of the daemon (``service.daemon.Daemon`` provides it)."""
+
+    async def start_manual(
+        self,
+        suite: str,
+        features: Sequence[str] = (),
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        spec_hash: str | None = None,
+        callback_url: str | None = None,
+    ) -> RunRecord:
+        """Start a manual run in the background; raise ``GateBusy`` when the suite is busy."""
+        ...
+
+    async def control(self, run_id: str, action: ControlAction) -> RunRecord:
+        """Cancel, pause or resume a run and return its resulting state."""
+        ...
+
+
+class JobEvents(Protocol):
+    """Where scheduler mishaps are counted."""
+
+    def job_event(self, kind: str) -> None:
+        """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
         ...

@@ -280,7 +280,7 @@ class Settings(BaseSettings):
     @classmethod
     def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from continuous_eval.adapters.webhook import check_signing_secret
+            from continuous_eval.core.signing_secret import check_signing_secret
 
             check_signing_secret(value.get_secret_value())
         return value

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from continuous_eval.adapters.db.store import (
+from continuous_eval.core.lifecycle import (
     CONTROL_REASONS,
     FENCED_STATUSES,
     TERMINAL_STATUSES,
@@ -25,7 +25,6 @@ from continuous_eval.adapters.db.store import (
     check_max_attempts,
     check_release,
     check_seconds,
-    check_settle,
     control_transition,
     duplicate_message,
     gave_up_reason,
@@ -33,7 +32,6 @@ from continuous_eval.adapters.db.store import (
     lease_lost,
     require_aware,
     run_not_found,
-    validate_alerts,
     validate_create,
     validate_new_run,
 )
@@ -56,6 +54,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.outbox import check_settle, validate_alerts
 from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import Conflict, DuplicateRun, RunFinished

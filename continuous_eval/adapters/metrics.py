@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.core.models import RunRecord
 from continuous_eval.core.regression import Decision
-from continuous_eval.service.daemon import SuiteSchedule, TickOutcome
+from continuous_eval.ports import SuiteSchedule, TickOutcome
 
 JOB_EVENT_KINDS = ("missed", "error", "max_instances")
 """The scheduler job mishaps ``adapters.scheduler`` reports; each starts at 0."""

@@ -11,7 +11,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -23,17 +22,11 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from continuous_eval.ports import JobEvents
+
 log = logging.getLogger(__name__)
 
 TICK_JOB_ID = "continuous-eval-tick"
-
-
-class JobEvents(Protocol):
-    """Where scheduler mishaps are counted."""
-
-    def job_event(self, kind: str) -> None:
-        """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
-        ...
 
 
 def make_scheduler(

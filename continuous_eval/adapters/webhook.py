@@ -18,8 +18,6 @@ A receiver verifies with any Standard Webhooks library and the same secret.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -43,25 +41,7 @@ from continuous_eval.adapters.delivery import (
     wire_key,
 )
 from continuous_eval.core.models import DeliveryResult
-
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-"""Standard Webhooks secrets are ``whsec_`` followed by base64."""
-
-MIN_SECRET_BYTES = 24
-"""Shortest signing key accepted (Standard Webhooks asks for 24 to 64 bytes)."""
-
-
-def check_signing_secret(secret: str) -> None:
-    """Refuse a secret that is not ``whsec_``/base64 of at least 24 bytes (message without it)."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(
-            "expected whsec_ followed by base64 (a Standard Webhooks secret)"
-        ) from None
-    if len(key) < MIN_SECRET_BYTES:
-        raise ValueError(f"the signing key must be at least {MIN_SECRET_BYTES} bytes")
+from continuous_eval.core.signing_secret import check_signing_secret
 
 
 class Signer:

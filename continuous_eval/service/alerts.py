@@ -26,7 +26,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Protocol
 
 from continuous_eval.core import alerting, outage
 from continuous_eval.core.alerting import IncidentReport
@@ -41,22 +40,10 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.outage import OutageNotice
 from continuous_eval.core.regression import Decision, RunDecision
-from continuous_eval.ports import AlertChannel, RunStore
+from continuous_eval.ports import AlertChannel, AlertEvents, RunStore
 from continuous_eval.service.blocking import run_blocking
 
 log = logging.getLogger(__name__)
-
-
-class AlertEvents(Protocol):
-    """Where alert outcomes are counted."""
-
-    def alert(self, channel: str, status: str) -> None:
-        """One alert reached ``status`` on ``channel``."""
-        ...
-
-    def regression(self, suite: str, decision: Decision) -> None:
-        """The detector found a regression (or drift, or judge drift) that opened or worsened."""
-        ...
 
 
 class NullAlertEvents:

@@ -21,10 +21,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from continuous_eval import log_context
 from continuous_eval.core.budget import BudgetTracker, check_budget, day_start
@@ -40,45 +39,30 @@ from continuous_eval.core.models import (
     RunType,
 )
 from continuous_eval.core.scoring import aggregate_rows
-from continuous_eval.errors import ConfigError, ContinuousEvalError, DuplicateRun, LeaseLost
-from continuous_eval.ports import RunStore, SuiteLock, SuiteLocks
+from continuous_eval.errors import (
+    ConfigError,
+    ContinuousEvalError,
+    DuplicateRun,
+    GateBusy,
+    LeaseLost,
+)
+from continuous_eval.ports import (
+    DaemonEvents,
+    PlanSource,
+    RunObserver,
+    RunPlan,
+    RunStore,
+    SuiteLock,
+    SuiteLocks,
+    SuiteSchedule,
+    TickOutcome,
+)
 from continuous_eval.service.blocking import run_blocking
-from continuous_eval.service.runner import RunControl, Runner, RunObserver, RunPlan, StopReason
+from continuous_eval.service.runner import RunControl, Runner, StopReason
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-
-class TickOutcome(StrEnum):
-    """What one suite's tick did; each is counted, none is silent."""
-
-    RAN = "ran"
-    NOT_DUE = "not_due"
-    DISABLED = "disabled"
-    GATE_BUSY = "gate_busy"
-    LOCKED_ELSEWHERE = "locked_elsewhere"
-    BUDGET_SKIPPED = "budget_skipped"
-    ERROR = "error"
-
-
-class GateBusy(ContinuousEvalError):
-    """The suite is already running in this process (or, for a lock, in another replica)."""
-
-    def __init__(self, message: str, *, elsewhere: bool = False) -> None:
-        super().__init__(message)
-        self.elsewhere = elsewhere
-        """True when another process holds the suite's lock."""
-
-
-@dataclass(frozen=True, slots=True)
-class SuiteSchedule:
-    """A suite's effective schedule: the settings with the suite file's overrides applied."""
-
-    enabled: bool
-    interval: timedelta
-    watchdog_s: float
-    max_attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,34 +78,6 @@ class DaemonConfig:
     daily_budget_usd: float | None
     run_webhook_url: str | None = None
     """Every run's completion is posted here (``core.run_notice``)."""
-
-
-class PlanSource(Protocol):
-    """Builds a runnable plan for a suite (reading its datasets anew each time)."""
-
-    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
-        """Validate and fingerprint the suite's datasets and return the plan."""
-        ...
-
-
-class DaemonEvents(Protocol):
-    """Where the daemon reports what it did, for metrics."""
-
-    def tick(self, suite: str, outcome: TickOutcome) -> None:
-        """One suite's tick ended with ``outcome``."""
-        ...
-
-    def lock_held(self, suite: str, held: bool) -> None:
-        """This process took or released the suite's lock."""
-        ...
-
-    def budget_unreadable(self) -> None:
-        """Today's judge spend could not be read; the run went ahead (fail-open)."""
-        ...
-
-    def run_finished(self, run: RunRecord) -> None:
-        """A run this process executed reached its end (or was released)."""
-        ...
 
 
 class NullEvents:
@@ -248,7 +204,7 @@ class Daemon:
     ) -> TickOutcome:
         """Run ``work`` holding the suite's gate and lock; both are released on every path."""
         if self._stopping:
-            return TickOutcome.NOT_DUE
+            return TickOutcome.STOPPING
         if not self.gate.try_enter(suite):
             return TickOutcome.GATE_BUSY
         try:
@@ -291,14 +247,14 @@ class Daemon:
                     partial(self._store.create_run, skipped, status=RunStatus.SKIPPED)
                 )
             except DuplicateRun:
-                return TickOutcome.NOT_DUE
+                return TickOutcome.CLAIM_LOST
             log.warning(budget.reason, extra={"event": "run_skipped", "suite": suite})
             self._events.run_finished(run)
             return TickOutcome.BUDGET_SKIPPED
         try:
             run = await self._io(partial(self._store.create_run, new, lease=self._lease()))
         except DuplicateRun:
-            return TickOutcome.NOT_DUE  # a double fire of the same slot: a no-op
+            return TickOutcome.CLAIM_LOST  # another replica (or a double fire) took the slot
         tracker = BudgetTracker(self._config.daily_budget_usd, spent or 0.0)
         await self._execute(run, plan, lock, schedule, tracker)
         return TickOutcome.RAN

@@ -24,13 +24,13 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from continuous_eval.core.breaker import Breaker
 from continuous_eval.core.budget import BudgetTracker
@@ -51,7 +51,7 @@ from continuous_eval.core.scoring import aggregate_rows
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import CaseError, ContinuousEvalError, LeaseLost
-from continuous_eval.ports import CaseScorer, RunStore, Target
+from continuous_eval.ports import CaseScorer, FeaturePlan, RunObserver, RunPlan, RunStore
 from continuous_eval.service.alerts import FinishPlan
 from continuous_eval.service.blocking import run_blocking
 
@@ -63,54 +63,8 @@ _BATCH_MAX = 512
 """Most results one write stores; bounds the transaction size under a burst."""
 
 
-@dataclass(frozen=True)
-class FeaturePlan:
-    """One feature, ready to run: a re-openable case stream, its target and scorers."""
-
-    name: str
-    cases: Callable[[], Iterator[Case]]
-    """Opens the dataset again from the start; called once per run."""
-    case_count: int
-    target: Target
-    scorers: Sequence[CaseScorer]
-    budgeted: frozenset[str] = frozenset()
-    """Names of the scorers that spend the judge budget (the LLM judges)."""
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """A suite, resolved: what to run and what the results will be compared as."""
-
-    suite: str
-    features: Sequence[FeaturePlan]
-    concurrency: int
-    """Cases of this suite in flight at once."""
-    fingerprint: str
-    fingerprint_parts: dict[str, str] = field(default_factory=dict)
-    pair_fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @property
-    def cases_total(self) -> int:
-        """Cases across the selected features."""
-        return sum(f.case_count for f in self.features)
-
-    @property
-    def results_total(self) -> int:
-        """Expected case x scorer results."""
-        return sum(f.case_count * len(f.scorers) for f in self.features)
-
-
 PlanAlerts = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate], datetime], FinishPlan]
 """Decides the decisions and outbox rows of a run about to end (``AlertPlanner.plan``)."""
-
-
-class RunObserver(Protocol):
-    """Told about progress; the CLI draws a bar with it, the API streams it."""
-
-    def case_finished(self, feature: str, case_id: str, errors: int) -> None:
-        """One case is done (its results are queued for storage); ``errors`` of its
-        case x scorer results errored."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,7 +215,7 @@ def result_counts(engine: sa.Engine, run_id: str) -> list[tuple[str, str, str, i
             ),
             {"r": run_id},
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 def dump(obj: Any) -> str:

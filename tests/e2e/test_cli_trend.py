@@ -8,7 +8,7 @@ from pathlib import Path
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
-from continuous_eval.core.models import NewRun, RunStatus, ScoreAggregate
+from continuous_eval.core.models import NewRun, RunStatus, RunType, ScoreAggregate
 from tests.e2e.test_cli import cli
 
 
@@ -17,13 +17,14 @@ def _seed(url: str) -> None:
     start = datetime(2025, 2, 1, 6, tzinfo=UTC)
     try:
         for day in range(4):
-            for run_type in ("scheduled", "manual"):
+            run_types: tuple[RunType, ...] = ("scheduled", "manual")
+            for run_type in run_types:
                 run_id = f"{run_type}-{day}"
                 store.create_run(
                     NewRun(
                         id=run_id,
                         suite="support",
-                        run_type=run_type,  # type: ignore[arg-type]
+                        run_type=run_type,
                         features=("faq",),
                         cases_total=10,
                         total=10,

@@ -77,7 +77,7 @@ def test_three_replicas_run_each_suite_once_per_slot(tmp_path: Path, postgres_ur
             losers = sum(
                 p.metric("continuous_eval_scheduler_ticks_total", outcome=outcome)
                 for p in replicas
-                for outcome in ("locked_elsewhere", "gate_busy", "not_due")
+                for outcome in ("locked_elsewhere", "gate_busy", "not_due", "claim_lost")
             )
             ran = sum(
                 p.metric("continuous_eval_scheduler_ticks_total", outcome="ran") for p in replicas

@@ -177,7 +177,7 @@ def test_fifty_concurrent_retries_of_one_run_all_get_it(tmp_path: Path, postgres
     cluster = Cluster(tmp_path, postgres_url, env={"CONTINUOUS_EVAL_SCHEDULE_ENABLED": "false"})
     try:
         one, two = cluster.start("r1"), cluster.start("r2")
-        body = {"suite": "hung", "run_id": "retried-50"}
+        body: dict[str, object] = {"suite": "hung", "run_id": "retried-50"}
         urls = [f"http://127.0.0.1:{one.port}/api/runs"] * 25
         urls += [f"http://127.0.0.1:{two.port}/api/runs"] * 25
         answers = _post_together(urls, body)

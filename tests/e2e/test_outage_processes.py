@@ -11,6 +11,7 @@ next scheduled run succeeds and one recovery notice goes out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -57,7 +58,7 @@ def _alerts(engine: sa.Engine, kind: str) -> list[dict[str, object]]:
         return [dict(r) for r in rows]
 
 
-def _scheduled(engine: sa.Engine) -> list[dict[str, object]]:
+def _scheduled(engine: sa.Engine) -> list[dict[str, Any]]:
     return [r for r in runs(engine, "judged") if r["run_type"] == "scheduled"]
 
 
@@ -102,7 +103,7 @@ def test_a_refusing_judge_stops_the_run_fails_it_and_tells_the_admins_once(
                 outage = resend.emails[0].payload
                 assert outage["subject"] == (
                     "[continuous-eval] could not evaluate suite judged since "
-                    f"{first['started_at'].isoformat()}"  # type: ignore[union-attr]
+                    f"{first['started_at'].isoformat()}"
                 )
                 assert "401 authentication_error" in outage["text"]
                 assert len(_alerts(engine, "outage")) == 1, dump(_alerts(engine, "outage"))

@@ -119,14 +119,11 @@ def test_the_daemon_rides_out_a_restart_and_an_outage(
             wait_for(_pg_ready, 60)
             wait_for(lambda: worker.get("/readyz", timeout=8)[0] == 200, 30)
             wait_for(
-                lambda: any(
-                    r["started_at"] > outage_started  # type: ignore[operator]
-                    for r in runs(engine, "epsilon")
-                ),
+                lambda: any(r["started_at"] > outage_started for r in runs(engine, "epsilon")),
                 30,
             )
             time.sleep(1.0)
-            after = [r for r in runs(engine, "epsilon") if r["started_at"] > outage_started]  # type: ignore[operator]
+            after = [r for r in runs(engine, "epsilon") if r["started_at"] > outage_started]
             # Two slots passed during the outage; one catch-up run, not two.
             assert len(after) == 1, dump(after)
             assert worker.alive()

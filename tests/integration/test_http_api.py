@@ -19,7 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from continuous_eval.core.models import NewAlert, NewRun, RunStatus, ScoreAggregate
+from continuous_eval.core.models import AlertStatus, NewAlert, NewRun, RunStatus, ScoreAggregate
 from tests.integration import api_target
 from tests.integration.api_server import (
     TOKEN,
@@ -331,7 +331,7 @@ def test_the_trend_shows_scheduled_runs_only_newest_first(
                 NewRun(
                     id=run_id,
                     suite="fast",
-                    run_type=run_type,  # type: ignore[arg-type]
+                    run_type=run_type,
                     features=("answers",),
                     cases_total=10,
                     total=20,
@@ -376,6 +376,9 @@ def test_the_trend_shows_scheduled_runs_only_newest_first(
     )
 
 
+STATUSES: tuple[tuple[str, AlertStatus], ...] = (("judge", "pending"), ("regex", "suppressed"))
+
+
 def test_alerts_are_listed_with_a_status_filter(server: ApiServer, client: httpx.Client) -> None:
     store = server.store
     assert store is not None
@@ -406,7 +409,7 @@ def test_alerts_are_listed_with_a_status_filter(server: ApiServer, client: httpx
             payload='{"to": ["oncall@example.com"]}',
             summary={"delta": -0.6},
         )
-        for scorer, status in (("judge", "pending"), ("regex", "suppressed"))
+        for scorer, status in STATUSES
     ]
     store.finish_run("alerting", RunStatus.SUCCEEDED, None, [], alerts=alerts)
 
@@ -434,7 +437,7 @@ def route_table(app: FastAPI) -> list[tuple[str, str]]:
     ``fastapi.routing.iter_route_contexts`` expands.
     """
     try:
-        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+        from fastapi.routing import iter_route_contexts
     except ImportError:
         entries: list[Any] = list(app.routes)
     else:

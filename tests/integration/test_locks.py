@@ -235,7 +235,8 @@ def sqlite_engines(migrated_sqlite_url: str) -> Iterator[tuple[Engine, Engine]]:
 
 def lock_rows(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text("SELECT suite, owner FROM suite_locks"))]  # type: ignore[misc]
+        rows = conn.execute(text("SELECT suite, owner FROM suite_locks"))
+        return [(str(suite), str(owner)) for suite, owner in rows]
 
 
 def test_sqlite_locks_exclude_each_other(sqlite_engines: tuple[Engine, Engine]) -> None:

@@ -41,7 +41,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
-from continuous_eval.service.daemon import SuiteSchedule, TickOutcome
+from continuous_eval.ports import SuiteSchedule, TickOutcome
 from continuous_eval.testing import FakeClock
 from tests.conftest import PostgresDatabases
 

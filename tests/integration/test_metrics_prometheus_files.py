@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.metrics import DaemonMetrics
 from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.service.daemon import SuiteSchedule
+from continuous_eval.ports import SuiteSchedule
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 METRIC = re.compile(r"\bcontinuous_eval_[a-z0-9_]+")

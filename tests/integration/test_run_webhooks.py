@@ -20,8 +20,9 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from continuous_eval.adapters.webhook import Signer, check_signing_secret
+from continuous_eval.adapters.webhook import Signer
 from continuous_eval.core.run_notice import notice_key
+from continuous_eval.core.signing_secret import check_signing_secret
 from tests.integration.api_server import ApiServer, make_settings, running, suite_file
 from tests.integration.conftest_alerts import FakeWebhook, WebhookChannelFactory, WebhookReply
 

@@ -32,6 +32,7 @@ from continuous_eval.core.models import (
     Lease,
     NewAlert,
     ProgressDelta,
+    ResultStatus,
     RunStatus,
 )
 from continuous_eval.errors import LeaseLost, RunFinished, RunNotFound
@@ -450,7 +451,7 @@ def test_case_scores_holds_only_scored_results(store: RunStore) -> None:
         ],
         ProgressDelta(),
     )
-    skipped = replace(ok("4", 0.0), status="skipped", score=None)
+    skipped = replace(ok("4", 0.0), status=ResultStatus.SKIPPED, score=None)
     store.save_results("run-1", [skipped], ProgressDelta())
 
     assert store.case_scores("run-1") == {

@@ -694,7 +694,7 @@ def test_sqlite_lease_times_are_stored_in_the_column_text_format(
 def test_newest_scheduled_reads_its_index(db_engine: Engine) -> None:
     store = SqlRunStore(db_engine, FakeClock())
     base = datetime(2024, 1, 1, tzinfo=UTC)
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "id": f"r{i}",
             "suite": f"suite-{i % 20}",

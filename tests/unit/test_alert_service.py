@@ -114,7 +114,9 @@ def test_no_channel_records_the_report_as_suppressed(store: InMemoryRunStore) ->
     assert alert.status == "suppressed"
     assert alert.channel == "none"
     assert alert.key == "s:r1:regression"
-    [item] = alert.summary["items"]  # type: ignore[misc]
+    items = alert.summary["items"]
+    assert isinstance(items, list)
+    [item] = items
     assert item["mean_difference"] == -0.6
     assert [d.kind for d in store.get_decisions("r1")] == [DecisionKind.REGRESSED]
 
@@ -173,6 +175,9 @@ class Channel:
     ) -> DeliveryResult:
         self.calls.append((key, payload))
         return self.results.pop(0) if self.results else DeliveryResult("sent", "id-1")
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
 
 
 def _pending(store: InMemoryRunStore, run_id: str = "r1", feature: str = "f") -> None:
@@ -248,6 +253,9 @@ async def test_a_raising_channel_or_a_missing_one_never_escapes(store: InMemoryR
             self, key: str, payload: str, destination: str | None = None
         ) -> DeliveryResult:
             raise RuntimeError("bug")
+
+        async def aclose(self) -> None:
+            """Nothing to close."""
 
     dispatcher = AlertDispatcher(store, {"email": Broken()}, "me", max_attempts=3)
     assert await dispatcher.deliver_due() == 1

@@ -13,21 +13,17 @@ from continuous_eval.core.models import (
     Lease,
     NewRun,
     ResultStatus,
+    RunRecord,
     RunStatus,
     ScoreOutcome,
     TargetOutput,
     Usage,
 )
 from continuous_eval.core.suite import Case
-from continuous_eval.errors import ConfigError
-from continuous_eval.service.daemon import (
-    Daemon,
-    DaemonConfig,
-    GateBusy,
-    SuiteSchedule,
-    TickOutcome,
-)
-from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
+from continuous_eval.errors import ConfigError, DuplicateRun, GateBusy
+from continuous_eval.ports import FeaturePlan, RunPlan, SuiteSchedule, TickOutcome
+from continuous_eval.service.daemon import Daemon, DaemonConfig
+from continuous_eval.service.runner import Runner
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
 DAY = timedelta(hours=24)
@@ -217,6 +213,29 @@ async def test_due_runs_once_per_slot_and_again_after_the_interval(world: World)
     runs = world.scheduled()
     assert len(runs) == 2
     assert {r.scheduled_for for r in runs} == {first.scheduled_for, first.started_at + DAY}
+    assert world.locks.held == set()
+    assert not world.daemon.gate.busy("s")
+
+
+async def test_a_tick_while_shutting_down_says_stopping_and_starts_nothing(world: World) -> None:
+    await world.daemon.shutdown(timeout_s=1.0)
+    assert await world.daemon.tick_suite("s") is TickOutcome.STOPPING
+    assert world.scheduled() == []
+    assert ("s", TickOutcome.STOPPING) in world.events.ticks
+
+
+async def test_a_slot_another_replica_claimed_first_is_claim_lost(world: World) -> None:
+    """Between this replica's look and its insert, another one took the slot."""
+
+    class SlotTaken(InMemoryRunStore):
+        def create_run(
+            self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
+        ) -> RunRecord:
+            raise DuplicateRun("scheduled_for", "elsewhere", f"slot of {new.suite} is taken")
+
+    world.store = SlotTaken(world.clock)
+    world.daemon = world.make_daemon("replica-a")
+    assert await world.daemon.tick_suite("s") is TickOutcome.CLAIM_LOST
     assert world.locks.held == set()
     assert not world.daemon.gate.busy("s")
 

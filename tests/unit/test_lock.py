@@ -24,8 +24,8 @@ SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
 
 def _pins(python: str) -> dict[str, Version]:
     """Return name -> pinned version of the lock's lines that apply on ``python``."""
-    environment = {
-        **default_environment(),
+    environment: dict[str, str] = {
+        **{name: str(value) for name, value in default_environment().items()},
         "python_version": python,
         "python_full_version": f"{python}.0",
         "sys_platform": "linux",

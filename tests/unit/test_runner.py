@@ -21,8 +21,8 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import ScorerError, StoreError, TargetError
-from continuous_eval.ports import CaseScorer, RunStore
-from continuous_eval.service.runner import FeaturePlan, Runner, RunPlan
+from continuous_eval.ports import CaseScorer, FeaturePlan, RunPlan, RunStore
+from continuous_eval.service.runner import Runner
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
 

@@ -53,9 +53,10 @@ from sqlalchemy.dialects.postgresql import OID
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.engine import describe_error, for_writes
-from continuous_eval.adapters.db.store import FENCED_STATUSES, check_seconds, sqlite_clock
+from continuous_eval.adapters.db.store import sqlite_clock
 from continuous_eval.adapters.db.tables import eval_runs, suite_locks
 from continuous_eval.adapters.db.types import UTCDateTime
+from continuous_eval.core.lifecycle import FENCED_STATUSES, check_seconds
 from continuous_eval.core.models import RunStatus
 from continuous_eval.errors import StoreError
 from continuous_eval.ports import SuiteLocks

@@ -1,9 +1,10 @@
 """``SqlRunStore``: the ``RunStore`` port on SQLAlchemy Core, for SQLite and Postgres.
 
-Only the queries of the run store belong here, plus the store errors, input
-checks and lifecycle rules (admin transitions, adoption reasons) that
-``continuous_eval.testing.InMemoryRunStore`` shares so both stores refuse and
-decide the same things the same way.
+Only the queries of the run store belong here. The lifecycle rules (which
+status a run may be written, released, adopted or controlled in) live in
+``core.lifecycle`` and the outbox's in ``core.outbox``, shared with
+``continuous_eval.testing.InMemoryRunStore`` so both stores refuse and decide
+the same things the same way.
 
 Core rather than the ORM: ``save_results`` is on the runner's hot path and
 writes each batch as one executemany upsert plus one counter update in one
@@ -12,8 +13,7 @@ transaction, with no identity map or unit of work to pay for.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -41,17 +41,33 @@ from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.decisions import decision_rows, read_decisions, read_states
 from continuous_eval.adapters.db.engine import describe_error, for_writes
+from continuous_eval.adapters.db.tables import alerts as alerts_table
 from continuous_eval.adapters.db.tables import (
-    ALERT_KINDS,
-    ALERT_STATUSES,
-    RUN_TYPES,
     eval_decisions,
     eval_results,
     eval_run_scores,
     eval_runs,
 )
-from continuous_eval.adapters.db.tables import alerts as alerts_table
 from continuous_eval.adapters.db.types import UTCDateTime
+from continuous_eval.core.lifecycle import (
+    CONTROL_REASONS,
+    FENCED_STATUSES,
+    TERMINAL_STATUSES,
+    WAITING_STATUSES,
+    check_limit,
+    check_max_attempts,
+    check_release,
+    check_seconds,
+    control_transition,
+    duplicate_message,
+    gave_up_reason,
+    initial_attempt,
+    lease_lost,
+    require_aware,
+    run_not_found,
+    validate_create,
+    validate_new_run,
+)
 from continuous_eval.core.models import (
     AlertKind,
     AlertRecord,
@@ -72,234 +88,19 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.outbox import ALERT_KINDS, ALERT_STATUSES, check_settle, validate_alerts
 from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.run_notice import completion_notices
 from continuous_eval.errors import (
     Conflict,
     DuplicateRun,
-    LeaseLost,
     RunFinished,
-    RunNotFound,
     StoreError,
 )
 from continuous_eval.ports import Clock
 
-TERMINAL_STATUSES = tuple(status.value for status in RunStatus if status.terminal)
-"""Statuses a run never leaves; the guarded updates below refuse to touch them."""
-
 STREAM_BATCH = 1000
 """Rows fetched per round trip when streaming a run's results."""
-
-CREATE_STATUSES = (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.SKIPPED)
-"""Statuses ``create_run`` accepts: claimed and running, waiting for a worker, or skipped."""
-
-FENCED_STATUSES = (RunStatus.RUNNING.value, RunStatus.PAUSED.value)
-"""Statuses in which the worker holding the lease may still write.
-
-Paused is included: an admin's pause lets the worker store the cases it has
-in flight, then release the run.
-"""
-
-RELEASE_STATUSES = (RunStatus.PAUSED, RunStatus.INTERRUPTED, RunStatus.QUEUED)
-"""Statuses a worker may give a run back in (``release_run``)."""
-
-WAITING_STATUSES = (RunStatus.QUEUED.value, RunStatus.INTERRUPTED.value)
-"""Statuses any worker may adopt at once; ``running`` only once its lease expired."""
-
-CONTROL_TRANSITIONS: Mapping[str, tuple[RunStatus, frozenset[RunStatus]]] = {
-    "cancel": (
-        RunStatus.CANCELLED,
-        frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.INTERRUPTED}),
-    ),
-    "pause": (
-        RunStatus.PAUSED,
-        frozenset({RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.INTERRUPTED}),
-    ),
-    "resume": (RunStatus.QUEUED, frozenset({RunStatus.PAUSED})),
-}
-"""Per admin action: the status it sets and the statuses it applies to.
-
-Any other status (terminal, or already where the action leads) is left alone,
-so repeating an action, or racing a worker that just finished, is harmless.
-"""
-
-CONTROL_REASONS: Mapping[str, str | None] = {
-    "cancel": "cancelled by an admin",
-    "pause": "paused by an admin",
-    "resume": None,
-}
-"""The ``status_reason`` each admin action leaves; resuming clears the pause's."""
-
-
-def run_not_found(run_id: str) -> RunNotFound:
-    """Build the error both stores raise for an unknown run id."""
-    return RunNotFound(f"no run with id {run_id!r}")
-
-
-def validate_new_run(new: NewRun) -> None:
-    """Refuse a ``NewRun`` that no store may accept, before touching storage.
-
-    Raises:
-        ValueError: An unknown run type, or a naive ``scheduled_for`` (a bug in
-            the caller, not a database failure, hence not a ``StoreError``).
-    """
-    if new.run_type not in RUN_TYPES:
-        raise ValueError(f"run_type must be one of {RUN_TYPES}, not {new.run_type!r}")
-    require_aware(new.scheduled_for, "scheduled_for")
-
-
-def require_aware(value: datetime | None, name: str) -> None:
-    """Raise ``ValueError`` for a naive datetime; the project's time is always aware UTC."""
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
-
-
-def check_limit(limit: int) -> None:
-    """Raise ``ValueError`` unless ``limit`` is positive."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-
-
-def validate_create(status: RunStatus, lease: Lease | None) -> None:
-    """Refuse a status or lease ``create_run`` does not support.
-
-    Raises:
-        ValueError: A status other than running, queued or skipped, or a lease
-            on a run that is not running (only a running run has a worker).
-    """
-    if status not in CREATE_STATUSES:
-        allowed = ", ".join(s.value for s in CREATE_STATUSES)
-        raise ValueError(f"create_run takes status {allowed}, not {status.value!r}")
-    if lease is not None:
-        if status is not RunStatus.RUNNING:
-            raise ValueError(f"a lease needs status 'running', not {status.value!r}")
-        check_seconds(lease.seconds)
-
-
-def initial_attempt(status: RunStatus) -> int:
-    """Return the attempt a new run starts with: 1 when it starts running, else 0.
-
-    The attempt counts the workers that took the run, so a queued run's first
-    adopter runs attempt 1, and a skipped slot was never attempted.
-    """
-    return 1 if status is RunStatus.RUNNING else 0
-
-
-def check_seconds(seconds: float) -> None:
-    """Raise ``ValueError`` unless a lease length is positive."""
-    if not seconds > 0:
-        raise ValueError(f"a lease must last more than 0 seconds, got {seconds}")
-
-
-def check_release(status: RunStatus) -> None:
-    """Raise ``ValueError`` unless ``status`` is one a worker may release a run in."""
-    if status not in RELEASE_STATUSES:
-        allowed = ", ".join(s.value for s in RELEASE_STATUSES)
-        raise ValueError(f"release_run takes status {allowed}, not {status.value!r}")
-
-
-def check_max_attempts(max_attempts: int) -> None:
-    """Raise ``ValueError`` unless ``max_attempts`` is at least 1."""
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-
-
-def control_transition(action: ControlAction) -> tuple[RunStatus, frozenset[RunStatus]]:
-    """Return (target status, statuses it applies to) for an admin action.
-
-    Raises:
-        ValueError: An unknown action.
-    """
-    try:
-        return CONTROL_TRANSITIONS[action]
-    except KeyError:
-        raise ValueError(
-            f"unknown action {action!r}; use one of {sorted(CONTROL_TRANSITIONS)}"
-        ) from None
-
-
-def gave_up_reason(attempts: int, previous: RunStatus) -> str:
-    """Say why a run was failed instead of adopted once more, the same way for every store."""
-    why = {
-        RunStatus.RUNNING: "the last worker's lease expired",
-        RunStatus.INTERRUPTED: "the last worker was interrupted",
-    }.get(previous, "the last worker gave the run back")
-    return f"gave up after {attempts} attempts; {why}"
-
-
-def lease_lost(
-    run_id: str, fence: Fence, status: RunStatus, attempt: int, owner: str | None
-) -> LeaseLost:
-    """Build the error both stores raise when a fenced write finds the run no longer its own."""
-    return LeaseLost(
-        f"run {run_id!r} is no longer held by attempt {fence.attempt} of {fence.owner!r}: "
-        f"it is {status.value}, attempt {attempt}, owner {owner!r}"
-    )
-
-
-def duplicate_message(conflict: Conflict, new: NewRun, existing_id: str) -> str:
-    """Say which rule a duplicate run broke, the same way for every store."""
-    if conflict == "id":
-        return f"a run with id {new.id!r} already exists"
-    if conflict == "idempotency_key":
-        return f"idempotency key {new.idempotency_key!r} already belongs to run {existing_id!r}"
-    slot = new.scheduled_for.isoformat() if new.scheduled_for else None
-    return f"suite {new.suite!r} slot {slot} is already claimed by run {existing_id!r}"
-
-
-ALERT_KEY_MAX = 700
-"""Longest alert key ``alerts.key`` holds; checked up front since SQLite would not refuse it."""
-
-ALERT_CHANNEL_MAX = 32
-"""Longest channel name ``alerts.channel`` holds."""
-
-SETTLE_STATUSES: tuple[AlertStatus, ...] = ("sent", "pending", "dead")
-"""Outcomes ``settle_alert`` records: delivered, to be tried again, given up on."""
-
-
-def validate_alerts(run_id: str, new: Sequence[NewAlert]) -> list[NewAlert]:
-    """Refuse alerts no store may write for ``run_id``; return them with duplicates dropped.
-
-    Within one batch the first alert for a (key, channel) wins, as a second
-    write of an existing one is ignored.
-
-    Raises:
-        ValueError: An alert of another run, an unknown kind or status, a key
-            or channel too long for its column, or a summary that is not
-            JSON-serialisable (a bug in the caller, not a database failure).
-    """
-    unique: dict[tuple[str, str], NewAlert] = {}
-    for alert in new:
-        if alert.run_id != run_id:
-            raise ValueError(f"alert {alert.key!r} belongs to run {alert.run_id!r}, not {run_id!r}")
-        if alert.kind not in ALERT_KINDS:
-            raise ValueError(f"alert kind must be one of {ALERT_KINDS}, not {alert.kind!r}")
-        if alert.status not in ALERT_STATUSES:
-            raise ValueError(f"alert status must be one of {ALERT_STATUSES}, not {alert.status!r}")
-        if not 0 < len(alert.key) <= ALERT_KEY_MAX:
-            raise ValueError(f"an alert key must have 1 to {ALERT_KEY_MAX} characters")
-        if not 0 < len(alert.channel) <= ALERT_CHANNEL_MAX:
-            raise ValueError(f"an alert channel must have 1 to {ALERT_CHANNEL_MAX} characters")
-        try:
-            json.dumps(alert.summary)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"the summary of alert {alert.key!r} is not JSON: {exc}") from None
-        unique.setdefault((alert.key, alert.channel), alert)
-    return list(unique.values())
-
-
-def check_settle(status: AlertStatus, retry_in_s: float | None) -> None:
-    """Refuse a delivery outcome ``settle_alert`` cannot record.
-
-    Raises:
-        ValueError: A status other than sent, pending or dead (suppression is
-            decided when the alert is written, not after an attempt), or a
-            negative ``retry_in_s``.
-    """
-    if status not in SETTLE_STATUSES:
-        raise ValueError(f"settle_alert takes status {', '.join(SETTLE_STATUSES)}, not {status!r}")
-    if retry_in_s is not None and not retry_in_s >= 0:
-        raise ValueError(f"retry_in_s must be 0 or more, got {retry_in_s}")
 
 
 class SqlRunStore:

@@ -11,8 +11,6 @@ drop or recreate constraints it can name.
 
 from __future__ import annotations
 
-from typing import get_args
-
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -33,7 +31,9 @@ from sqlalchemy import (
 )
 
 from continuous_eval.adapters.db.types import UTCDateTime
-from continuous_eval.core.models import AlertKind, AlertStatus, ResultStatus, RunStatus
+from continuous_eval.core.lifecycle import RUN_TYPES
+from continuous_eval.core.models import ResultStatus, RunStatus
+from continuous_eval.core.outbox import ALERT_KINDS, ALERT_STATUSES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -52,15 +52,6 @@ def _one_of(column: str, values: list[str]) -> str:
     quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
 
-
-RUN_TYPES = ["scheduled", "manual"]
-"""The values of ``eval_runs.run_type`` (``core.models.RunType``)."""
-
-ALERT_KINDS: list[str] = list(get_args(AlertKind))
-"""The values of ``alerts.kind`` (``core.models.AlertKind``)."""
-
-ALERT_STATUSES: list[str] = list(get_args(AlertStatus))
-"""The values of ``alerts.status`` (``core.models.AlertStatus``)."""
 
 # A server default on every counter, so rows written by plain SQL (an operator,
 # a later migration backfilling) get the same values the store writes.

@@ -31,9 +31,9 @@ from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loop
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
-from continuous_eval.adapters.http.runs import ApiContext, RunLauncher, runs_router
+from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
-from continuous_eval.ports import RunStore
+from continuous_eval.ports import RunLauncher, RunStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)

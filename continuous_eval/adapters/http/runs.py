@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Protocol
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, Security
 from sqlalchemy import Engine
@@ -56,9 +56,8 @@ from continuous_eval.adapters.http.schemas import (
     run_out,
 )
 from continuous_eval.core.models import ControlAction, ResultStatus, RunRecord, RunStatus, RunType
-from continuous_eval.errors import ConfigError, DuplicateRun, RunNotFound
-from continuous_eval.ports import RunStore
-from continuous_eval.service.daemon import GateBusy
+from continuous_eval.errors import ConfigError, DuplicateRun, GateBusy, RunNotFound
+from continuous_eval.ports import RunLauncher, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +66,6 @@ RunId = Annotated[str, Path(pattern=NO_NUL)]
 
 SPEC_VERSION = 1
 """Bumped if what counts as "the same spec" ever changes, so old hashes never match by accident."""
-
-
-class RunLauncher(Protocol):
-    """What the API needs of the daemon (``service.daemon.Daemon`` provides it)."""
-
-    async def start_manual(
-        self,
-        suite: str,
-        features: Sequence[str] = (),
-        *,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        spec_hash: str | None = None,
-        callback_url: str | None = None,
-    ) -> RunRecord:
-        """Start a manual run in the background; raise ``GateBusy`` when the suite is busy."""
-        ...
-
-    async def control(self, run_id: str, action: ControlAction) -> RunRecord:
-        """Cancel, pause or resume a run and return its resulting state."""
-        ...
 
 
 @dataclass(frozen=True)
