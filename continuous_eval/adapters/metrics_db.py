@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -476,7 +476,21 @@ def build_families(snapshot: DbSnapshot, suites: Iterable[str]) -> list[Metric]:
     def add(name: str, labels: Sequence[str], value: float) -> None:
         families[name].add_metric(list(labels), value)
 
-    known = set(suites) | {suite for suite, _, _ in snapshot.runs}
+    _add_runs(add, snapshot, set(suites) | {suite for suite, _, _ in snapshot.runs})
+    _add_scores(add, snapshot)
+    for channel in sorted({channel for channel, _, _ in snapshot.alerts}):
+        for kind in ALERT_KINDS:
+            for status in ALERT_STATUSES:
+                n = snapshot.alerts.get((channel, kind, status), 0)
+                add("continuous_eval_outbox_alerts", (channel, kind, status), n)
+    return list(families.values())
+
+
+_Add = Callable[[str, Sequence[str], float], None]
+
+
+def _add_runs(add: _Add, snapshot: DbSnapshot, known: set[str]) -> None:
+    """Run counts by status, and the cases, tokens and cost they spent, per suite x run type."""
     by_run: dict[tuple[str, str], RunTotals] = defaultdict(RunTotals)
     for (suite, run_type, _status), totals in snapshot.runs.items():
         by_run[(suite, run_type)] += totals
@@ -490,17 +504,22 @@ def build_families(snapshot: DbSnapshot, suites: Iterable[str]) -> list[Metric]:
                     else "continuous_eval_unfinished_runs"
                 )
                 add(name, (suite, run_type, status), n)
-            t = by_run.get((suite, run_type), RunTotals())
-            add("continuous_eval_case_errors", (suite, run_type), t.errored)
-            add("continuous_eval_judge_requests", (suite, run_type), t.judge_requests)
-            add("continuous_eval_judge_tokens", (suite, run_type, "input"), t.judge_input_tokens)
-            add("continuous_eval_judge_tokens", (suite, run_type, "output"), t.judge_output_tokens)
-            add("continuous_eval_judge_cost_usd", (suite, run_type), t.judge_cost_usd)
-            add("continuous_eval_target_tokens", (suite, run_type, "input"), t.target_input_tokens)
-            add(
-                "continuous_eval_target_tokens", (suite, run_type, "output"), t.target_output_tokens
-            )
-            add("continuous_eval_target_cost_usd", (suite, run_type), t.target_cost_usd)
+            _add_spend(add, (suite, run_type), by_run.get((suite, run_type), RunTotals()))
+
+
+def _add_spend(add: _Add, labels: tuple[str, str], t: RunTotals) -> None:
+    add("continuous_eval_case_errors", labels, t.errored)
+    add("continuous_eval_judge_requests", labels, t.judge_requests)
+    add("continuous_eval_judge_tokens", (*labels, "input"), t.judge_input_tokens)
+    add("continuous_eval_judge_tokens", (*labels, "output"), t.judge_output_tokens)
+    add("continuous_eval_judge_cost_usd", labels, t.judge_cost_usd)
+    add("continuous_eval_target_tokens", (*labels, "input"), t.target_input_tokens)
+    add("continuous_eval_target_tokens", (*labels, "output"), t.target_output_tokens)
+    add("continuous_eval_target_cost_usd", labels, t.target_cost_usd)
+
+
+def _add_scores(add: _Add, snapshot: DbSnapshot) -> None:
+    """The newest scheduled runs' times, scores and regressions."""
     for suite, at in sorted(snapshot.last_run_at.items()):
         add("continuous_eval_last_scheduled_run_timestamp_seconds", (suite,), at.timestamp())
     for suite, at in sorted(snapshot.last_success_at.items()):
@@ -510,12 +529,6 @@ def build_families(snapshot: DbSnapshot, suites: Iterable[str]) -> list[Metric]:
             add("continuous_eval_last_scheduled_score", key, mean)
     for key in sorted(set(snapshot.regressions) | set(snapshot.last_scores)):
         add("continuous_eval_regressions", key, snapshot.regressions.get(key, 0))
-    for channel in sorted({channel for channel, _, _ in snapshot.alerts}):
-        for kind in ALERT_KINDS:
-            for status in ALERT_STATUSES:
-                n = snapshot.alerts.get((channel, kind, status), 0)
-                add("continuous_eval_outbox_alerts", (channel, kind, status), n)
-    return list(families.values())
 
 
 # ------------------------------------------------------------ the collector

@@ -56,21 +56,11 @@ threshold comparison allows ``EPSILON``.
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
-from continuous_eval.core.baselines import (
-    DriftTest,
-    cusum,
-    drift_test,
-    evidence,
-    key_complete,
-    select,
-)
 from continuous_eval.core.baselines import prior as prior_state
+from continuous_eval.core.conclusion import conclude
 from continuous_eval.core.decisions import (
     ALERTING_KINDS,
     DEFAULT_POLICY,
@@ -93,8 +83,8 @@ from continuous_eval.core.decisions import (
     infer_scale,
 )
 from continuous_eval.core.error_control import adjust
-from continuous_eval.core.models import CaseDrop, ScoreAggregate
-from continuous_eval.core.paired_test import PairedTest, paired_test, t_quantile_975
+from continuous_eval.core.key_decision import PendingKey, carry, decide_key
+from continuous_eval.core.models import ScoreAggregate
 from continuous_eval.core.suite import ANCHOR_SUFFIX
 
 __all__ = [
@@ -155,25 +145,6 @@ def split_anchors(
     return own, cases, anchors
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A key between the per-key step and the family step."""
-
-    base: Decision
-    run_id: str
-    reference_ids: tuple[str, ...] = ()
-    """The drift reference's runs: a drift incident is measured against them."""
-    test: PairedTest | None = None
-    minimum: float = 0.0
-    in_family: bool = False
-    drift: DriftTest | None = None
-    """The pooled excursion test, when the CUSUM reached its threshold."""
-    drift_adjusted: float | None = None
-    anchor_test: PairedTest | None = None
-    prior: KeyState | None = None
-    drop_p: float | None = None
-
-
 def decide_run(
     current: RunScores,
     history: Sequence[RunScores],
@@ -202,14 +173,26 @@ def decide_run(
             f"{policy.completeness_floor:.3f}"
         )
         skipped = tuple(
-            _carry(Decision(k[0], k[1], DecisionKind.INCOMPLETE, message), prior_state(k, history))
+            carry(Decision(k[0], k[1], DecisionKind.INCOMPLETE, message), prior_state(k, history))
             for k in keys
         )
         return RunDecision(
             current.suite, current.run_id, as_candidate, policy.correction, 0, skipped
         )
-    pending = [_decide_key(current, key, history, policy, as_candidate) for key in keys]
-    # One family: every key's drop test and every triggered drift test.
+    pending = [decide_key(current, key, history, policy, as_candidate) for key in keys]
+    family = _adjust_family(pending, policy)
+    _check_anchors(pending, policy)
+    decisions = tuple(conclude(p, policy, as_candidate) for p in pending)
+    return RunDecision(
+        current.suite, current.run_id, as_candidate, policy.correction, family, decisions
+    )
+
+
+def _adjust_family(pending: Sequence[PendingKey], policy: RegressionPolicy) -> int:
+    """Adjust the run's family together: every key's drop test and every triggered drift test.
+
+    Returns the family's size.
+    """
     drops = [p for p in pending if p.in_family and p.drop_p is not None]
     drifts = [p for p in pending if p.drift is not None]
     adjusted = adjust(
@@ -223,7 +206,11 @@ def decide_run(
         p.base = replace(p.base, p_adjusted=p_adj)
     for p, p_adj in zip(drifts, adjusted[len(drops) :], strict=True):
         p.drift_adjusted = p_adj
-    family = [*drops, *drifts]
+    return len(drops) + len(drifts)
+
+
+def _check_anchors(pending: Sequence[PendingKey], policy: RegressionPolicy) -> None:
+    """The anchors' two-sided tests form a family of their own: did the judge move?"""
     anchored = [p for p in pending if p.anchor_test is not None]
     anchor_adjusted = adjust(
         [p.anchor_test.p_two_sided for p in anchored if p.anchor_test is not None],
@@ -237,10 +224,6 @@ def decide_run(
             p.anchor_test.n_paired, shift, p.anchor_test.p_two_sided, a_adj, drifted
         )
         p.base = replace(p.base, anchor=check)
-    decisions = tuple(_conclude(p, policy, as_candidate) for p in pending)
-    return RunDecision(
-        current.suite, current.run_id, as_candidate, policy.correction, len(family), decisions
-    )
 
 
 def _validate_history(current: RunScores, history: Sequence[RunScores]) -> None:
@@ -253,235 +236,3 @@ def _validate_history(current: RunScores, history: Sequence[RunScores]) -> None:
         if run.run_id in seen:
             raise ValueError(f"run {run.run_id} appears twice (or is the current run)")
         seen.add(run.run_id)
-
-
-def _carry(decision: Decision, prior: KeyState | None) -> Decision:
-    """An undecided run keeps the key's incident and CUSUM as they were."""
-    if prior is None:
-        return decision
-    return replace(decision, incident=prior.incident, cusum=prior.cusum)
-
-
-def _decide_key(
-    current: RunScores,
-    key: ScoreKey,
-    history: Sequence[RunScores],
-    policy: RegressionPolicy,
-    as_candidate: bool,
-) -> _Pending:
-    agg = current.aggregates[key]
-    prior = None if as_candidate else prior_state(key, history)
-
-    def make(kind: DecisionKind, message: str, **fields: object) -> _Pending:
-        decision = Decision(key[0], key[1], kind, message, **fields)  # type: ignore[arg-type]
-        return _Pending(decision, current.run_id, prior=prior)
-
-    if agg.mean is None:
-        return _pending_carry(make(DecisionKind.NO_SCORES, "no case was scored"), prior)
-    if not key_complete(agg, policy.completeness_floor):
-        message = f"{agg.n} scored, {agg.errors} errors: below the completeness floor"
-        return _pending_carry(make(DecisionKind.INCOMPLETE, message), prior)
-
-    chosen = select(current, key, history, policy, candidate=as_candidate)
-    if not chosen.pool:
-        if chosen.comparable and prior is not None and prior.incident is not None:
-            # Every comparable run is in the incident: the known-good runs are
-            # older than the history read. Still down, as far as anyone knows.
-            message = "incident open; its known-good runs are older than the history read"
-            return _pending_carry(make(DecisionKind.STILL_REGRESSED, message), prior)
-        if chosen.reset_by is not None:
-            message = f"fingerprint changed since run {chosen.reset_by.run_id}: baseline reset"
-            pending = make(DecisionKind.BASELINE_RESET, message, current=agg.mean, known_good=True)
-            if prior is not None and prior.incident is not None:
-                pending.base = replace(pending.base, transition="reset")
-            return pending
-        message = (
-            "no known-good scheduled run to compare with"
-            if as_candidate
-            else "no known-good scheduled run measured this yet: this run starts the baseline"
-        )
-        return make(DecisionKind.NO_BASELINE, message, current=agg.mean, known_good=True)
-
-    pool = chosen.pool
-    cur_cases = current.case_scores.get(key, {})
-    cases = evidence(cur_cases, pool, key, anchors=False)
-    test = paired_test(cases)
-    observed = [agg.mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
-    minimum = policy.for_scorer(key[1], observed).min_effect
-    ids = tuple(run.run_id for run in pool)
-    if test is None:
-        message = "no case was scored both now and in the known-good runs"
-        return make(
-            DecisionKind.INSUFFICIENT_EVIDENCE,
-            message,
-            current=agg.mean,
-            baseline_run_ids=ids,
-            known_good=True,
-        )
-    fallen = tuple(
-        sorted(
-            (CaseDrop(c.case_id, c.baseline, c.current) for c in cases if c.difference < -EPSILON),
-            key=lambda d: (d.after - d.before, d.case_id),
-        )
-    )
-    numbers: dict[str, object] = {
-        "current": test.current_mean,
-        "baseline": test.baseline_mean,
-        "mean_difference": test.mean_difference,
-        "ci_low": test.ci_low,
-        "ci_high": test.ci_high,
-        "p_value": test.p_lower,
-        "n_paired": test.n_paired,
-        "baseline_run_ids": ids,
-        "fallen": fallen,
-    }
-    pending = make(DecisionKind.NOT_SIGNIFICANT, "", **numbers)
-    pending.test = test
-    pending.reference_ids = tuple(run.run_id for run in chosen.reference)
-    pending.minimum = minimum
-    cur_anchors = current.anchor_scores.get(key)
-    if cur_anchors:
-        pending.anchor_test = paired_test(evidence(cur_anchors, pool, key, anchors=True))
-
-    open_regression = (
-        prior is not None and prior.incident is not None and prior.incident.kind == "regression"
-    )
-    if not open_regression:
-        if test.p_floor > policy.fdr + EPSILON:
-            pending.base = replace(pending.base, kind=DecisionKind.INSUFFICIENT_EVIDENCE)
-        else:
-            pending.in_family = True
-            pending.drop_p = test.p_lower
-        statistic, _ = cusum(chosen, key, cur_cases, test, policy)
-        pending.base = replace(pending.base, cusum=statistic)
-        if not as_candidate and statistic + EPSILON >= policy.cusum_h:
-            found = drift_test(chosen, key, cur_cases)
-            if found is not None and found.mean_difference <= -minimum / 2 + EPSILON:
-                pending.drift = found
-    return pending
-
-
-def _pending_carry(pending: _Pending, prior: KeyState | None) -> _Pending:
-    pending.base = _carry(pending.base, prior)
-    return pending
-
-
-def _conclude(p: _Pending, policy: RegressionPolicy, as_candidate: bool) -> Decision:
-    d = p.base
-    test = p.test
-    if test is None:
-        return d if not as_candidate else replace(d, known_good=False, transition=None)
-    minimum = p.minimum
-    incident = p.prior.incident if p.prior is not None else None
-    anchor = d.anchor
-    shift = anchor.mean_difference if anchor is not None and anchor.drifted else 0.0
-    difference = test.mean_difference - shift
-    moved = f"{test.baseline_mean:.3f} -> {test.current_mean:.3f} over {test.n_paired} cases"
-    judged = anchor is not None and anchor.drifted
-    # Under judge drift the run's evidence is the judge's as much as the
-    # product's: the CUSUM adds none of it, and only a corrected fall alerts.
-    drift = (
-        not judged
-        and p.drift is not None
-        and p.drift_adjusted is not None
-        and p.drift_adjusted <= policy.fdr + EPSILON
-    )
-    if judged:
-        d = replace(d, corrected_difference=difference, cusum=0.0)
-
-    if incident is not None and incident.kind == "regression" and not as_candidate:
-        if test.mean_difference + EPSILON >= -minimum / 2:
-            message = f"back at the known-good level ({moved}): incident closed"
-            return replace(
-                d, kind=DecisionKind.RECOVERED, message=message, transition="recovered",
-                known_good=True, incident=None, cusum=0.0,
-            )  # fmt: skip
-        if test.mean_difference <= incident.worst_difference - minimum + EPSILON:
-            worse = replace(incident, worst_difference=test.mean_difference)
-            message = f"fell further since the incident opened ({moved})"
-            return replace(
-                d, kind=DecisionKind.REGRESSED, rule="drop", message=message,
-                transition="worsened", incident=worse,
-            )  # fmt: skip
-        message = f"still down since run {incident.opened_run_id} ({moved})"
-        return replace(d, kind=DecisionKind.STILL_REGRESSED, message=message, incident=incident)
-
-    significant = d.p_adjusted is not None and d.p_adjusted <= policy.fdr + EPSILON
-    if judged:
-        significant = significant and _corrected_significant(test, p.anchor_test, difference)
-    dropped = significant and difference <= -minimum + EPSILON
-    if dropped or drift:
-        rule: Literal["drop", "drift"] = "drop" if dropped else "drift"
-        kind = DecisionKind.REGRESSED if dropped else DecisionKind.DRIFTING
-        why = (
-            f"fell {-difference:.3f} (adjusted p={d.p_adjusted:.2g})"
-            if dropped
-            else _drift_text(p, policy)
-        )
-        if judged and anchor is not None:
-            why += f", corrected for a judge shift of {anchor.mean_difference:+.3f}"
-        message = f"{why}: {moved}"
-        if as_candidate:
-            return replace(d, kind=kind, rule=rule, message=message)
-        frozen = d.baseline_run_ids if dropped else p.reference_ids
-        opened = Incident(p.run_id, "regression", test.mean_difference, frozen)
-        return replace(
-            d, kind=kind, rule=rule, message=message, transition="opened", incident=opened,
-            cusum=0.0,
-        )  # fmt: skip
-    if judged and anchor is not None:
-        message = (
-            f"the judge moved {anchor.mean_difference:+.3f} on {anchor.n_paired} anchors "
-            f"(adjusted p={anchor.p_adjusted:.2g}); the target's change is confounded ({moved})"
-        )
-        if as_candidate or (incident is not None and incident.kind == "judge_drift"):
-            return replace(d, kind=DecisionKind.JUDGE_DRIFT, message=message, incident=incident)
-        opened = Incident(p.run_id, "judge_drift", test.mean_difference, d.baseline_run_ids)
-        return replace(
-            d, kind=DecisionKind.JUDGE_DRIFT, message=message, transition="opened",
-            incident=opened,
-        )  # fmt: skip
-    transition: Transition | None = None
-    if incident is not None and incident.kind == "judge_drift" and not as_candidate:
-        transition = "recovered"  # the judge is back; the key is decided normally again
-    if d.kind is DecisionKind.INSUFFICIENT_EVIDENCE:
-        message = (
-            f"{test.n_paired} paired cases: even a fall of every case could not reach "
-            f"p <= {policy.fdr:g} ({moved})"
-        )
-    else:
-        p_text = "" if d.p_adjusted is None else f", adjusted p={d.p_adjusted:.2g}"
-        message = f"no regression: {test.mean_difference:+.3f}{p_text} ({moved})"
-    # A feature too small to test whose point estimate fell by the minimum
-    # effect is not a baseline: a small feature that collapsed must not become
-    # its own yardstick. (A run the test cleared is, whatever its noise.)
-    looks_down = (
-        d.kind is DecisionKind.INSUFFICIENT_EVIDENCE and test.mean_difference <= -minimum + EPSILON
-    )
-    return replace(
-        d, message=message, transition=transition, incident=None,
-        known_good=not as_candidate and not looks_down,
-    )  # fmt: skip
-
-
-def _drift_text(p: _Pending, policy: RegressionPolicy) -> str:
-    assert p.drift is not None
-    return (
-        f"sustained decline over {p.drift.runs} runs: {p.drift.mean_difference:+.3f} against "
-        f"the runs before it (CUSUM {p.base.cusum:.1f} >= {policy.cusum_h:g}, "
-        f"adjusted p={p.drift_adjusted:.2g})"
-    )
-
-
-def _corrected_significant(test: PairedTest, anchor: PairedTest | None, difference: float) -> bool:
-    """Whether the difference in differences is itself significant (normal approximation)."""
-    if anchor is None or test.ci_low is None or anchor.ci_low is None:
-        return False
-    assert test.ci_high is not None
-    assert anchor.ci_high is not None
-    se_t = (test.ci_high - test.ci_low) / (2 * t_quantile_975(test.n_paired - 1))
-    se_a = (anchor.ci_high - anchor.ci_low) / (2 * t_quantile_975(anchor.n_paired - 1))
-    se = math.hypot(se_t, se_a)
-    if se <= 0:
-        return difference < 0
-    return statistics.NormalDist().cdf(difference / se) <= 0.05

@@ -91,20 +91,7 @@ def create_app(
             stream of an unfinished run never ends by itself). ``serve``
             passes ``lambda: server.should_exit``.
     """
-    auth = TokenAuth(settings.api_tokens, allow_anonymous=is_loopback(settings.http_host))
-    if auth.anonymous:
-        log.warning(
-            "no API token configured: the admin API is open to anyone on %s",
-            settings.http_host,
-            extra={"event": "api_anonymous"},
-        )
-    elif not settings.api_tokens:
-        log.warning(
-            "no API token configured and %s is not a loopback address: the admin API "
-            "refuses every request; set CONTINUOUS_EVAL_API_TOKENS",
-            settings.http_host,
-            extra={"event": "api_locked"},
-        )
+    auth = _token_auth(settings)
     streams = streams or EventStreams()
     if stopping is not None:
         streams.stop_when(stopping)
@@ -126,6 +113,50 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    _health_routes(app, readiness, status)
+    _metrics_and_docs(app, settings, registry)
+    app.include_router(runs_router(ctx))
+    app.include_router(admin_router(ctx))
+
+    public = [
+        *PUBLIC_PATHS,
+        *(["/metrics"] if settings.metrics_public else []),
+        *(["/docs", "/openapi.json"] if settings.docs_public else []),
+    ]
+    app.add_middleware(
+        RequestGuard,
+        auth=auth,
+        public_paths=public,
+        max_body_bytes=settings.max_request_body_bytes,
+    )
+    return app
+
+
+def _token_auth(settings: Settings) -> TokenAuth:
+    """The bearer-token check, and a warning when the API is open or locked for want of a token."""
+    auth = TokenAuth(settings.api_tokens, allow_anonymous=is_loopback(settings.http_host))
+    if auth.anonymous:
+        log.warning(
+            "no API token configured: the admin API is open to anyone on %s",
+            settings.http_host,
+            extra={"event": "api_anonymous"},
+        )
+    elif not settings.api_tokens:
+        log.warning(
+            "no API token configured and %s is not a loopback address: the admin API "
+            "refuses every request; set CONTINUOUS_EVAL_API_TOKENS",
+            settings.http_host,
+            extra={"event": "api_locked"},
+        )
+    return auth
+
+
+def _health_routes(
+    app: FastAPI,
+    readiness: Callable[[], str | None],
+    status: Callable[[], dict[str, object]] | None,
+) -> None:
+    """``/healthz`` (the process answers) and ``/readyz`` (the database does too)."""
 
     @app.get("/healthz", tags=["health"], response_model=HealthOut)
     async def healthz() -> dict[str, object]:
@@ -150,6 +181,9 @@ def create_app(
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready", "reason": problem}, status_code=503)
 
+
+def _metrics_and_docs(app: FastAPI, settings: Settings, registry: CollectorRegistry) -> None:
+    """``/metrics``, ``/openapi.json`` and ``/docs``, each public only when the settings say so."""
     metrics_security = [] if settings.metrics_public else [Security(bearer_scheme)]
 
     @app.get(
@@ -182,19 +216,3 @@ def create_app(
     async def docs() -> HTMLResponse:
         """Swagger UI over ``/openapi.json``; "Authorize" takes a token to try the routes."""
         return get_swagger_ui_html(openapi_url="/openapi.json", title="continuous-eval API")
-
-    app.include_router(runs_router(ctx))
-    app.include_router(admin_router(ctx))
-
-    public = [
-        *PUBLIC_PATHS,
-        *(["/metrics"] if settings.metrics_public else []),
-        *(["/docs", "/openapi.json"] if settings.docs_public else []),
-    ]
-    app.add_middleware(
-        RequestGuard,
-        auth=auth,
-        public_paths=public,
-        max_body_bytes=settings.max_request_body_bytes,
-    )
-    return app

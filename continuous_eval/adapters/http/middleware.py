@@ -45,6 +45,44 @@ class _BodyTooLarge(Exception):
     """Raised into the app from ``receive`` when a streamed body passes the cap."""
 
 
+class _Exchange:
+    """One request's side of the guard: the request id on the answer, the body's cap.
+
+    ``started`` turns true with the response's first message; ``refused`` when
+    a streamed body passed the cap before that, and then the app's own answer
+    is dropped so the guard's 413 goes out instead.
+    """
+
+    def __init__(self, receive: Receive, send: Send, request_id: str, max_body: int) -> None:
+        self._receive = receive
+        self._send = send
+        self._request_id = request_id
+        self._max_body = max_body
+        self.started = False
+        self.refused = False
+        self.received = 0
+
+    async def send(self, message: Message) -> None:
+        """Pass the app's message on, with the request id on the response's headers."""
+        if self.refused:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+            MutableHeaders(scope=message)[REQUEST_ID_HEADER] = self._request_id
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        """Hand the app the body, counting it; past the cap, stop with ``_BodyTooLarge``."""
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._max_body:
+                if not self.started:
+                    self.refused = True
+                raise _BodyTooLarge
+        return message
+
+
 class RequestGuard:
     """Request id, authentication and body cap for every HTTP request (see the module docstring).
 
@@ -88,23 +126,12 @@ class RequestGuard:
         headers: list[tuple[bytes, bytes]],
         request_id: str,
     ) -> None:
-        started = False
-        refused = False  # a streamed body passed the cap: the app's answer is dropped
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-            await send(message)
-
+        exchange = _Exchange(receive, send, request_id, self._max_body)
         if _route_path(scope) not in self._public and not self._auth.allows(headers):
             await self._reply(
                 scope,
                 receive,
-                send_with_id,
+                exchange.send,
                 401,
                 "unauthorized",
                 "a valid bearer token is required: Authorization: Bearer <token>",
@@ -114,47 +141,37 @@ class RequestGuard:
             return
         declared = _content_length(headers)
         if declared is not None and declared > self._max_body:
-            await self._too_large(scope, receive, send_with_id, request_id)
+            await self._too_large(scope, receive, exchange.send, request_id)
             return
-
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max_body:
-                    if not started:
-                        refused = True
-                    raise _BodyTooLarge
-            return message
-
         try:
-            await self.app(scope, capped_receive, send_with_id)
+            await self.app(scope, exchange.receive, exchange.send)
         except Exception as exc:
-            if refused or isinstance(exc, _BodyTooLarge):
-                pass  # answered below
-            elif started:
-                raise  # nothing can be sent any more; the server drops the connection
-            else:
-                log.exception(
-                    "unhandled error in the admin API",
-                    extra={"event": "api_error", "request_id": request_id},
-                )
-                await self._reply(
-                    scope,
-                    receive,
-                    send_with_id,
-                    500,
-                    "internal_error",
-                    "an unexpected error occurred; quote the request id when reporting it",
-                    request_id,
-                )
+            over_cap = exchange.refused or isinstance(exc, _BodyTooLarge)
+            if not over_cap:  # over the cap: answered below
+                if exchange.started:
+                    raise  # nothing can be sent any more; the server drops the connection
+                await self._internal_error(scope, receive, exchange.send, request_id)
                 return
-        if refused:
-            refused = False  # let our own answer through
-            await self._too_large(scope, receive, send_with_id, request_id)
+        if exchange.refused:
+            exchange.refused = False  # let our own answer through
+            await self._too_large(scope, receive, exchange.send, request_id)
+
+    async def _internal_error(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        log.exception(
+            "unhandled error in the admin API",
+            extra={"event": "api_error", "request_id": request_id},
+        )
+        await self._reply(
+            scope,
+            receive,
+            send,
+            500,
+            "internal_error",
+            "an unexpected error occurred; quote the request id when reporting it",
+            request_id,
+        )
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         await self._reply(
