@@ -219,6 +219,7 @@ class _Server:
     def __init__(self, url: str) -> None:
         from continuous_eval.adapters.clock import SystemClock
         from continuous_eval.adapters.db.engine import make_engine
+        from continuous_eval.adapters.db.queries import SqlRunReader
         from continuous_eval.adapters.db.store import SqlRunStore
         from continuous_eval.adapters.http.app import create_app
         from continuous_eval.fakes.resend_server import listening_socket
@@ -233,7 +234,7 @@ class _Server:
             registry=CollectorRegistry(),
             daemon=_NoDaemon(),
             store=store,
-            engine=self.engine,
+            reader=SqlRunReader(self.engine),
             suites={"bench": FEATURES},
         )
         # TCP proto, so asyncio sets TCP_NODELAY (else Nagle adds ~40 ms per answer).

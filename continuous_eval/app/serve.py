@@ -18,6 +18,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, UserCodeCollector
@@ -99,7 +100,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             registry=registry,
             daemon=daemon,
             store=store,
-            engine=engine,
+            reader=SqlRunReader(engine),
             suites={name: list(s.features) for name, s in loaded.suites.suites.items()},
             status=lambda: {"owner": daemon.owner, "running": daemon.running},
             # Read at every poll of a live stream, by then `server` (just below) exists:

@@ -24,12 +24,10 @@ from continuous_eval.cli.app import EXIT_BAD_INPUT, JsonOption, app
 from continuous_eval.cli.output import emit_json, fail, line, print_unclipped
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from continuous_eval.adapters.db.queries import StoredResult
     from continuous_eval.core.models import RunRecord
+    from continuous_eval.core.reads import StoredResult
     from continuous_eval.core.regression import Decision, ScoreKey
-    from continuous_eval.ports import RunStore
+    from continuous_eval.ports import RunReader, RunStore
 
 SHOWN_WITH_CASES = frozenset({"regressed", "drifting", "judge_drift", "still_regressed"})
 """Decisions whose fallen cases ``show --decisions`` lists: the ones someone must look into."""
@@ -180,17 +178,15 @@ class _Pair:
         return (1 if lost else 2, 0.0, self.case_id)
 
 
-def _results(engine: Engine, run_id: str, feature: str | None) -> dict[ScoreKey, dict[str, Any]]:
-    """A run's results (the API's results query, page by page): key -> case id -> result."""
-    from continuous_eval.adapters.db.queries import list_results_page
-
+def _results(reader: RunReader, run_id: str, feature: str | None) -> dict[ScoreKey, dict[str, Any]]:
+    """A run's results (the API's results pages, one after another): key -> case id -> result."""
     out: dict[ScoreKey, dict[str, Any]] = {}
     features = (None,) if feature is None else (feature, f"{feature}@anchors")
     for name in features:
         after = 0
         while True:
-            page = list_results_page(
-                engine, run_id, feature=name, after_id=after, limit=RESULTS_PAGE
+            page = reader.list_results_page(
+                run_id, feature=name, after_id=after, limit=RESULTS_PAGE
             )
             for r in page:
                 out.setdefault((r.feature, r.scorer), {})[r.case_id] = r
@@ -254,7 +250,7 @@ def compare(
     """Compare a run's cases with a baseline run's: scores, outputs and rationales, falls first."""
     from continuous_eval.cli.views import read_store, resolve_run_id
 
-    with read_store() as (engine, store):
+    with read_store() as (reader, store):
         run = store.get_run(resolve_run_id(store, run_id))
         given = None if baseline is None else store.get_run(resolve_run_id(store, baseline))
         if given is not None and given.suite != run.suite:
@@ -264,9 +260,9 @@ def compare(
             )
         if given is not None and given.id == run.id:
             fail("a run cannot be compared with itself", EXIT_BAD_INPUT)
-        now = _results(engine, run.id, feature)
+        now = _results(reader, run.id, feature)
         if given is not None:
-            then = _results(engine, given.id, feature)
+            then = _results(reader, given.id, feature)
             keys = sorted({*now, *then})
             chosen = dict.fromkeys(keys, given.id)
             by_key: dict[ScoreKey, Decision] = {}
@@ -274,7 +270,7 @@ def compare(
         else:
             keys = sorted(now)
             chosen, by_key = _stored_baselines(store, run, keys)
-            olds = {b: _results(engine, b, feature) for b in sorted(set(chosen.values()))}
+            olds = {b: _results(reader, b, feature) for b in sorted(set(chosen.values()))}
     if not keys:
         what = f"feature {feature!r}" if feature else "any feature"
         fail(f"run {run.id} has no results for {what}", EXIT_BAD_INPUT)

@@ -27,20 +27,19 @@ from continuous_eval.cli.output import (
 from continuous_eval.errors import ContinuousEvalError, RunNotFound
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from continuous_eval.ports import RunStore
+    from continuous_eval.ports import RunReader, RunStore
 
 MIN_PREFIX = 4
 """Shortest id prefix accepted in place of a whole run id (as git takes commits)."""
 
 
 @contextlib.contextmanager
-def read_store() -> Iterator[tuple[Engine, RunStore]]:
-    """Open the configured store for reading; a database error exits 1 with one line.
+def read_store() -> Iterator[tuple[RunReader, RunStore]]:
+    """Open the configured store and its reader; a database error exits 1 with one line.
 
     Shared by every command that only reads (``show``, ``compare``, ``alerts backtest``).
     """
+    from continuous_eval.adapters.db.queries import SqlRunReader
     from continuous_eval.bootstrap import open_store
 
     settings = load_settings()
@@ -49,7 +48,7 @@ def read_store() -> Iterator[tuple[Engine, RunStore]]:
     except ContinuousEvalError as exc:
         fail(str(exc), EXIT_RUN_FAILED)
     try:
-        yield engine, store
+        yield SqlRunReader(engine), store
     except ContinuousEvalError as exc:
         fail(str(exc), EXIT_RUN_FAILED)
     finally:
@@ -173,10 +172,9 @@ def trend(
     as_json: JsonOption = False,
 ) -> None:
     """Show the score trend of scheduled runs, newest first (what the drift endpoint serves)."""
-    from continuous_eval.adapters.db.queries import eval_trend
 
-    with read_store() as (engine, _):
-        points = eval_trend(engine, suite=suite, feature=feature, scorer=scorer, limit=limit)
+    with read_store() as (reader, _):
+        points = reader.eval_trend(suite=suite, feature=feature, scorer=scorer, limit=limit)
     if as_json:
         from continuous_eval.adapters.http.schemas import trend_point_out
 

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.events import EventStreams, StreamSettings
@@ -137,7 +138,7 @@ class ApiServer:
                 registry=CollectorRegistry(),
                 daemon=daemon,
                 store=store,
-                engine=store.engine,
+                reader=SqlRunReader(store.engine),
                 suites={n: list(s.features) for n, s in loaded.suites.suites.items()},
                 status=lambda: {"owner": daemon.owner, "running": daemon.running},
                 streams=self.streams,

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import SecretStr
 
-from continuous_eval.adapters.db.queries import RunKey, StoredResult
 from continuous_eval.adapters.http.auth import MAX_TOKEN_BYTES, TokenAuth, is_loopback
 from continuous_eval.adapters.http.errors import ApiError
 from continuous_eval.adapters.http.events import _case_groups
@@ -19,6 +18,7 @@ from continuous_eval.adapters.http.pagination import (
 )
 from continuous_eval.adapters.http.runs import spec_hash
 from continuous_eval.core.models import NO_USAGE, ResultStatus
+from continuous_eval.core.reads import RunKey, StoredResult
 
 
 def _headers(value: bytes | None) -> list[tuple[bytes, bytes]]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, Select, String, func, literal, select, tuple_
@@ -29,12 +27,14 @@ from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, ev
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.lifecycle import run_not_found
 from continuous_eval.core.models import ResultStatus, RunRecord, RunStatus, RunType, Usage
+from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, StoredResult, TrendPoint
 from continuous_eval.errors import StoreError
 
 __all__ = [
     "RunKey",
     "RunPoll",
     "RunSnapshot",
+    "SqlRunReader",
     "StoredResult",
     "TrendPoint",
     "eval_trend",
@@ -44,82 +44,6 @@ __all__ = [
     "poll_run",
     "run_snapshot",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class RunKey:
-    """A run's position in the newest-first listing: (created_at, id), unique and ordered."""
-
-    created_at: datetime
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class StoredResult:
-    """A result row with its database id, the key of result pages and of live events.
-
-    Ids only grow, and one writer stores a run's results (a case's scorers
-    together, in one transaction), so "rows with id > N" is exactly what
-    someone who has seen up to N has not seen yet.
-    """
-
-    id: int
-    run_id: str
-    feature: str
-    case_id: str
-    scorer: str
-    status: ResultStatus
-    score: float | None
-    passed: bool | None
-    output_excerpt: str | None
-    error: str | None
-    rationale: str | None
-    latency_ms: float | None
-    usage: Usage
-    attempt: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RunPoll:
-    """One look at a live run: its row, then its results after a given id."""
-
-    run: RunRecord
-    results: list[StoredResult]
-
-
-@dataclass(frozen=True, slots=True)
-class RunSnapshot:
-    """A run, a position in its results, and its counts up to that position."""
-
-    run: RunRecord
-    cursor: int
-    """A result id: the stream continues with the results after it."""
-    cases_done: int
-    """Cases with results stored up to ``cursor``."""
-    scored: int
-    """Results up to ``cursor`` that scored (``ok``)."""
-    errored: int
-    """Results up to ``cursor`` that errored."""
-
-
-@dataclass(frozen=True, slots=True)
-class TrendPoint:
-    """One scheduled run's aggregate for a feature x scorer."""
-
-    run_id: str
-    suite: str
-    feature: str
-    scorer: str
-    score: float | None
-    """The mean; None when every case errored."""
-    stderr: float | None
-    n: int
-    errors: int
-    status: RunStatus
-    scheduled_for: datetime | None
-    finished_at: datetime | None
-    fingerprint: str | None
 
 
 @contextmanager
@@ -357,3 +281,68 @@ def _stored_result(row: Row[*tuple[Any, ...]]) -> StoredResult:
         attempt=m["attempt"],
         created_at=m["created_at"],
     )
+
+
+class SqlRunReader:
+    """The ``RunReader`` port on the store's engine (SQLite or Postgres).
+
+    Synchronous, each call on its own pooled connection: callers on the event
+    loop run it in a worker thread.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def list_runs_page(
+        self,
+        *,
+        suite: str | None = None,
+        run_type: RunType | None = None,
+        status: RunStatus | None = None,
+        before: RunKey | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """See ``list_runs_page``."""
+        return list_runs_page(
+            self._engine, suite=suite, run_type=run_type, status=status, before=before, limit=limit
+        )
+
+    def list_results_page(
+        self,
+        run_id: str,
+        *,
+        feature: str | None = None,
+        scorer: str | None = None,
+        status: ResultStatus | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[StoredResult]:
+        """See ``list_results_page``."""
+        return list_results_page(
+            self._engine,
+            run_id,
+            feature=feature,
+            scorer=scorer,
+            status=status,
+            after_id=after_id,
+            limit=limit,
+        )
+
+    def run_snapshot(self, run_id: str, after_id: int | None = None) -> RunSnapshot:
+        """See ``run_snapshot``."""
+        return run_snapshot(self._engine, run_id, after_id)
+
+    def poll_run(self, run_id: str, *, after_id: int, limit: int) -> RunPoll:
+        """See ``poll_run``."""
+        return poll_run(self._engine, run_id, after_id=after_id, limit=limit)
+
+    def eval_trend(
+        self,
+        *,
+        suite: str | None = None,
+        feature: str | None = None,
+        scorer: str | None = None,
+        limit: int = 100,
+    ) -> list[TrendPoint]:
+        """See ``eval_trend``."""
+        return eval_trend(self._engine, suite=suite, feature=feature, scorer=scorer, limit=limit)

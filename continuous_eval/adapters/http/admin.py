@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, Security
 
-from continuous_eval.adapters.db import queries
 from continuous_eval.adapters.http.auth import bearer_scheme
 from continuous_eval.adapters.http.errors import error_responses
 from continuous_eval.adapters.http.runs import ApiContext, start_run
@@ -53,9 +52,7 @@ def admin_router(ctx: ApiContext) -> APIRouter:
         regression detector compares against. Compare points only while
         ``fingerprint`` stays the same.
         """
-        points = queries.eval_trend(
-            ctx.engine, suite=suite, feature=feature, scorer=scorer, limit=limit
-        )
+        points = ctx.reader.eval_trend(suite=suite, feature=feature, scorer=scorer, limit=limit)
         return TrendOut(items=[trend_point_out(p) for p in points])
 
     @router.post(

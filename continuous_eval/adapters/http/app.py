@@ -23,7 +23,6 @@ from fastapi import FastAPI, Response, Security
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from sqlalchemy import Engine
 
 from continuous_eval import __version__
 from continuous_eval.adapters.http.admin import admin_router
@@ -33,7 +32,7 @@ from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
-from continuous_eval.ports import RunLauncher, RunStore
+from continuous_eval.ports import RunLauncher, RunReader, RunStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def create_app(
     registry: CollectorRegistry,
     daemon: RunLauncher,
     store: RunStore,
-    engine: Engine,
+    reader: RunReader,
     suites: Mapping[str, Sequence[str]],
     status: Callable[[], dict[str, object]] | None = None,
     streams: EventStreams | None = None,
@@ -80,8 +79,8 @@ def create_app(
         daemon: Starts and controls runs (``service.daemon.Daemon``); must
             live on the event loop that serves the app.
         store: The run store, for single runs, aggregates and alerts.
-        engine: The store's engine, for the read-only queries (pages, trend,
-            live progress).
+        reader: The read side (pages of runs and results, live progress, the
+            trend).
         suites: The loaded suites and their features.
         status: Extra fields for ``/healthz`` (this replica's id, runs in flight).
         streams: The live-progress streams (tests pass their own, to shorten
@@ -98,7 +97,7 @@ def create_app(
     ctx = ApiContext(
         daemon=daemon,
         store=store,
-        engine=engine,
+        reader=reader,
         suites=suites,
         streams=streams,
         callbacks=settings.run_webhook_secret is not None,

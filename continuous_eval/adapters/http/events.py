@@ -43,11 +43,8 @@ from typing import TypeVar
 
 import anyio
 from pydantic import BaseModel
-from sqlalchemy import Engine
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from continuous_eval.adapters.db import queries
-from continuous_eval.adapters.db.queries import RunSnapshot, StoredResult
 from continuous_eval.adapters.http.schemas import (
     CaseEvent,
     CaseScoreOut,
@@ -58,6 +55,8 @@ from continuous_eval.adapters.http.schemas import (
     snapshot_event,
 )
 from continuous_eval.core.models import ResultStatus, RunRecord
+from continuous_eval.core.reads import RunSnapshot, StoredResult
+from continuous_eval.ports import RunReader
 
 _T = TypeVar("_T")
 
@@ -124,26 +123,28 @@ class EventStreams:
         """
         self._stopping = stopping
 
-    def response(self, engine: Engine, snapshot: RunSnapshot) -> EventStream:
+    def response(self, reader: RunReader, snapshot: RunSnapshot) -> EventStream:
         """Stream the run's events from the snapshot's position on (see the module docstring)."""
         s = self.settings
         return EventStream(
-            self._events(engine, snapshot),
+            self._events(reader, snapshot),
             ping=s.keepalive_s,
             send_timeout=s.send_timeout_s,
         )
 
     async def _events(
-        self, engine: Engine, snapshot: RunSnapshot
+        self, reader: RunReader, snapshot: RunSnapshot
     ) -> AsyncIterator[ServerSentEvent]:
         self._open += 1
         try:
-            async for event in self._watch(engine, snapshot):
+            async for event in self._watch(reader, snapshot):
                 yield event
         finally:
             self._open -= 1
 
-    async def _watch(self, engine: Engine, snapshot: RunSnapshot) -> AsyncIterator[ServerSentEvent]:
+    async def _watch(
+        self, reader: RunReader, snapshot: RunSnapshot
+    ) -> AsyncIterator[ServerSentEvent]:
         s = self.settings
         run, last = snapshot.run, snapshot.cursor
         counts = _Counts(snapshot.cases_done, snapshot.scored, snapshot.errored)
@@ -154,9 +155,7 @@ class EventStreams:
             # Closing still takes one last look, so a subscriber leaves with the
             # state the shutdown left (e.g. ``interrupted``) before reconnecting.
             last_look = self.closing
-            poll = await _in_thread(
-                partial(queries.poll_run, engine, run.id, after_id=last, limit=s.batch)
-            )
+            poll = await _in_thread(partial(reader.poll_run, run.id, after_id=last, limit=s.batch))
             run = poll.run
             more = len(poll.results) >= s.batch
             for group in _case_groups(poll.results, hold_last=more):

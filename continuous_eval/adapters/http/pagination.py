@@ -15,8 +15,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from continuous_eval.adapters.db.queries import RunKey
 from continuous_eval.adapters.http.errors import ApiError
+from continuous_eval.core.reads import RunKey
 
 MAX_CURSOR_CHARS = 512
 """Longer cursors are refused before decoding; ours are about 100 characters."""

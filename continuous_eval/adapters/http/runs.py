@@ -25,11 +25,8 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response, Security
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from continuous_eval.adapters.db import queries
-from continuous_eval.adapters.db.queries import RunKey
 from continuous_eval.adapters.http.auth import bearer_scheme
 from continuous_eval.adapters.http.decision_schemas import RunDecisions, run_decisions
 from continuous_eval.adapters.http.errors import ApiError, error_responses
@@ -56,8 +53,9 @@ from continuous_eval.adapters.http.schemas import (
     run_out,
 )
 from continuous_eval.core.models import ControlAction, ResultStatus, RunRecord, RunStatus, RunType
+from continuous_eval.core.reads import RunKey
 from continuous_eval.errors import ConfigError, DuplicateRun, GateBusy, RunNotFound
-from continuous_eval.ports import RunLauncher, RunStore
+from continuous_eval.ports import RunLauncher, RunReader, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +72,8 @@ class ApiContext:
 
     daemon: RunLauncher
     store: RunStore
-    engine: Engine
-    """The store's engine, for the read-only queries of ``adapters.db.queries``."""
+    reader: RunReader
+    """The read side: pages of runs and results, live polls, the trend."""
     suites: Mapping[str, Sequence[str]]
     """The loaded config's suites and their features, to refuse unknown names up front."""
     streams: EventStreams
@@ -287,8 +285,7 @@ def runs_router(ctx: ApiContext) -> APIRouter:
         pages appear on the first page, never shift the later ones.
         """
         before = decode_run_cursor(cursor) if cursor is not None else None
-        rows = queries.list_runs_page(
-            ctx.engine,
+        rows = ctx.reader.list_runs_page(
             suite=suite,
             run_type=run_type,
             status=status,
@@ -322,8 +319,7 @@ def runs_router(ctx: ApiContext) -> APIRouter:
     ) -> ResultPage:
         """List a run's results in the order they were stored, a page at a time."""
         after = decode_result_cursor(cursor) if cursor is not None else 0
-        rows = queries.list_results_page(
-            ctx.engine,
+        rows = ctx.reader.list_results_page(
             run_id,
             feature=feature,
             scorer=scorer,
@@ -410,8 +406,8 @@ def runs_router(ctx: ApiContext) -> APIRouter:
     ) -> EventStream:
         """Follow a run live (see the 200 response for the events)."""
         after = int(last_event_id) if last_event_id is not None else None
-        snapshot = await run_in_threadpool(queries.run_snapshot, ctx.engine, run_id, after)
-        return ctx.streams.response(ctx.engine, snapshot)
+        snapshot = await run_in_threadpool(ctx.reader.run_snapshot, run_id, after)
+        return ctx.streams.response(ctx.reader, snapshot)
 
     @router.get("/suites", response_model=SuiteList, tags=["runs"], responses=error_responses(401))
     def list_suites() -> SuiteList:

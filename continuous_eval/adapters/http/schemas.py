@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from continuous_eval.adapters.db.queries import StoredResult, TrendPoint
 from continuous_eval.core.models import (
     AlertKind,
     AlertRecord,
@@ -25,6 +24,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
+from continuous_eval.core.reads import StoredResult, TrendPoint
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 """Client-chosen run ids: up to 64 characters (the column's width), URL-safe, no leading dot."""

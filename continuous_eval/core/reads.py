@@ -1,0 +1,90 @@
+"""The records the read side returns: run pages, result pages, live-run polls, the trend.
+
+``ports.RunReader`` returns these; the admin API, the CLI and the dashboard
+read them, whichever store is behind the port (``adapters.db.queries`` on
+SQLite or Postgres, ``continuous_eval.testing`` in memory). Plain frozen
+dataclasses, so the HTTP schemas build from them by attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from continuous_eval.core.models import ResultStatus, RunRecord, RunStatus, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """A run's position in the newest-first listing: (created_at, id), unique and ordered."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A result row with its database id, the key of result pages and of live events.
+
+    Ids only grow, and one writer stores a run's results (a case's scorers
+    together, in one transaction), so "rows with id > N" is exactly what
+    someone who has seen up to N has not seen yet.
+    """
+
+    id: int
+    run_id: str
+    feature: str
+    case_id: str
+    scorer: str
+    status: ResultStatus
+    score: float | None
+    passed: bool | None
+    output_excerpt: str | None
+    error: str | None
+    rationale: str | None
+    latency_ms: float | None
+    usage: Usage
+    attempt: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunPoll:
+    """One look at a live run: its row, then its results after a given id."""
+
+    run: RunRecord
+    results: list[StoredResult]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """A run, a position in its results, and its counts up to that position."""
+
+    run: RunRecord
+    cursor: int
+    """A result id: the stream continues with the results after it."""
+    cases_done: int
+    """Cases with results stored up to ``cursor``."""
+    scored: int
+    """Results up to ``cursor`` that scored (``ok``)."""
+    errored: int
+    """Results up to ``cursor`` that errored."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """One scheduled run's aggregate for a feature x scorer."""
+
+    run_id: str
+    suite: str
+    feature: str
+    scorer: str
+    score: float | None
+    """The mean; None when every case errored."""
+    stderr: float | None
+    n: int
+    errors: int
+    status: RunStatus
+    scheduled_for: datetime | None
+    finished_at: datetime | None
+    fingerprint: str | None
