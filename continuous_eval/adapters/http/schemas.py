@@ -115,6 +115,8 @@ class RunAccepted(BaseModel):
 class UsageOut(BaseModel):
     """Tokens and money spent by model calls."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -190,6 +192,8 @@ class RunPage(BaseModel):
 class ResultOut(BaseModel):
     """One case x scorer result."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     """Increases in the order results were stored; the key of pages and live events."""
     feature: str
@@ -233,6 +237,8 @@ class SuiteList(BaseModel):
 class TrendPointOut(BaseModel):
     """One scheduled run's score for one feature x scorer."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     run_id: str
     suite: str
     feature: str
@@ -259,6 +265,8 @@ class TrendOut(BaseModel):
 
 class AlertOut(BaseModel):
     """An alert of the outbox (the exact payload sent is kept in the database, not shown)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     key: str
@@ -359,11 +367,7 @@ class EndEvent(BaseModel):
 
 def usage_out(usage: Usage) -> UsageOut:
     """Convert the core's usage record."""
-    return UsageOut(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cost_usd=usage.cost_usd,
-    )
+    return UsageOut.model_validate(usage)
 
 
 def progress_out(run: RunRecord) -> ProgressOut:
@@ -437,62 +441,15 @@ def snapshot_event(run: RunRecord, last_event_id: int, position: ProgressEvent) 
 
 
 def result_out(result: StoredResult) -> ResultOut:
-    """Convert a stored result."""
-    return ResultOut(
-        id=result.id,
-        feature=result.feature,
-        case_id=result.case_id,
-        scorer=result.scorer,
-        status=result.status,
-        score=result.score,
-        passed=result.passed,
-        output_excerpt=result.output_excerpt,
-        error=result.error,
-        rationale=result.rationale,
-        latency_ms=result.latency_ms,
-        usage=usage_out(result.usage),
-        attempt=result.attempt,
-        created_at=result.created_at,
-    )
+    """Convert a stored result (by attribute: the schema names the record's fields)."""
+    return ResultOut.model_validate(result)
 
 
 def trend_point_out(point: TrendPoint) -> TrendPointOut:
     """Convert a trend row."""
-    return TrendPointOut(
-        run_id=point.run_id,
-        suite=point.suite,
-        feature=point.feature,
-        scorer=point.scorer,
-        score=point.score,
-        stderr=point.stderr,
-        n=point.n,
-        errors=point.errors,
-        status=point.status,
-        scheduled_for=point.scheduled_for,
-        finished_at=point.finished_at,
-        fingerprint=point.fingerprint,
-    )
+    return TrendPointOut.model_validate(point)
 
 
 def alert_out(alert: AlertRecord) -> AlertOut:
-    """Convert an outbox row, leaving out the payload (it may carry recipients' addresses)."""
-    return AlertOut(
-        id=alert.id,
-        key=alert.key,
-        channel=alert.channel,
-        kind=alert.kind,
-        run_id=alert.run_id,
-        suite=alert.suite,
-        feature=alert.feature,
-        scorer=alert.scorer,
-        rule=alert.rule,
-        status=alert.status,
-        summary=dict(alert.summary),
-        reason=alert.reason,
-        attempts=alert.attempts,
-        next_attempt_at=alert.next_attempt_at,
-        last_error=alert.last_error,
-        provider_id=alert.provider_id,
-        created_at=alert.created_at,
-        sent_at=alert.sent_at,
-    )
+    """Convert an outbox row; the schema has no payload field (it may carry recipients' addresses)."""
+    return AlertOut.model_validate(alert)
