@@ -451,5 +451,5 @@ def trend_point_out(point: TrendPoint) -> TrendPointOut:
 
 
 def alert_out(alert: AlertRecord) -> AlertOut:
-    """Convert an outbox row; the schema has no payload field (it may carry recipients' addresses)."""
+    """Convert an outbox row; the schema leaves out the payload (it may carry addresses)."""
     return AlertOut.model_validate(alert)
