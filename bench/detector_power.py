@@ -383,6 +383,21 @@ def _mean(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Simulate the cells, then print one line per target and figure."""
+    args = _arguments(argv)
+    started = time.perf_counter()
+    tallies, seconds = _simulate(args)
+    print(
+        f"detector power: {args.histories} histories per cell ({args.suite_histories} for the "
+        f"150-key suite's month), seed {args.seed}, "
+        f"{args.jobs} jobs; judge noise p={NOISE}, pass-rate flips {FLIP}"
+    )
+    for name, spent in seconds.items():
+        print(f"cell {name}: {spent:.0f} s of worker time")
+    _report(tallies)
+    print(f"wall time: {time.perf_counter() - started:.0f} s")
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--histories", type=int, default=1000, help="histories per cell")
     parser.add_argument(
@@ -395,12 +410,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cell names")
     args = parser.parse_args(argv)
-    names = [c for c in args.cells.split(",") if c]
-    unknown = sorted(set(names) - set(CELLS))
+    args.names = [c for c in args.cells.split(",") if c]
+    unknown = sorted(set(args.names) - set(CELLS))
     if unknown:
         parser.error(f"unknown cells {unknown}; known: {', '.join(CELLS)}")
+    return args
 
-    started = time.perf_counter()
+
+def _simulate(args: argparse.Namespace) -> tuple[dict[str, Tally], dict[str, float]]:
+    """Run every chunk of every cell in worker processes; return the tallies and worker time."""
+    names: list[str] = args.names
 
     def count(name: str) -> int:
         return int(args.suite_histories if name == "suite_150_month" else args.histories)
@@ -428,14 +447,10 @@ def main(argv: list[str] | None = None) -> None:
         for i in sorted(parts[name]):
             for outcome, values in parts[name][i].items():
                 tallies[name].setdefault(outcome, []).extend(values)
+    return tallies, seconds
 
-    print(
-        f"detector power: {args.histories} histories per cell ({args.suite_histories} for the "
-        f"150-key suite's month), seed {args.seed}, "
-        f"{args.jobs} jobs; judge noise p={NOISE}, pass-rate flips {FLIP}"
-    )
-    for name in names:
-        print(f"cell {name}: {seconds[name]:.0f} s of worker time")
+
+def _report(tallies: dict[str, Tally]) -> None:
     for target, cell, outcome, op, goal in TARGETS:
         if cell not in tallies:
             continue
@@ -449,7 +464,6 @@ def main(argv: list[str] | None = None) -> None:
             values = tallies[cell][outcome]
             shown = _mean(values) if outcome in {"month", "runs_alerted"} else _share(values)
             print(f"figure {figure}: {shown}")
-    print(f"wall time: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
