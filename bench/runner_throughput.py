@@ -88,7 +88,7 @@ def _usage() -> tuple[float, int]:
 async def _ours(args: argparse.Namespace) -> dict[str, Any]:
     """The product path: what ``continuous-eval run`` does (gate, lock, lease, fenced writes)."""
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import local_daemon
+    from continuous_eval.app.container import local_daemon
     from continuous_eval.settings import Settings
 
     work = Path(args.workdir)

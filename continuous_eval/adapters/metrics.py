@@ -1,7 +1,7 @@
 """Prometheus metrics on an injected registry: what this process did.
 
 Tests build a fresh ``CollectorRegistry`` and read sample values; the
-process builds one in ``bootstrap`` and serves it at ``/metrics``.
+process builds one in ``app.container`` and serves it at ``/metrics``.
 
 These counters are per replica and start from zero when the process starts.
 The fleet-wide numbers that the database holds (runs by status, scores,

@@ -26,7 +26,9 @@ from continuous_eval.adapters.metrics_db import DatabaseCollector
 from continuous_eval.adapters.scheduler import make_scheduler
 from continuous_eval.adapters.suite_files import load_suite_file
 from continuous_eval.adapters.user_code import DaemonThreadPool
-from continuous_eval.bootstrap import daemon_config, local_daemon, readiness, scan_suites
+from continuous_eval.app.config import daemon_config
+from continuous_eval.app.container import local_daemon, readiness
+from continuous_eval.app.scanning import scan_suites
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)

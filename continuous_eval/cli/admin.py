@@ -58,7 +58,7 @@ def init(
 def check_config(config: ConfigOption = None) -> None:
     """Validate a suite file and every dataset it names, without running anything."""
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import import_callables, scan_suites
+    from continuous_eval.app.scanning import import_callables, scan_suites
     from continuous_eval.core.suite import ANCHOR_SUFFIX
 
     settings = load_settings()

@@ -48,7 +48,8 @@ def _policies(
 ) -> dict[str, RegressionPolicy]:
     """Each selected suite's configured policy with the overrides; exits 2 on bad input."""
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import regression_policies, select_suites
+    from continuous_eval.app.config import regression_policies
+    from continuous_eval.app.scanning import select_suites
     from continuous_eval.service.backtest import with_overrides
 
     settings = load_settings()

@@ -108,12 +108,9 @@ async def _run_suites(
     baseline: str | None = None,
 ) -> list[_Finished]:
     from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.bootstrap import (
-        local_daemon,
-        regression_policies,
-        scan_suites,
-        select_suites,
-    )
+    from continuous_eval.app.config import regression_policies
+    from continuous_eval.app.container import local_daemon
+    from continuous_eval.app.scanning import scan_suites, select_suites
     from continuous_eval.cli.views import resolve_run_id
     from continuous_eval.service.detection import decide_finished_run
 

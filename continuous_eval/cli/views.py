@@ -40,7 +40,7 @@ def read_store() -> Iterator[tuple[RunReader, RunStore]]:
     Shared by every command that only reads (``show``, ``compare``, ``alerts backtest``).
     """
     from continuous_eval.adapters.db.queries import SqlRunReader
-    from continuous_eval.bootstrap import open_store
+    from continuous_eval.app.container import open_store
 
     settings = load_settings()
     try:

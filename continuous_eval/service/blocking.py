@@ -1,7 +1,7 @@
 """Run a blocking call (the store, a lock) off the event loop, in the caller's context.
 
 One helper for every blocking call the service makes, so each goes to the
-executor meant for it (``bootstrap`` gives the daemon's own I/O a pool of
+executor meant for it (``app.container`` gives the daemon's own I/O a pool of
 its own, apart from the default pool user code may fill) and carries the
 context variables of the caller, as ``asyncio.to_thread`` does: log lines
 written in the worker thread keep naming the run or request.

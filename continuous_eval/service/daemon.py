@@ -6,7 +6,7 @@ One tick, per suite (see the architecture page)::
       -> adopt an orphaned run, or: due again? budget? claim the slot -> run -> release
 
 Everything here talks to ports only; the scheduler (APScheduler), the HTTP app
-and the database are adapters wired in ``bootstrap``. The store and lock calls
+and the database are adapters wired in ``app.container``. The store and lock calls
 are blocking and go to worker threads; a lock release is blocking on purpose,
 in ``finally``, so that no cancellation can skip it.
 """
@@ -67,7 +67,7 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
-    """How the daemon behaves; built from settings in ``bootstrap``."""
+    """How the daemon behaves; built from settings in ``app.config``."""
 
     owner: str
     """This replica's name in leases and locks."""

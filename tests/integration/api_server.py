@@ -31,7 +31,7 @@ from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.events import EventStreams, StreamSettings
 from continuous_eval.adapters.suite_files import load_suite_file
-from continuous_eval.bootstrap import local_daemon, readiness
+from continuous_eval.app.container import local_daemon, readiness
 from continuous_eval.fakes.resend_server import listening_socket
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.settings import Settings

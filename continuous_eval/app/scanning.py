@@ -1,0 +1,172 @@
+"""Validate a suite's datasets end to end and fingerprint them, before any run is created.
+
+A bad row at line 19,000 stops the run before any money is spent and no run
+is left ``running``; the fingerprints say which earlier runs are comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from continuous_eval.adapters.suite_files import (
+    LoadedSuites,
+    iter_cases,
+    scan_dataset,
+)
+from continuous_eval.core.fingerprint import FeatureFingerprint, hash_json
+from continuous_eval.core.suite import (
+    ANCHOR_SUFFIX,
+    Feature,
+    FrozenTarget,
+    LlmJudgeScorer,
+    PythonScorer,
+    PythonTarget,
+    Scorer,
+    Suite,
+    scorer_name,
+)
+from continuous_eval.errors import ConfigError
+from continuous_eval.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class ScannedFeature:
+    """A feature whose dataset has been read through once and found valid."""
+
+    name: str
+    feature: Feature
+    case_count: int
+    fingerprint: FeatureFingerprint
+
+
+@dataclass(frozen=True)
+class ScannedSuite:
+    """A suite ready to be built into a plan: every selected dataset validated."""
+
+    name: str
+    suite: Suite
+    features: tuple[ScannedFeature, ...]
+
+
+def select_suites(loaded: LoadedSuites, suite: str | None) -> list[str]:
+    """Return the suites to run: the one named, or all of them in file order."""
+    names = list(loaded.suites.suites)
+    if suite is None:
+        return names
+    if suite not in loaded.suites.suites:
+        raise ConfigError(
+            loaded.file, "suites", f"no suite named {suite!r} (have: {', '.join(names)})"
+        )
+    return [suite]
+
+
+def _scorer_hash(scorer: Scorer, judge_model: str) -> str:
+    # What is measured, not how alerts are tuned: a new threshold keeps the baseline.
+    payload = scorer.model_dump(mode="json", by_alias=True, exclude={"regression_drop"})
+    if isinstance(scorer, LlmJudgeScorer):
+        payload["model"] = scorer.model or judge_model
+    return hash_json(payload)
+
+
+def scan_suite(
+    loaded: LoadedSuites, suite_name: str, features: Sequence[str], settings: Settings
+) -> ScannedSuite:
+    """Validate a suite's selected datasets end to end (streaming) and fingerprint them.
+
+    Called before a run is created, so a bad row at line 19,000 stops the run
+    before any money is spent and no run is left ``running``.
+    """
+    suite = loaded.suites.suites[suite_name]
+    # A run's features name its anchors too (``<feature>@anchors``); they come with it.
+    named = (f.removesuffix(ANCHOR_SUFFIX) for f in features)
+    selected = list(dict.fromkeys(named)) or list(suite.features)
+    unknown = [f for f in selected if f not in suite.features]
+    if unknown:
+        raise ConfigError(
+            loaded.file,
+            f"suites.{suite_name}.features",
+            f"no feature named {unknown[0]!r} (have: {', '.join(suite.features)})",
+        )
+    scanned = []
+    problems: list[ConfigError] = []
+    for name in selected:
+        configured = suite.features[name]
+        anchors = configured.anchor_feature()
+        parts = [(name, configured, "dataset")]
+        if anchors is not None:
+            parts.append((name + ANCHOR_SUFFIX, anchors, "anchors"))
+        for run_name, feature, field in parts:
+            where = f"suites.{suite_name}.features.{name}.{field}"
+            try:
+                scan = scan_dataset(
+                    feature.dataset, loaded.base_dir, config_file=loaded.path, where=where
+                )
+                if isinstance(feature.target, FrozenTarget):
+                    _check_frozen_outputs(loaded, feature, where)
+            except ConfigError as exc:
+                problems.append(exc)  # every dataset's first problem, in one report
+                continue
+            fp = FeatureFingerprint(
+                feature=run_name,
+                dataset=scan.sha256,
+                target=hash_json(feature.target.model_dump(mode="json")),
+                scorers={
+                    scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers
+                },
+            )
+            scanned.append(ScannedFeature(run_name, feature, scan.count, fp))
+    if problems:
+        raise ConfigError.combine(problems)
+    return ScannedSuite(suite_name, suite, tuple(scanned))
+
+
+def _check_frozen_outputs(loaded: LoadedSuites, feature: Feature, where: str) -> None:
+    """Every case of a frozen target needs its ``output``; say which one has none."""
+    for case in iter_cases(feature.dataset, loaded.base_dir, config_file=loaded.path, where=where):
+        if case.output is None:
+            raise ConfigError(loaded.file, f"{where} case {case.id!r}", "has no 'output' to score")
+
+
+def scan_suites(
+    loaded: LoadedSuites, names: Sequence[str], features: Sequence[str], settings: Settings
+) -> list[ScannedSuite]:
+    """Scan several suites, reporting the problems of all of them at once."""
+    scanned, problems = [], []
+    for name in names:
+        try:
+            scanned.append(scan_suite(loaded, name, features, settings))
+        except ConfigError as exc:
+            problems.append(exc)
+    if problems:
+        raise ConfigError.combine(problems)
+    return scanned
+
+
+def import_callables(loaded: LoadedSuites, scanned: Sequence[ScannedSuite]) -> None:
+    """Import every Python target and scorer the suites name, reporting all failures at once.
+
+    ``check-config`` uses it to prove a suite file runnable without building
+    clients (and so without an API key).
+    """
+    problems = []
+    for suite in scanned:
+        for item in suite.features:
+            where = f"suites.{suite.name}.features.{item.name}"
+            specs = []
+            if isinstance(item.feature.target, PythonTarget):
+                specs.append((item.feature.target.callable, f"{where}.target.callable"))
+            for i, scorer in enumerate(item.feature.scorers):
+                if isinstance(scorer, PythonScorer):
+                    specs.append((scorer.callable, f"{where}.scorers[{i}].callable"))
+            for spec, location in specs:
+                try:
+                    loaded.import_callable(spec, location)
+                except ConfigError as exc:
+                    problems.append(exc)
+    if problems:
+        raise ConfigError.combine(problems)
