@@ -24,7 +24,7 @@ from sqlalchemy import Engine, Row, Select, String, func, literal, select, tuple
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.engine import describe_error
-from continuous_eval.adapters.db.store import run_record
+from continuous_eval.adapters.db.rows import run_record
 from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, eval_runs
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.lifecycle import run_not_found
