@@ -3,9 +3,9 @@
 Only SELECTs belong here: pages of runs and results, the live-progress poll
 and the scheduled-score trend. The service layer never calls these, so they
 stay out of ``ports.RunStore`` (and out of the in-memory fake); writes stay
-in ``store``. SQLAlchemy Core on SQLite and Postgres; every function is
-synchronous and takes its own pooled connection, so callers on the event
-loop run them in a worker thread.
+in the store's seams (``runs``, ``results``). SQLAlchemy Core on SQLite and
+Postgres; every function is synchronous and takes its own pooled connection,
+so callers on the event loop run them in a worker thread.
 
 Pagination is keyset, never OFFSET: a page is "the rows after this key", so
 runs inserted while a client pages never shift or repeat what it sees, and
