@@ -271,8 +271,8 @@ class AlertOutbox(Protocol):
         ...
 
 
-class RunReader(Protocol):
-    """Runs and what was stored at their end, for people: the CLI's views and the API."""
+class RunLookup(Protocol):
+    """Runs by id, prefix or filter, with what was stored at their end: the store's own reads."""
 
     def get_run(self, run_id: str) -> RunRecord:
         """Return one run; raise ``RunNotFound`` when there is none."""
@@ -309,11 +309,11 @@ class RunReader(Protocol):
         ...
 
 
-class HistoryReader(RunReader, RunHistory, Protocol):
+class HistoryReader(RunLookup, RunHistory, Protocol):
     """What the detector, the backtest and the alert planner read: runs by id and their history."""
 
 
-class RunStore(RunLifecycle, ResultSink, RunHistory, AlertOutbox, RunReader, Protocol):
+class RunStore(RunLifecycle, ResultSink, RunHistory, AlertOutbox, RunLookup, Protocol):
     """Durable storage of runs, results, aggregates, decisions and the outbox: every seam.
 
     For the runner and the daemon, which use nearly all of it. Implementations

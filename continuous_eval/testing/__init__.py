@@ -7,7 +7,7 @@ the ports and the errors only, never a database driver, so a unit test that
 uses them never loads SQLAlchemy.
 
 ``clock`` holds ``FakeClock``; ``store`` joins the in-memory store's seams
-(``runs``, ``results``, ``history``, ``outbox``, ``reader`` over ``base``).
+(``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Only the dictionaries, the lock and the helpers the seams have in common
 belong here: finding a run, the write guard (the same checks as the SQL
 store's), lease fields on the store's clock, and the outbox insert that
 every run-ending path makes. The seams are in ``runs``, ``results``,
-``history``, ``outbox`` and ``reader``; ``store.InMemoryRunStore`` joins them.
+``history``, ``outbox`` and ``lookup``; ``store.InMemoryRunStore`` joins them.
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ like its SQL counterpart under ``adapters/db`` so the two read side by side.
 from __future__ import annotations
 
 from continuous_eval.testing.history import MemoryRunHistory
+from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
-from continuous_eval.testing.reader import MemoryRunReader
 from continuous_eval.testing.results import MemoryResultSink
 from continuous_eval.testing.runs import MemoryRunLifecycle
 
 
 class InMemoryRunStore(
-    MemoryRunLifecycle, MemoryResultSink, MemoryRunHistory, MemoryAlertOutbox, MemoryRunReader
+    MemoryRunLifecycle, MemoryResultSink, MemoryRunHistory, MemoryAlertOutbox, MemoryRunLookup
 ):
     """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine
 
 from continuous_eval.adapters.db.history import SqlRunHistory
+from continuous_eval.adapters.db.lookup import SqlRunLookup
 from continuous_eval.adapters.db.outbox import SqlAlertOutbox
-from continuous_eval.adapters.db.reader import SqlRunReader
 from continuous_eval.adapters.db.results import SqlResultSink
 from continuous_eval.adapters.db.runs import SqlRunLifecycle
 from continuous_eval.core.models import (
@@ -33,13 +33,13 @@ from continuous_eval.ports import (
     ResultSink,
     RunHistory,
     RunLifecycle,
-    RunReader,
+    RunLookup,
     RunStore,
 )
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 from continuous_eval.testing.history import MemoryRunHistory
+from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
-from continuous_eval.testing.reader import MemoryRunReader
 from continuous_eval.testing.results import MemoryResultSink
 from continuous_eval.testing.runs import MemoryRunLifecycle
 
@@ -59,7 +59,7 @@ def test_each_sql_seam_works_alone_on_one_engine(db_engine: Engine, clock: FakeC
     lifecycle: RunLifecycle = SqlRunLifecycle(db_engine, clock)
     sink: ResultSink = SqlResultSink(db_engine, clock)
     history: RunHistory = SqlRunHistory(db_engine, clock)
-    reader: RunReader = SqlRunReader(db_engine, clock)
+    lookup: RunLookup = SqlRunLookup(db_engine, clock)
     outbox: AlertOutbox = SqlAlertOutbox(db_engine, clock)
 
     run = lifecycle.create_run(RUN)
@@ -71,8 +71,8 @@ def test_each_sql_seam_works_alone_on_one_engine(db_engine: Engine, clock: FakeC
     assert history.case_scores(run.id) == {("refunds", "judge"): {"c1": 0.5}}
     later = clock.advance(seconds=1)
     assert [r.id for r in history.scheduled_history("support", before=later, limit=5)] == [run.id]
-    assert reader.get_run(run.id).cases_done == 1
-    assert reader.get_aggregates(run.id) == [aggregate]
+    assert lookup.get_run(run.id).cases_done == 1
+    assert lookup.get_aggregates(run.id) == [aggregate]
     assert outbox.list_alerts() == []
 
 
@@ -80,14 +80,14 @@ def test_each_in_memory_seam_is_its_port(clock: FakeClock) -> None:
     lifecycle: RunLifecycle = MemoryRunLifecycle(clock)
     sink: ResultSink = MemoryResultSink(clock)
     history: RunHistory = MemoryRunHistory(clock)
-    reader: RunReader = MemoryRunReader(clock)
+    lookup: RunLookup = MemoryRunLookup(clock)
     outbox: AlertOutbox = MemoryAlertOutbox(clock)
 
     assert lifecycle.adoptable_run("support") is None
     with pytest.raises(RunNotFound):
         sink.case_result_counts("run-1")
     assert history.db_now() == clock.now()
-    assert reader.list_runs() == []
+    assert lookup.list_runs() == []
     assert outbox.list_alerts() == []
 
 

@@ -4,7 +4,7 @@ Only the plumbing the seams have in common belongs here: connections,
 ``StoreError`` translation, the time a write stamps, the database's clock as
 SQL, the fence guard and its refusal, and the dialect-specific upsert
 builders. The queries themselves live in the seam modules (``runs``,
-``results``, ``history``, ``outbox``, ``reader``); ``store.SqlRunStore`` joins
+``results``, ``history``, ``outbox``, ``lookup``); ``store.SqlRunStore`` joins
 them.
 """
 

@@ -1,8 +1,8 @@
-"""``SqlRunReader``: the ``RunReader`` port, runs and what was stored at their end, for people.
+"""``SqlRunLookup``: the ``RunLookup`` port, runs looked up with what was stored at their end.
 
-Only the reads the CLI's views and the API make through the port belong here
-(one run, a listing, an id prefix, aggregates, the worst results, decisions);
-pages, polls and trends that the port does not need are in ``queries``.
+Only the store's own reads of runs belong here (one run, a listing, an id
+prefix, aggregates, the worst results, decisions); pages, polls and trends
+that the port does not need are in ``queries``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from continuous_eval.core.models import (
 from continuous_eval.core.regression import Decision
 
 
-class SqlRunReader(SqlStoreBase):
+class SqlRunLookup(SqlStoreBase):
     """Read runs, their aggregates, worst results and decisions."""
 
     def get_run(self, run_id: str) -> RunRecord:

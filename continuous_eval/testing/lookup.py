@@ -1,7 +1,7 @@
-"""``MemoryRunReader``: the ``RunReader`` port in dictionaries.
+"""``MemoryRunLookup``: the ``RunLookup`` port in dictionaries.
 
 Only the reads people make through the port belong here, ordered as
-``SqlRunReader`` orders them.
+``SqlRunLookup`` orders them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from continuous_eval.core.regression import Decision
 from continuous_eval.testing.base import MemoryStoreBase
 
 
-class MemoryRunReader(MemoryStoreBase):
+class MemoryRunLookup(MemoryStoreBase):
     """Read runs, their aggregates, worst results and decisions; see ``SqlRunStore``."""
 
     def get_run(self, run_id: str) -> RunRecord:
