@@ -2,7 +2,8 @@
 
 Keeping them in one place means the runner and the daemon can be tested with
 the fakes in ``continuous_eval.testing`` and run for real with the adapters,
-without either knowing which.
+without either knowing which. The run store is split along its seams, so each
+consumer asks for the narrowest one it uses; ``RunStore`` joins them all.
 """
 
 from __future__ import annotations
@@ -69,12 +70,8 @@ class CaseScorer(Protocol):
         ...
 
 
-class RunStore(Protocol):
-    """Durable storage of runs, results and aggregates.
-
-    Implementations are synchronous and thread-safe; the async runner calls
-    them through a single writer thread so the event loop never blocks on I/O.
-    """
+class RunLifecycle(Protocol):
+    """Runs and their leases: create, adopt, renew, release, finish, control."""
 
     def create_run(
         self, new: NewRun, *, lease: Lease | None = None, status: RunStatus = RunStatus.RUNNING
@@ -86,22 +83,6 @@ class RunStore(Protocol):
         scheduled slot recorded as skipped, with ``finished_at`` set) or
         ``queued``. Raises ``DuplicateRun`` when the id, the idempotency key or
         (suite, scheduled_for) is taken: a double fire of a slot is a no-op.
-        """
-        ...
-
-    def save_results(
-        self,
-        run_id: str,
-        results: Sequence[CaseResult],
-        delta: ProgressDelta,
-        *,
-        fence: Fence | None = None,
-    ) -> None:
-        """Upsert results (one per run x feature x case x scorer) and add the counts, atomically.
-
-        With ``fence``, writes only while the run is ``running`` or ``paused``
-        with that attempt and owner; otherwise raises ``LeaseLost`` and writes
-        nothing.
         """
         ...
 
@@ -124,50 +105,6 @@ class RunStore(Protocol):
         """
         ...
 
-    def get_run(self, run_id: str) -> RunRecord:
-        """Return one run; raise ``RunNotFound`` when there is none."""
-        ...
-
-    def list_runs(
-        self,
-        *,
-        suite: str | None = None,
-        run_type: RunType | None = None,
-        status: RunStatus | None = None,
-        limit: int = 20,
-    ) -> list[RunRecord]:
-        """Return runs newest first."""
-        ...
-
-    def run_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
-        """Return up to ``limit`` run ids that start with ``prefix``, in id order.
-
-        How the CLI accepts a unique prefix of an id (``show 4e69``).
-        """
-        ...
-
-    def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
-        """Yield (feature, scorer, status, score) for every result, grouped by feature, scorer."""
-        ...
-
-    def get_aggregates(self, run_id: str) -> list[ScoreAggregate]:
-        """Return a run's stored aggregates, ordered by feature, scorer."""
-        ...
-
-    def worst_results(self, run_id: str, limit: int = 10) -> list[ResultRecord]:
-        """Return errors first, then the lowest scores."""
-        ...
-
-    def close(self) -> None:
-        """Dispose of connections."""
-        ...
-
-    # ------------------------------------------------------- the daemon's needs
-
-    def db_now(self) -> datetime:
-        """Return the database's clock (aware UTC): leases never trust a replica's clock."""
-        ...
-
     def renew_lease(self, run_id: str, fence: Fence, seconds: float) -> RunRecord:
         """Extend the lease to database now + ``seconds`` and stamp the heartbeat.
 
@@ -184,13 +121,6 @@ class RunStore(Protocol):
         or ``queued``) and clear the lease, guarded by ``fence`` (``LeaseLost``).
 
         An ``interrupted`` or ``queued`` run is adoptable at once by any worker.
-        """
-        ...
-
-    def newest_scheduled(self, suite: str) -> RunRecord | None:
-        """Return the suite's scheduled run with the latest ``started_at`` (any status).
-
-        The due check's query; served by the (suite, run_type, started_at) index.
         """
         ...
 
@@ -212,10 +142,6 @@ class RunStore(Protocol):
         """
         ...
 
-    def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
-        """Return stored results per (feature, case_id): finished cases are not run again."""
-        ...
-
     def control_run(self, run_id: str, action: ControlAction) -> RunRecord:
         """Apply an admin operation and return the run.
 
@@ -228,25 +154,66 @@ class RunStore(Protocol):
         """
         ...
 
+
+class ResultSink(Protocol):
+    """Where a run's results and aggregates go, and what the writer reads back of them."""
+
+    def save_results(
+        self,
+        run_id: str,
+        results: Sequence[CaseResult],
+        delta: ProgressDelta,
+        *,
+        fence: Fence | None = None,
+    ) -> None:
+        """Upsert results (one per run x feature x case x scorer) and add the counts, atomically.
+
+        With ``fence``, writes only while the run is ``running`` or ``paused``
+        with that attempt and owner; otherwise raises ``LeaseLost`` and writes
+        nothing.
+        """
+        ...
+
+    def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:
+        """Yield (feature, scorer, status, score) for every result, grouped by feature, scorer."""
+        ...
+
+    def case_result_counts(self, run_id: str) -> dict[tuple[str, str], int]:
+        """Return stored results per (feature, case_id): finished cases are not run again."""
+        ...
+
     def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
         """Store a run's aggregates, whatever its status (a cancelled run keeps what finished)."""
+        ...
+
+
+class RunHistory(Protocol):
+    """What the due check, the budget, the detector and the outage check read.
+
+    ``latest_alert`` is here, not in ``AlertOutbox``: the planner reads the
+    outbox's past to know whether an outage is open, and never delivers.
+    """
+
+    def db_now(self) -> datetime:
+        """Return the database's clock (aware UTC): leases never trust a replica's clock."""
+        ...
+
+    def newest_scheduled(self, suite: str) -> RunRecord | None:
+        """Return the suite's scheduled run with the latest ``started_at`` (any status).
+
+        The due check's query; served by the (suite, run_type, started_at) index.
+        """
         ...
 
     def judge_spend_since(self, since: datetime) -> float:
         """Return the judge cost in USD of runs started at or after ``since``."""
         ...
 
-    # ------------------------------------------------ regressions and alerts
-
     def scheduled_history(self, suite: str, *, before: datetime, limit: int) -> list[RunRecord]:
         """Return the suite's ``succeeded`` scheduled runs started before ``before``, newest first.
 
         The detector's baselines: manual, failed, cancelled and skipped runs never are.
         """
-        ...
-
-    def get_decisions(self, run_id: str) -> list[Decision]:
-        """Return a run's stored decisions, by feature and scorer (empty if none were stored)."""
         ...
 
     def decision_states(self, run_ids: Sequence[str]) -> dict[str, dict[ScoreKey, KeyState]]:
@@ -265,6 +232,10 @@ class RunStore(Protocol):
     ) -> AlertRecord | None:
         """Return the newest alert of that kind for a feature x scorer (any channel, any status)."""
         ...
+
+
+class AlertOutbox(Protocol):
+    """The outbox as its deliverers and readers see it: claim what is due, settle, list."""
 
     def claim_due_alerts(self, owner: str, lease_s: float, limit: int) -> list[AlertRecord]:
         """Claim up to ``limit`` pending alerts that are due, oldest first, and return them.
@@ -298,6 +269,61 @@ class RunStore(Protocol):
         self, *, status: AlertStatus | None = None, suite: str | None = None, limit: int = 50
     ) -> list[AlertRecord]:
         """Return alerts newest first."""
+        ...
+
+
+class RunLookup(Protocol):
+    """Runs by id, prefix or filter, with what was stored at their end: the store's own reads."""
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return one run; raise ``RunNotFound`` when there is none."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        suite: str | None = None,
+        run_type: RunType | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+    ) -> list[RunRecord]:
+        """Return runs newest first."""
+        ...
+
+    def run_ids_starting(self, prefix: str, limit: int = 2) -> list[str]:
+        """Return up to ``limit`` run ids that start with ``prefix``, in id order.
+
+        How the CLI accepts a unique prefix of an id (``show 4e69``).
+        """
+        ...
+
+    def get_aggregates(self, run_id: str) -> list[ScoreAggregate]:
+        """Return a run's stored aggregates, ordered by feature, scorer."""
+        ...
+
+    def worst_results(self, run_id: str, limit: int = 10) -> list[ResultRecord]:
+        """Return errors first, then the lowest scores."""
+        ...
+
+    def get_decisions(self, run_id: str) -> list[Decision]:
+        """Return a run's stored decisions, by feature and scorer (empty if none were stored)."""
+        ...
+
+
+class HistoryReader(RunLookup, RunHistory, Protocol):
+    """What the detector, the backtest and the alert planner read: runs by id and their history."""
+
+
+class RunStore(RunLifecycle, ResultSink, RunHistory, AlertOutbox, RunLookup, Protocol):
+    """Durable storage of runs, results, aggregates, decisions and the outbox: every seam.
+
+    For the runner and the daemon, which use nearly all of it. Implementations
+    are synchronous and thread-safe; the async runner calls them through a
+    single writer thread so the event loop never blocks on I/O.
+    """
+
+    def close(self) -> None:
+        """Dispose of connections."""
         ...
 
 

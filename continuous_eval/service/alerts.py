@@ -40,7 +40,7 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.outage import OutageNotice
 from continuous_eval.core.regression import Decision, RunDecision
-from continuous_eval.ports import AlertChannel, AlertEvents, RunStore
+from continuous_eval.ports import AlertChannel, AlertEvents, AlertOutbox, HistoryReader, RunHistory
 from continuous_eval.service.blocking import run_blocking
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class FinishPlan:
     decisions: Sequence[Decision] = ()
 
 
-Detect = Callable[[RunStore, RunRecord, Sequence[ScoreAggregate]], RunDecision]
+Detect = Callable[[HistoryReader, RunRecord, Sequence[ScoreAggregate]], RunDecision]
 """Reads what the detector needs from the store (history, case scores) and runs it."""
 
 Render = Callable[[IncidentReport], str]
@@ -104,7 +104,11 @@ class AlertPlanner:
         self._run_url = run_url
 
     def plan(
-        self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate], now: datetime
+        self,
+        store: HistoryReader,
+        run: RunRecord,
+        aggregates: Sequence[ScoreAggregate],
+        now: datetime,
     ) -> FinishPlan:
         """Return what to store with ``run``'s final status (which ``run`` carries).
 
@@ -143,7 +147,7 @@ class AlertPlanner:
             rows.extend(self._report_rows(report))
         return FinishPlan(rows, decision.decisions)
 
-    def _outage_rows(self, store: RunStore, run: RunRecord) -> list[NewAlert]:
+    def _outage_rows(self, store: RunHistory, run: RunRecord) -> list[NewAlert]:
         notice = outage.decide(
             run,
             store.latest_alert(run.suite, "", "", kind="outage"),
@@ -209,7 +213,7 @@ class AlertDispatcher:
 
     def __init__(
         self,
-        store: RunStore,
+        store: AlertOutbox,
         channels: Mapping[str, AlertChannel],
         owner: str,
         *,

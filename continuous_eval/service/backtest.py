@@ -43,7 +43,7 @@ from continuous_eval.core.regression import (
     split_anchors,
 )
 from continuous_eval.errors import RunNotFound
-from continuous_eval.ports import RunStore
+from continuous_eval.ports import HistoryReader
 from continuous_eval.service.detection import history_limit
 
 PAGE = 500
@@ -196,7 +196,7 @@ class Replay:
             del self._pinned[run_id]
 
 
-def scheduled_run_ids(store: RunStore, suite: str, *, page: int = PAGE) -> list[str]:
+def scheduled_run_ids(store: HistoryReader, suite: str, *, page: int = PAGE) -> list[str]:
     """Every succeeded scheduled run of the suite, oldest first (ids only, paged).
 
     Pages overlap by the oldest start time of the page before, so runs that
@@ -218,7 +218,7 @@ def scheduled_run_ids(store: RunStore, suite: str, *, page: int = PAGE) -> list[
     return sorted(seen, key=lambda run_id: (seen[run_id], run_id))
 
 
-def run_scores(store: RunStore, run: RunRecord) -> RunScores:
+def run_scores(store: HistoryReader, run: RunRecord) -> RunScores:
     """One stored run as the detector sees it, anchors split off, without stored states."""
     own, cases, anchors = split_anchors(store.get_aggregates(run.id), store.case_scores(run.id))
     return RunScores.build(
@@ -226,7 +226,7 @@ def run_scores(store: RunStore, run: RunRecord) -> RunScores:
     )
 
 
-def replayed(store: RunStore, suite: str) -> Iterator[tuple[RunRecord, RunScores]]:
+def replayed(store: HistoryReader, suite: str) -> Iterator[tuple[RunRecord, RunScores]]:
     """Yield the suite's scheduled history oldest first, each run read when it is reached."""
     for run_id in scheduled_run_ids(store, suite):
         try:
@@ -236,7 +236,7 @@ def replayed(store: RunStore, suite: str) -> Iterator[tuple[RunRecord, RunScores
         yield run, run_scores(store, run)
 
 
-def backtest(store: RunStore, suite: str, policy: RegressionPolicy) -> BacktestResult:
+def backtest(store: HistoryReader, suite: str, policy: RegressionPolicy) -> BacktestResult:
     """Replay every succeeded scheduled run of ``suite`` with ``policy``: what would it alert?
 
     Reads the store only; writes and sends nothing.

@@ -23,7 +23,7 @@ from continuous_eval.core.regression import (
     split_anchors,
 )
 from continuous_eval.errors import RunNotFound
-from continuous_eval.ports import RunStore
+from continuous_eval.ports import HistoryReader
 from continuous_eval.service.alerts import Detect
 
 
@@ -34,7 +34,7 @@ def history_limit(policy: RegressionPolicy) -> int:
 
 
 def _scores(
-    store: RunStore,
+    store: HistoryReader,
     run: RunRecord,
     aggregates: Sequence[ScoreAggregate],
     *,
@@ -56,7 +56,7 @@ def _scores(
 
 
 def decide_finished_run(
-    store: RunStore,
+    store: HistoryReader,
     run: RunRecord,
     aggregates: Sequence[ScoreAggregate],
     policy: RegressionPolicy = DEFAULT_POLICY,
@@ -119,7 +119,7 @@ def decide_finished_run(
 
 
 def _with_incident_baselines(
-    store: RunStore,
+    store: HistoryReader,
     run: RunRecord,
     earlier: list[RunRecord],
     states: Mapping[str, Mapping[ScoreKey, KeyState]],
@@ -157,7 +157,7 @@ def make_detect(policies: Mapping[str, RegressionPolicy]) -> Detect:
     """Return the planner's ``detect``: the suite's policy, the store's history."""
 
     def detect(
-        store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate]
+        store: HistoryReader, run: RunRecord, aggregates: Sequence[ScoreAggregate]
     ) -> RunDecision:
         return decide_finished_run(store, run, aggregates, policies.get(run.suite, DEFAULT_POLICY))
 

@@ -18,7 +18,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
 )
 from continuous_eval.core.regression import Decision, DecisionKind, Incident, RunDecision
-from continuous_eval.ports import RunStore
+from continuous_eval.ports import HistoryReader
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner, backoff_s
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
@@ -78,7 +78,7 @@ class Scripted:
         self.decisions: dict[str, list[Decision]] = {}
 
     def __call__(
-        self, store: RunStore, run: RunRecord, aggregates: Sequence[ScoreAggregate]
+        self, store: HistoryReader, run: RunRecord, aggregates: Sequence[ScoreAggregate]
     ) -> RunDecision:
         decided = tuple(self.decisions.get(run.id, []))
         candidate = run.run_type != "scheduled"

@@ -3,9 +3,9 @@
 Only SELECTs belong here: pages of runs and results, the live-progress poll
 and the scheduled-score trend. The service layer never calls these, so they
 stay out of ``ports.RunStore`` (and out of the in-memory fake); writes stay
-in ``store``. SQLAlchemy Core on SQLite and Postgres; every function is
-synchronous and takes its own pooled connection, so callers on the event
-loop run them in a worker thread.
+in the store's seams (``runs``, ``results``). SQLAlchemy Core on SQLite and
+Postgres; every function is synchronous and takes its own pooled connection,
+so callers on the event loop run them in a worker thread.
 
 Pagination is keyset, never OFFSET: a page is "the rows after this key", so
 runs inserted while a client pages never shift or repeat what it sees, and
@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Row, Select, String, func, literal, select, tuple
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.engine import describe_error
-from continuous_eval.adapters.db.store import run_record
+from continuous_eval.adapters.db.rows import run_record
 from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, eval_runs
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.lifecycle import run_not_found

@@ -1,0 +1,18 @@
+"""Fakes that ship with the package, for the project's tests and for users' own.
+
+Only test doubles of the ports in ``continuous_eval.ports`` belong here. They
+are real implementations with inspectable state, not mocks: a test drives the
+code under test and then asserts on what the fake holds. They import the core,
+the ports and the errors only, never a database driver, so a unit test that
+uses them never loads SQLAlchemy.
+
+``clock`` holds ``FakeClock``; ``store`` joins the in-memory store's seams
+(``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``).
+"""
+
+from __future__ import annotations
+
+from continuous_eval.testing.clock import DEFAULT_START, FakeClock
+from continuous_eval.testing.store import InMemoryRunStore
+
+__all__ = ["DEFAULT_START", "FakeClock", "InMemoryRunStore"]
