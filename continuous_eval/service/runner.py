@@ -24,7 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -360,40 +360,41 @@ class Runner:
                 self._global.release()
                 suite_limit.release()
 
-        started = 0
-        for feature in state.plan.features:
-            for case in feature.cases():
-                if skip and (feature.name, case.id) in skip:
-                    continue
-                # Until a case goes through unrefused, no more cases start than
-                # the breaker's threshold: a bad key costs that many requests.
-                while not state.breaker.may_start(started):
-                    if state.breaker.tripped:
-                        return
-                    await state.breaker_changed()
-                started += 1
-                # Suite first, then the shared limit: a suite waiting on its own
-                # cap must not sit on a slot other suites could use.
-                await suite_limit.acquire()
-                try:
-                    await self._global.acquire()
-                except BaseException:
-                    suite_limit.release()
-                    raise
-                if writer.done():
-                    # The writer died (the store failed): stop starting work.
-                    self._global.release()
-                    suite_limit.release()
-                    writer.result()
-                if state.control.reason is not None:
-                    # Stopped while this case waited for a slot (the breaker just
-                    # tripped, say): it must not start.
-                    self._global.release()
-                    suite_limit.release()
-                    return
-                task = asyncio.create_task(one(feature, case))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
+        for started, (feature, case) in enumerate(_pending_cases(state.plan, skip)):
+            if not await _breaker_allows(state, started):
+                return
+            if not await self._take_slots(state, suite_limit, writer):
+                return
+            task = asyncio.create_task(one(feature, case))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+    async def _take_slots(
+        self, state: _RunState, suite_limit: asyncio.Semaphore, writer: asyncio.Task[None]
+    ) -> bool:
+        """Take the suite's slot, then the shared one; False when the run stopped meanwhile.
+
+        Suite first, then the shared limit: a suite waiting on its own cap must
+        not sit on a slot other suites could use.
+        """
+        await suite_limit.acquire()
+        try:
+            await self._global.acquire()
+        except BaseException:
+            suite_limit.release()
+            raise
+        if writer.done():
+            # The writer died (the store failed): stop starting work.
+            self._global.release()
+            suite_limit.release()
+            writer.result()
+        if state.control.reason is not None:
+            # Stopped while this case waited for a slot (the breaker just
+            # tripped, say): it must not start.
+            self._global.release()
+            suite_limit.release()
+            return False
+        return True
 
     async def _run_case(self, state: _RunState, feature: FeaturePlan, case: Case) -> CaseOutcome:
         attempt = state.run.attempt
@@ -606,3 +607,26 @@ async def _cancel_all(tasks: set[asyncio.Task[None]], *more: asyncio.Task[None])
         task.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _pending_cases(
+    plan: RunPlan, skip: Collection[tuple[str, str]]
+) -> Iterator[tuple[FeaturePlan, Case]]:
+    """Every case of the plan, feature by feature, less those already stored (``skip``)."""
+    for feature in plan.features:
+        for case in feature.cases():
+            if not skip or (feature.name, case.id) not in skip:
+                yield feature, case
+
+
+async def _breaker_allows(state: _RunState, started: int) -> bool:
+    """Wait until the breaker lets one more case start; False once it has tripped.
+
+    Until a case goes through unrefused, no more cases start than the
+    breaker's threshold: a bad key costs that many requests.
+    """
+    while not state.breaker.may_start(started):
+        if state.breaker.tripped:
+            return False
+        await state.breaker_changed()
+    return True
