@@ -33,12 +33,6 @@ from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 
-# Other fixture modules (e.g. "tests.fixtures.http") are registered here.
-pytest_plugins: list[str] = [
-    "tests.integration.conftest_anthropic",
-    "tests.integration.conftest_alerts",
-]
-
 POSTGRES_URL_ENV = "CONTINUOUS_EVAL_TEST_POSTGRES_URL"
 """Names the Postgres server the ``postgres``-marked tests use."""
 

@@ -23,7 +23,7 @@ from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.core.models import NewRun, RunStatus
 from tests.e2e.test_cli import REPO, cli, project
-from tests.integration.conftest_alerts import FakeWebhook
+from tests.fixtures.alerts import FakeWebhook
 
 __all__ = ["project"]  # the fixture, shared with test_cli
 

@@ -19,7 +19,7 @@ from continuous_eval.adapters.delivery import parse_retry_after, wire_key
 from continuous_eval.adapters.resend_email import ResendEmailChannel
 from continuous_eval.core.alert_render import canonical_json, render_webhook
 from continuous_eval.fakes.resend_server import FakeResendServer, ScriptedFault
-from tests.integration.conftest_alerts import (
+from tests.fixtures.alerts import (
     FAKE_RESEND_KEY,
     WEBHOOK_TOKEN,
     FakeWebhook,

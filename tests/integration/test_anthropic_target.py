@@ -16,7 +16,7 @@ from continuous_eval.adapters.targets.anthropic_target import AnthropicTargetAda
 from continuous_eval.core.suite import AnthropicTarget, Case, SuiteFile, parse_suite_file
 from continuous_eval.errors import ConfigError, TargetError
 from continuous_eval.fakes.anthropic_server import FakeAnthropicServer, ScriptedError
-from tests.integration.conftest_anthropic import (
+from tests.fixtures.anthropic import (
     FAKE_API_KEY,
     TEST_PRICES,
     ClientFactory,

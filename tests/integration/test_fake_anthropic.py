@@ -20,7 +20,7 @@ from continuous_eval.fakes.anthropic_server import (
     ScriptedError,
     error_type_for,
 )
-from tests.integration.conftest_anthropic import FAKE_API_KEY
+from tests.fixtures.anthropic import FAKE_API_KEY
 
 HEADERS = {"x-api-key": FAKE_API_KEY, "anthropic-version": "2023-06-01"}
 JUDGE_TOOLS = {

@@ -33,7 +33,7 @@ from continuous_eval.fakes.resend_server import (
     FakeResendServer,
     ScriptedFault,
 )
-from tests.integration.conftest_alerts import FAKE_RESEND_KEY
+from tests.fixtures.alerts import FAKE_RESEND_KEY
 
 AUTH = {"Authorization": f"Bearer {FAKE_RESEND_KEY}"}
 

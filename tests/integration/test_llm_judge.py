@@ -15,7 +15,7 @@ from continuous_eval.core.models import NO_USAGE
 from continuous_eval.core.suite import Case, LlmJudgeScorer
 from continuous_eval.errors import JudgeError
 from continuous_eval.fakes.anthropic_server import FakeAnthropicServer, ScriptedError
-from tests.integration.conftest_anthropic import LARGE_TEST_MODEL, TEST_PRICES, ClientFactory
+from tests.fixtures.anthropic import LARGE_TEST_MODEL, TEST_PRICES, ClientFactory
 
 RUBRIC = "The answer states the refund period correctly and politely."
 CASE = Case(id="c1", input="How long do refunds take?", expected="5 business days")

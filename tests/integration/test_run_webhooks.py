@@ -23,8 +23,8 @@ from standardwebhooks.webhooks import Webhook
 from continuous_eval.adapters.webhook import Signer
 from continuous_eval.core.run_notice import notice_key
 from continuous_eval.core.signing_secret import check_signing_secret
+from tests.fixtures.alerts import FakeWebhook, WebhookChannelFactory, WebhookReply
 from tests.integration.api_server import ApiServer, make_settings, running, suite_file
-from tests.integration.conftest_alerts import FakeWebhook, WebhookChannelFactory, WebhookReply
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 PAYLOAD = '{"data":{"run_id":"r1","status":"succeeded"},"type":"run.finished"}'
