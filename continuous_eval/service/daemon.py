@@ -573,6 +573,15 @@ class Daemon:
             if still:
                 await asyncio.gather(*still, return_exceptions=True)
 
+    async def settled(self) -> None:
+        """Return once every run, resume and delivery this process started has ended.
+
+        For a caller that must wait for work in flight without stopping the
+        daemon (a test, a one-shot command); ``shutdown`` is the way to stop.
+        """
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.wait(pending)
+
     @property
     def running(self) -> list[str]:
         """Ids of the runs this process is executing."""

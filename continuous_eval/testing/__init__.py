@@ -6,13 +6,15 @@ code under test and then asserts on what the fake holds. They import the core,
 the ports and the errors only, never a database driver, so a unit test that
 uses them never loads SQLAlchemy.
 
-``clock`` holds ``FakeClock``; ``store`` joins the in-memory store's seams
+``clock`` holds ``FakeClock``; ``doubles`` the doubles a test awaits instead
+of sleeping (``GatedTarget``); ``store`` joins the in-memory store's seams
 (``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``).
 """
 
 from __future__ import annotations
 
 from continuous_eval.testing.clock import DEFAULT_START, FakeClock
+from continuous_eval.testing.doubles import GatedTarget
 from continuous_eval.testing.store import InMemoryRunStore
 
-__all__ = ["DEFAULT_START", "FakeClock", "InMemoryRunStore"]
+__all__ = ["DEFAULT_START", "FakeClock", "GatedTarget", "InMemoryRunStore"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,8 +63,21 @@ class MemoryStoreBase:
         """Per run id, the stored decisions by feature and scorer."""
         self.closed = False
         """Whether ``close()`` was called."""
-        self._lock = threading.RLock()
+        self._lock = _NotifyingLock()
         self._alert_ids = itertools.count(1)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Block until ``predicate()`` holds, re-checked after every call into the store.
+
+        For tests that must see a write happen (a run's third case stored, say)
+        without sleeping; an async test calls it through ``asyncio.to_thread``.
+
+        Raises:
+            TimeoutError: ``predicate`` still did not hold after ``timeout_s``.
+        """
+        with self._lock.changed:
+            if not self._lock.changed.wait_for(predicate, timeout_s):
+                raise TimeoutError(f"the store did not reach the state within {timeout_s} s")
 
     def close(self) -> None:
         """Mark the store closed; there is nothing to release."""
@@ -142,3 +155,17 @@ def _new_alert_record(alert_id: int, alert: NewAlert, now: datetime) -> AlertRec
         claimed_until=None,
         destination=alert.destination,
     )
+
+
+class _NotifyingLock:
+    """The store's re-entrant lock, which wakes ``wait_until`` each time it is let go."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition(threading.RLock())
+
+    def __enter__(self) -> None:
+        self.changed.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.changed.notify_all()
+        self.changed.release()

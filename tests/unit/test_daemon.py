@@ -16,7 +16,6 @@ from continuous_eval.core.models import (
     RunRecord,
     RunStatus,
     ScoreOutcome,
-    TargetOutput,
     Usage,
 )
 from continuous_eval.core.suite import Case
@@ -24,7 +23,7 @@ from continuous_eval.errors import ConfigError, DuplicateRun, GateBusy
 from continuous_eval.ports import FeaturePlan, RunPlan, SuiteSchedule, TickOutcome
 from continuous_eval.service.daemon import Daemon, DaemonConfig
 from continuous_eval.service.runner import Runner
-from continuous_eval.testing import FakeClock, InMemoryRunStore
+from continuous_eval.testing import FakeClock, GatedTarget, InMemoryRunStore
 
 DAY = timedelta(hours=24)
 
@@ -62,23 +61,6 @@ class FakeLocks:
         self.held.clear()
 
 
-class SlowTarget:
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.calls: list[str] = []
-        self.hang = asyncio.Event()
-        self.hang.set()
-
-    async def answer(self, case: Case) -> TargetOutput:
-        self.calls.append(case.id)
-        await self.hang.wait()
-        await asyncio.sleep(self.delay)
-        return TargetOutput(f"answer {case.id}")
-
-    async def aclose(self) -> None:
-        return None
-
-
 class PricedJudge:
     name = "judge"
 
@@ -92,7 +74,7 @@ class PricedJudge:
 
 
 class Plans:
-    def __init__(self, cases: int, target: SlowTarget, judge: PricedJudge) -> None:
+    def __init__(self, cases: int, target: GatedTarget, judge: PricedJudge) -> None:
         self.cases = cases
         self.target = target
         self.judge = judge
@@ -147,7 +129,7 @@ class World:
         self.clock = FakeClock()
         self.store = InMemoryRunStore(self.clock)
         self.locks = FakeLocks()
-        self.target = SlowTarget()
+        self.target = GatedTarget()
         self.judge = PricedJudge()
         self.plans = Plans(cases, self.target, self.judge)
         self.events = Recorder()
@@ -258,17 +240,14 @@ async def test_locked_elsewhere_is_counted_and_runs_nothing(world: World) -> Non
 
 
 async def test_a_manual_run_racing_a_tick_holds_the_gate(world: World) -> None:
-    world.target.hang.clear()
+    world.target.gate.clear()
     manual = await world.daemon.start_manual("s")
     assert manual.run_type == "manual"
     assert await world.daemon.tick_suite("s") is TickOutcome.GATE_BUSY
     with pytest.raises(GateBusy):
         await world.daemon.start_manual("s")
-    world.target.hang.set()
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if world.store.get_run(manual.id).status.terminal:
-            break
+    world.target.gate.set()
+    await world.daemon.settled()
     assert world.store.get_run(manual.id).status is RunStatus.SUCCEEDED
     await world.daemon.shutdown(5)
     assert world.locks.held == set()
@@ -337,7 +316,7 @@ async def test_a_run_that_reaches_the_cap_mid_way_ends_incomplete() -> None:
 async def test_the_watchdog_fails_a_hung_run_and_frees_the_suite(world: World) -> None:
     world.schedule = SuiteSchedule(enabled=True, interval=DAY, watchdog_s=0.2, max_attempts=3)
     world.daemon = world.make_daemon("a")
-    world.target.hang.clear()
+    world.target.gate.clear()
     assert await world.daemon.tick_suite("s") is TickOutcome.RAN
     [run] = world.scheduled()
     assert run.status is RunStatus.FAILED
@@ -390,14 +369,16 @@ async def test_losing_the_lock_stops_writing_and_the_daemon_lives_on(world: Worl
     world.target.delay = 0.05
     world.plans.cases = 40
     task = asyncio.create_task(world.daemon.tick_suite("s"))
-    await asyncio.sleep(0.1)
+    await world.target.answered(2)
     world.locks.healthy = False
     assert await task is TickOutcome.RAN
     [run] = world.scheduled()
     assert run.status is RunStatus.RUNNING  # left for a takeover once its lease expires
     written = run.cases_done
-    await asyncio.sleep(0.2)
-    assert world.store.get_run(run.id).cases_done == written
+    answered = world.target.answered_count
+    await world.daemon.settled()
+    assert world.store.get_run(run.id).cases_done == written  # nothing written since
+    assert world.target.answered_count <= answered + 8  # at most the cases in flight
     assert written < 40
     assert world.locks.held == set()
 
@@ -406,13 +387,11 @@ async def test_pause_resume_and_cancel(world: World) -> None:
     world.target.delay = 0.05
     world.plans.cases = 30
     run = await world.daemon.start_manual("s")
-    await asyncio.sleep(0.08)
+    await world.target.answered(3)
     paused = await world.daemon.control(run.id, "pause")
     assert paused.status is RunStatus.PAUSED
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if not world.daemon.running:
-            break
+    await world.daemon.settled()  # the worker stores what it had in flight, then lets go
+    assert not world.daemon.running
     after_pause = world.store.get_run(run.id)
     assert after_pause.status is RunStatus.PAUSED
     assert after_pause.lease_owner is None
@@ -421,10 +400,7 @@ async def test_pause_resume_and_cancel(world: World) -> None:
 
     resumed = await world.daemon.control(run.id, "resume")
     assert resumed.status is RunStatus.QUEUED
-    for _ in range(200):
-        await asyncio.sleep(0.02)
-        if world.store.get_run(run.id).status.terminal:
-            break
+    await world.daemon.settled()
     done = world.store.get_run(run.id)
     assert done.status is RunStatus.SUCCEEDED
     assert done.cases_done == 30
@@ -434,7 +410,7 @@ async def test_pause_resume_and_cancel(world: World) -> None:
     assert again.status is RunStatus.SUCCEEDED  # a finished run answers its final status
 
     second = await world.daemon.start_manual("s")
-    await asyncio.sleep(0.08)
+    await world.target.answered(done.cases_done + 3)
     cancelled = await world.daemon.control(second.id, "cancel")
     assert cancelled.status is RunStatus.CANCELLED
     await world.daemon.shutdown(5)
@@ -447,7 +423,7 @@ async def test_shutdown_releases_a_run_in_flight_for_another_replica(world: Worl
     world.target.delay = 0.05
     world.plans.cases = 40
     run = await world.daemon.start_manual("s")
-    await asyncio.sleep(0.1)
+    await world.target.answered(3)
     await world.daemon.shutdown(5)
     released = world.store.get_run(run.id)
     assert released.status is RunStatus.INTERRUPTED

@@ -245,10 +245,7 @@ async def test_results_are_stored_while_the_run_is_going(store: InMemoryRunStore
     plan = _plan(cases, target=target)
     runner = Runner(store, max_concurrency=8)
     task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
-    for _ in range(200):
-        await asyncio.sleep(0.005)
-        if store.get_run("r1").cases_done == 3:
-            break
+    await asyncio.to_thread(store.wait_until, lambda: store.get_run("r1").cases_done == 3)
     assert store.get_run("r1").status is RunStatus.RUNNING
     assert store.get_run("r1").cases_done == 3
     gate.set()
@@ -264,10 +261,7 @@ async def test_cancellation_keeps_finished_results_and_ends_cancelled(
     plan = _plan([*_cases(["a", "b"]), Case(id="last", input="z")], target=EchoTarget(gate=gate))
     runner = Runner(store, max_concurrency=8)
     task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
-    for _ in range(200):
-        await asyncio.sleep(0.005)
-        if store.get_run("r1").cases_done == 2:
-            break
+    await asyncio.to_thread(store.wait_until, lambda: store.get_run("r1").cases_done == 2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
