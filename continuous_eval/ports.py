@@ -35,7 +35,7 @@ from continuous_eval.core.models import (
     ScoreOutcome,
     TargetOutput,
 )
-from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, StoredResult, TrendPoint
+from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
 from continuous_eval.core.regression import Decision, KeyState, ScoreKey
 from continuous_eval.core.suite import Case
 
@@ -414,7 +414,7 @@ class RunReader(Protocol):
         status: ResultStatus | None = None,
         after_id: int = 0,
         limit: int = 100,
-    ) -> list[StoredResult]:
+    ) -> list[ResultRecord]:
         """Up to ``limit`` of a run's results in the order they were stored (id order).
 
         Raises:

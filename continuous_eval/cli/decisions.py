@@ -24,8 +24,7 @@ from continuous_eval.cli.app import EXIT_BAD_INPUT, JsonOption, app
 from continuous_eval.cli.output import emit_json, fail, line, print_unclipped
 
 if TYPE_CHECKING:
-    from continuous_eval.core.models import RunRecord
-    from continuous_eval.core.reads import StoredResult
+    from continuous_eval.core.models import ResultRecord, RunRecord
     from continuous_eval.core.regression import Decision, ScoreKey
     from continuous_eval.ports import RunReader, RunStore
 
@@ -154,8 +153,8 @@ class _Pair:
     """One case x scorer in both runs."""
 
     case_id: str
-    before: StoredResult | None
-    after: StoredResult | None
+    before: ResultRecord | None
+    after: ResultRecord | None
 
     @property
     def difference(self) -> float | None:
@@ -294,7 +293,7 @@ def compare(
     _print_compare(run, source, compared, without, by_key, chars)
 
 
-def _side(result: StoredResult | None) -> dict[str, Any] | None:
+def _side(result: ResultRecord | None) -> dict[str, Any] | None:
     from continuous_eval.adapters.http.schemas import result_out
 
     return None if result is None else result_out(result).model_dump(mode="json")
@@ -345,7 +344,7 @@ def _clip(text: str | None, chars: int) -> str:
     return flat if chars == 0 or len(flat) <= chars else flat[: chars - 1] + "…"
 
 
-def _describe(result: StoredResult | None, chars: int) -> tuple[str, str]:
+def _describe(result: ResultRecord | None, chars: int) -> tuple[str, str]:
     """(score, "output | why") of one side."""
     if result is None:
         return "absent", "(no result)"

@@ -225,8 +225,16 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
-    """A stored result row, as read back for reports."""
+    """A stored result row, as read back: by reports, result pages and live events.
 
+    ``id`` increases in the order results were stored, and one writer stores a
+    run's results (a case's scorers together, in one transaction), so "rows
+    with id > N" is exactly what someone who has seen up to N has not seen yet:
+    the key of result pages and of live events. Re-storing a result (a retried
+    case) keeps its id.
+    """
+
+    id: int
     run_id: str
     feature: str
     case_id: str

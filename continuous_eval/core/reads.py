@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from continuous_eval.core.models import ResultStatus, RunRecord, RunStatus, Usage
+from continuous_eval.core.models import ResultRecord, RunRecord, RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,37 +23,11 @@ class RunKey:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredResult:
-    """A result row with its database id, the key of result pages and of live events.
-
-    Ids only grow, and one writer stores a run's results (a case's scorers
-    together, in one transaction), so "rows with id > N" is exactly what
-    someone who has seen up to N has not seen yet.
-    """
-
-    id: int
-    run_id: str
-    feature: str
-    case_id: str
-    scorer: str
-    status: ResultStatus
-    score: float | None
-    passed: bool | None
-    output_excerpt: str | None
-    error: str | None
-    rationale: str | None
-    latency_ms: float | None
-    usage: Usage
-    attempt: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class RunPoll:
     """One look at a live run: its row, then its results after a given id."""
 
     run: RunRecord
-    results: list[StoredResult]
+    results: list[ResultRecord]
 
 
 @dataclass(frozen=True, slots=True)

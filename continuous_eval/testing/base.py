@@ -65,6 +65,8 @@ class MemoryStoreBase:
         """Whether ``close()`` was called."""
         self._lock = _NotifyingLock()
         self._alert_ids = itertools.count(1)
+        self._result_ids = itertools.count(1)
+        """Result ids, one sequence for every run, as the SQL table's."""
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         """Block until ``predicate()`` holds, re-checked after every call into the store.

@@ -38,7 +38,11 @@ class MemoryResultSink(MemoryStoreBase):
             now = self.clock.now()
             stored = self.results[run_id]
             for result in results:
-                stored[(result.feature, result.scorer, result.case_id)] = ResultRecord(
+                key = (result.feature, result.scorer, result.case_id)
+                # An upsert keeps the row, and so its id (a retried case is not new).
+                kept = stored.get(key)
+                stored[key] = ResultRecord(
+                    id=kept.id if kept is not None else next(self._result_ids),
                     run_id=run_id,
                     feature=result.feature,
                     case_id=result.case_id,

@@ -17,8 +17,8 @@ from continuous_eval.adapters.http.pagination import (
     encode_run_cursor,
 )
 from continuous_eval.adapters.http.runs import spec_hash
-from continuous_eval.core.models import NO_USAGE, ResultStatus
-from continuous_eval.core.reads import RunKey, StoredResult
+from continuous_eval.core.models import NO_USAGE, ResultRecord, ResultStatus
+from continuous_eval.core.reads import RunKey
 
 
 def _headers(value: bytes | None) -> list[tuple[bytes, bytes]]:
@@ -105,8 +105,8 @@ def test_the_spec_hash_ignores_feature_order_and_repeats() -> None:
     assert len(spec_hash("s", [])) == 64  # fits eval_runs.spec_hash
 
 
-def _row(row_id: int, case_id: str, scorer: str = "x", feature: str = "f") -> StoredResult:
-    return StoredResult(
+def _row(row_id: int, case_id: str, scorer: str = "x", feature: str = "f") -> ResultRecord:
+    return ResultRecord(
         id=row_id,
         run_id="r",
         feature=feature,

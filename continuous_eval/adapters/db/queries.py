@@ -18,16 +18,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, String, func, literal, select, tuple_
+from sqlalchemy import Engine, Select, String, func, literal, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.engine import describe_error
-from continuous_eval.adapters.db.rows import run_record
+from continuous_eval.adapters.db.rows import result_record, run_record
 from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, eval_runs
 from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.lifecycle import run_not_found
-from continuous_eval.core.models import ResultStatus, RunRecord, RunStatus, RunType, Usage
-from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, StoredResult, TrendPoint
+from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord, RunStatus, RunType
+from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
 from continuous_eval.errors import StoreError
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "RunPoll",
     "RunSnapshot",
     "SqlRunReader",
-    "StoredResult",
     "TrendPoint",
     "eval_trend",
     "eval_trend_statement",
@@ -95,7 +94,7 @@ def list_results_page(
     status: ResultStatus | None = None,
     after_id: int = 0,
     limit: int = 100,
-) -> list[StoredResult]:
+) -> list[ResultRecord]:
     """Return up to ``limit`` of a run's results in id order (the order they were stored).
 
     Raises:
@@ -117,7 +116,7 @@ def list_results_page(
     with _reading(engine, f"results of run {run_id!r}"), engine.connect() as conn:
         if conn.execute(select(eval_runs.c.id).where(eval_runs.c.id == run_id)).first() is None:
             raise run_not_found(run_id)
-        return [_stored_result(row) for row in conn.execute(stmt)]
+        return [result_record(row) for row in conn.execute(stmt)]
 
 
 def run_snapshot(engine: Engine, run_id: str, after_id: int | None = None) -> RunSnapshot:
@@ -175,7 +174,7 @@ def poll_run(engine: Engine, run_id: str, *, after_id: int, limit: int) -> RunPo
         row = conn.execute(select(eval_runs).where(eval_runs.c.id == run_id)).one_or_none()
         if row is None:
             raise run_not_found(run_id)
-        found = [_stored_result(r) for r in conn.execute(stmt)]
+        found = [result_record(r) for r in conn.execute(stmt)]
     return RunPoll(run_record(row), found)
 
 
@@ -262,27 +261,6 @@ def eval_trend(
         ]
 
 
-def _stored_result(row: Row[*tuple[Any, ...]]) -> StoredResult:
-    m = row._mapping
-    return StoredResult(
-        id=int(m["id"]),
-        run_id=m["run_id"],
-        feature=m["feature"],
-        case_id=m["case_id"],
-        scorer=m["scorer"],
-        status=ResultStatus(m["status"]),
-        score=m["score"],
-        passed=m["passed"],
-        output_excerpt=m["output_excerpt"],
-        error=m["error"],
-        rationale=m["rationale"],
-        latency_ms=m["latency_ms"],
-        usage=Usage(m["input_tokens"], m["output_tokens"], m["cost_usd"]),
-        attempt=m["attempt"],
-        created_at=m["created_at"],
-    )
-
-
 class SqlRunReader:
     """The ``RunReader`` port on the store's engine (SQLite or Postgres).
 
@@ -316,7 +294,7 @@ class SqlRunReader:
         status: ResultStatus | None = None,
         after_id: int = 0,
         limit: int = 100,
-    ) -> list[StoredResult]:
+    ) -> list[ResultRecord]:
         """See ``list_results_page``."""
         return list_results_page(
             self._engine,

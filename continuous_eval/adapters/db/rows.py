@@ -122,6 +122,7 @@ def result_record(row: Row[*tuple[Any, ...]]) -> ResultRecord:
     """Read a row of ``eval_results`` as a ``ResultRecord``."""
     m = row._mapping
     return ResultRecord(
+        id=int(m["id"]),
         run_id=m["run_id"],
         feature=m["feature"],
         case_id=m["case_id"],

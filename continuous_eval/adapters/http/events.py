@@ -54,8 +54,8 @@ from continuous_eval.adapters.http.schemas import (
     run_out,
     snapshot_event,
 )
-from continuous_eval.core.models import ResultStatus, RunRecord
-from continuous_eval.core.reads import RunSnapshot, StoredResult
+from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord
+from continuous_eval.core.reads import RunSnapshot
 from continuous_eval.ports import RunReader
 
 _T = TypeVar("_T")
@@ -183,7 +183,7 @@ class _Counts:
     def __init__(self, done: int, scored: int, errored: int) -> None:
         self.done, self.scored, self.errored = done, scored, errored
 
-    def add(self, group: list[StoredResult]) -> None:
+    def add(self, group: list[ResultRecord]) -> None:
         self.done += 1
         self.scored += sum(r.status is ResultStatus.OK for r in group)
         self.errored += sum(r.status is ResultStatus.ERROR for r in group)
@@ -219,7 +219,7 @@ def _status(run: RunRecord) -> StatusEvent:
     return StatusEvent(status=run.status, reason=run.status_reason, attempt=run.attempt)
 
 
-def _case_groups(results: list[StoredResult], *, hold_last: bool) -> list[list[StoredResult]]:
+def _case_groups(results: list[ResultRecord], *, hold_last: bool) -> list[list[ResultRecord]]:
     """Group consecutive rows of one (feature, case): the rows of one ``case`` event.
 
     Consecutive, not all rows of a case: a case's rows are stored together,
@@ -228,7 +228,7 @@ def _case_groups(results: list[StoredResult], *, hold_last: bool) -> list[list[S
     ``hold_last`` (a full batch), the last group may continue beyond the
     batch and is left for the next read, unless it is the only one.
     """
-    groups: list[list[StoredResult]] = []
+    groups: list[list[ResultRecord]] = []
     for row in results:
         if groups and (groups[-1][0].feature, groups[-1][0].case_id) == (row.feature, row.case_id):
             groups[-1].append(row)
@@ -239,7 +239,7 @@ def _case_groups(results: list[StoredResult], *, hold_last: bool) -> list[list[S
     return groups
 
 
-def _case_event(group: list[StoredResult]) -> CaseEvent:
+def _case_event(group: list[ResultRecord]) -> CaseEvent:
     first = group[0]
     latencies = [r.latency_ms for r in group if r.latency_ms is not None]
     return CaseEvent(

@@ -17,6 +17,7 @@ from continuous_eval.core.models import (
     AlertKind,
     AlertRecord,
     AlertStatus,
+    ResultRecord,
     ResultStatus,
     RunRecord,
     RunStatus,
@@ -24,7 +25,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
     Usage,
 )
-from continuous_eval.core.reads import StoredResult, TrendPoint
+from continuous_eval.core.reads import TrendPoint
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 """Client-chosen run ids: up to 64 characters (the column's width), URL-safe, no leading dot."""
@@ -440,7 +441,7 @@ def snapshot_event(run: RunRecord, last_event_id: int, position: ProgressEvent) 
     return SnapshotEvent(**_run_fields(run), last_event_id=last_event_id, position=position)
 
 
-def result_out(result: StoredResult) -> ResultOut:
+def result_out(result: ResultRecord) -> ResultOut:
     """Convert a stored result (by attribute: the schema names the record's fields)."""
     return ResultOut.model_validate(result)
 
