@@ -7,7 +7,8 @@ the ports and the errors only, never a database driver, so a unit test that
 uses them never loads SQLAlchemy.
 
 ``clock`` holds ``FakeClock``; ``doubles`` the doubles a test awaits instead
-of sleeping (``GatedTarget``); ``store`` joins the in-memory store's seams
+of sleeping (``GatedTarget``); ``reader`` the read side over the in-memory
+store (``InMemoryRunReader``); ``store`` joins the in-memory store's seams
 (``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from continuous_eval.testing.clock import DEFAULT_START, FakeClock
 from continuous_eval.testing.doubles import GatedTarget
+from continuous_eval.testing.reader import InMemoryRunReader
 from continuous_eval.testing.store import InMemoryRunStore
 
-__all__ = ["DEFAULT_START", "FakeClock", "GatedTarget", "InMemoryRunStore"]
+__all__ = ["DEFAULT_START", "FakeClock", "GatedTarget", "InMemoryRunReader", "InMemoryRunStore"]

@@ -1,0 +1,138 @@
+"""``InMemoryRunReader``: the ``RunReader`` port over an ``InMemoryRunStore``'s dictionaries.
+
+The same answers as ``adapters.db.queries.SqlRunReader`` (the reader contract
+tests run both), so the admin API and the CLI can be tested with no database:
+runs newest first by (created_at, id), results in id order, snapshots counted
+from the result rows up to the cursor, and the trend of scheduled runs only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord, RunStatus, RunType
+from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
+from continuous_eval.testing.store import InMemoryRunStore
+
+_NO_SLOT = datetime.min.replace(tzinfo=UTC)
+"""Sorts below every slot (a scheduled run always has one; this keeps the sort total)."""
+
+
+class InMemoryRunReader:
+    """Read what an ``InMemoryRunStore`` holds, as the admin API and the CLI read it.
+
+    Args:
+        store: The store whose runs, results and aggregates are read.
+    """
+
+    def __init__(self, store: InMemoryRunStore) -> None:
+        self._store = store
+
+    def list_runs_page(
+        self,
+        *,
+        suite: str | None = None,
+        run_type: RunType | None = None,
+        status: RunStatus | None = None,
+        before: RunKey | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """See ``adapters.db.queries.list_runs_page``."""
+        with self._store._lock:
+            runs = [
+                run
+                for run in self._store.runs.values()
+                if (suite is None or run.suite == suite)
+                and (run_type is None or run.run_type == run_type)
+                and (status is None or run.status is status)
+                and (before is None or (run.created_at, run.id) < (before.created_at, before.id))
+            ]
+        runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return runs[:limit]
+
+    def list_results_page(
+        self,
+        run_id: str,
+        *,
+        feature: str | None = None,
+        scorer: str | None = None,
+        status: ResultStatus | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[ResultRecord]:
+        """See ``adapters.db.queries.list_results_page``."""
+        found = [
+            r
+            for r in self._results(run_id)
+            if r.id > after_id
+            and (feature is None or r.feature == feature)
+            and (scorer is None or r.scorer == scorer)
+            and (status is None or r.status is status)
+        ]
+        return found[:limit]
+
+    def run_snapshot(self, run_id: str, after_id: int | None = None) -> RunSnapshot:
+        """See ``adapters.db.queries.run_snapshot``."""
+        with self._store._lock:
+            run = self._store._run(run_id)
+            results = self._results(run_id)
+        cursor = max((r.id for r in results), default=0) if after_id is None else after_id
+        upto = [r for r in results if r.id <= cursor]
+        return RunSnapshot(
+            run=run,
+            cursor=cursor,
+            cases_done=len({(r.feature, r.case_id) for r in upto}),
+            scored=sum(r.status is ResultStatus.OK for r in upto),
+            errored=sum(r.status is ResultStatus.ERROR for r in upto),
+        )
+
+    def poll_run(self, run_id: str, *, after_id: int, limit: int) -> RunPoll:
+        """See ``adapters.db.queries.poll_run``: the run first, then its newer results."""
+        with self._store._lock:
+            run = self._store._run(run_id)
+            results = [r for r in self._results(run_id) if r.id > after_id]
+        return RunPoll(run, results[:limit])
+
+    def eval_trend(
+        self,
+        *,
+        suite: str | None = None,
+        feature: str | None = None,
+        scorer: str | None = None,
+        limit: int = 100,
+    ) -> list[TrendPoint]:
+        """See ``adapters.db.queries.eval_trend``: scheduled runs only, newest slot first."""
+        points: list[TrendPoint] = []
+        with self._store._lock:
+            for run in self._store.runs.values():
+                if run.run_type != "scheduled" or (suite is not None and run.suite != suite):
+                    continue
+                for agg in self._store.aggregates.get(run.id, {}).values():
+                    if (feature is None or agg.feature == feature) and (
+                        scorer is None or agg.scorer == scorer
+                    ):
+                        points.append(
+                            TrendPoint(
+                                run_id=run.id,
+                                suite=run.suite,
+                                feature=agg.feature,
+                                scorer=agg.scorer,
+                                score=agg.mean,
+                                stderr=agg.stderr,
+                                n=agg.n,
+                                errors=agg.errors,
+                                status=run.status,
+                                scheduled_for=run.scheduled_for,
+                                finished_at=run.finished_at,
+                                fingerprint=agg.fingerprint,
+                            )
+                        )
+        points.sort(key=lambda p: (p.feature, p.scorer))
+        points.sort(key=lambda p: (p.scheduled_for or _NO_SLOT, p.run_id), reverse=True)
+        return points[:limit]
+
+    def _results(self, run_id: str) -> list[ResultRecord]:
+        """The run's results in id order; RunNotFound for an unknown run."""
+        with self._store._lock:
+            self._store._run(run_id)
+            return sorted(self._store.results.get(run_id, {}).values(), key=lambda r: r.id)
