@@ -1,17 +1,15 @@
-"""The Protocols the service layer needs; adapters implement them.
+"""The run store, split along its seams: lifecycle and leases, results, history, outbox, lookup.
 
-Keeping them in one place means the runner and the daemon can be tested with
-the fakes in ``continuous_eval.testing`` and run for real with the adapters,
-without either knowing which. The run store is split along its seams, so each
-consumer asks for the narrowest one it uses; ``RunStore`` joins them all.
+Each consumer asks for the narrowest seam it uses (the alert dispatcher only
+the outbox, the detector only the history and lookups); ``RunStore`` joins
+them for the wiring that needs the whole store. ``adapters.db`` implements
+them on SQL, ``continuous_eval.testing`` in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from continuous_eval.core.models import (
@@ -20,7 +18,6 @@ from continuous_eval.core.models import (
     AlertStatus,
     CaseResult,
     ControlAction,
-    DeliveryResult,
     Fence,
     Lease,
     NewAlert,
@@ -32,42 +29,8 @@ from continuous_eval.core.models import (
     RunStatus,
     RunType,
     ScoreAggregate,
-    ScoreOutcome,
-    TargetOutput,
 )
-from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
 from continuous_eval.core.regression import Decision, KeyState, ScoreKey
-from continuous_eval.core.suite import Case
-
-
-class Clock(Protocol):
-    """Where the service reads the time; tests inject a fake one."""
-
-    def now(self) -> datetime:
-        """Return the current time, timezone-aware, in UTC."""
-        ...
-
-
-class Target(Protocol):
-    """The system under test for one feature."""
-
-    async def answer(self, case: Case) -> TargetOutput:
-        """Return the system's answer for one case; raise ``TargetError`` on failure."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; called once when the run ends."""
-        ...
-
-
-class CaseScorer(Protocol):
-    """One configured scorer, ready to grade outputs."""
-
-    name: str
-
-    async def score(self, output: str, case: Case) -> ScoreOutcome:
-        """Grade one output; raise ``ScorerError`` (never return 0) when it cannot."""
-        ...
 
 
 class RunLifecycle(Protocol):
@@ -324,271 +287,4 @@ class RunStore(RunLifecycle, ResultSink, RunHistory, AlertOutbox, RunLookup, Pro
 
     def close(self) -> None:
         """Dispose of connections."""
-        ...
-
-
-class SuiteLock(Protocol):
-    """One held lock on a suite: only its holder runs the suite, across replicas."""
-
-    suite: str
-
-    def check(self) -> bool:
-        """Return whether the lock is still held (renews it where it is a lease). Never raises."""
-        ...
-
-    def release(self) -> None:
-        """Release the lock. Idempotent, never raises, and blocking: cancellation cannot skip it."""
-        ...
-
-
-class SuiteLocks(Protocol):
-    """Cross-process mutual exclusion per suite (Postgres advisory lock, or a SQLite lease row)."""
-
-    def try_acquire(self, suite: str, owner: str) -> SuiteLock | None:
-        """Take the suite's lock without waiting; None when another process holds it.
-
-        A holder whose run's lease has expired (it stalled or hung) is fenced
-        off first, so a stopped process cannot block a takeover forever.
-        """
-        ...
-
-    def close(self) -> None:
-        """Release every lock this object holds and dispose of its connections."""
-        ...
-
-
-class AlertChannel(Protocol):
-    """One way of telling people: email through Resend, or a webhook."""
-
-    name: str
-    """The channel name stored with each alert (``email``, ``webhook``)."""
-
-    async def deliver(
-        self, key: str, payload: str, destination: str | None = None
-    ) -> DeliveryResult:
-        """Send the stored payload with ``key`` as its idempotency key.
-
-        ``destination`` is the row's own address (a run's callback URL) for
-        channels without a fixed one; channels with one ignore it.
-
-        Called again with the same key and byte-identical payload after a
-        failure or a crash; the provider's idempotency turns a repeat into a
-        no-op. Never raises for a provider error: it returns ``retry`` or ``dead``.
-        """
-        ...
-
-    async def aclose(self) -> None:
-        """Close the channel's HTTP client; called once when the process is done."""
-        ...
-
-
-# --- the read side --------------------------------------------------------------
-
-
-class RunReader(Protocol):
-    """What the admin API, the CLI and the dashboard read: pages, live polls, the trend.
-
-    Read-only and separate from ``RunStore``: the service never needs these,
-    and a reader can be served from a replica or from memory in tests.
-    Pages are keyset-paged, never by offset (``adapters.db.queries``).
-    """
-
-    def list_runs_page(
-        self,
-        *,
-        suite: str | None = None,
-        run_type: RunType | None = None,
-        status: RunStatus | None = None,
-        before: RunKey | None = None,
-        limit: int = 50,
-    ) -> list[RunRecord]:
-        """Up to ``limit`` runs newest first (created_at, then id), strictly after ``before``."""
-        ...
-
-    def list_results_page(
-        self,
-        run_id: str,
-        *,
-        feature: str | None = None,
-        scorer: str | None = None,
-        status: ResultStatus | None = None,
-        after_id: int = 0,
-        limit: int = 100,
-    ) -> list[ResultRecord]:
-        """Up to ``limit`` of a run's results in the order they were stored (id order).
-
-        Raises:
-            RunNotFound: No such run (an empty list means a run with no results yet).
-        """
-        ...
-
-    def run_snapshot(self, run_id: str, after_id: int | None = None) -> RunSnapshot:
-        """A run, a result id to stream from (its newest by default), and its counts up to it.
-
-        Raises:
-            RunNotFound: No such run.
-        """
-        ...
-
-    def poll_run(self, run_id: str, *, after_id: int, limit: int) -> RunPoll:
-        """The run's row, then up to ``limit`` of its results with id > ``after_id``.
-
-        Raises:
-            RunNotFound: The run is gone.
-        """
-        ...
-
-    def eval_trend(
-        self,
-        *,
-        suite: str | None = None,
-        feature: str | None = None,
-        scorer: str | None = None,
-        limit: int = 100,
-    ) -> list[TrendPoint]:
-        """Scheduled runs' aggregates, newest slot first, one per run x feature x scorer."""
-        ...
-
-
-# --- the daemon, the runner and their observers -----------------------------
-
-
-class TickOutcome(StrEnum):
-    """What one suite's tick did; each is counted, none is silent."""
-
-    RAN = "ran"
-    NOT_DUE = "not_due"
-    DISABLED = "disabled"
-    STOPPING = "stopping"
-    """The daemon is shutting down: no new run starts."""
-    GATE_BUSY = "gate_busy"
-    LOCKED_ELSEWHERE = "locked_elsewhere"
-    CLAIM_LOST = "claim_lost"
-    """Another replica claimed the same scheduled slot first."""
-    BUDGET_SKIPPED = "budget_skipped"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class SuiteSchedule:
-    """A suite's effective schedule: the settings with the suite file's overrides applied."""
-
-    enabled: bool
-    interval: timedelta
-    watchdog_s: float
-    max_attempts: int
-
-
-class PlanSource(Protocol):
-    """Builds a runnable plan for a suite (reading its datasets anew each time)."""
-
-    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
-        """Validate and fingerprint the suite's datasets and return the plan."""
-        ...
-
-
-class DaemonEvents(Protocol):
-    """Where the daemon reports what it did, for metrics."""
-
-    def tick(self, suite: str, outcome: TickOutcome) -> None:
-        """One suite's tick ended with ``outcome``."""
-        ...
-
-    def lock_held(self, suite: str, held: bool) -> None:
-        """This process took or released the suite's lock."""
-        ...
-
-    def budget_unreadable(self) -> None:
-        """Today's judge spend could not be read; the run went ahead (fail-open)."""
-        ...
-
-    def run_finished(self, run: RunRecord) -> None:
-        """A run this process executed reached its end (or was released)."""
-        ...
-
-
-@dataclass(frozen=True)
-class FeaturePlan:
-    """One feature, ready to run: a re-openable case stream, its target and scorers."""
-
-    name: str
-    cases: Callable[[], Iterator[Case]]
-    """Opens the dataset again from the start; called once per run."""
-    case_count: int
-    target: Target
-    scorers: Sequence[CaseScorer]
-    budgeted: frozenset[str] = frozenset()
-    """Names of the scorers that spend the judge budget (the LLM judges)."""
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """A suite, resolved: what to run and what the results will be compared as."""
-
-    suite: str
-    features: Sequence[FeaturePlan]
-    concurrency: int
-    """Cases of this suite in flight at once."""
-    fingerprint: str
-    fingerprint_parts: dict[str, str] = field(default_factory=dict)
-    pair_fingerprints: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @property
-    def cases_total(self) -> int:
-        """Cases across the selected features."""
-        return sum(f.case_count for f in self.features)
-
-    @property
-    def results_total(self) -> int:
-        """Expected case x scorer results."""
-        return sum(f.case_count * len(f.scorers) for f in self.features)
-
-
-class RunObserver(Protocol):
-    """Told about progress; the CLI draws a bar with it, the API streams it."""
-
-    def case_finished(self, feature: str, case_id: str, errors: int) -> None:
-        """One case is done (its results are queued for storage); ``errors`` of its
-        case x scorer results errored."""
-        ...
-
-
-class AlertEvents(Protocol):
-    """Where alert outcomes are counted."""
-
-    def alert(self, channel: str, status: str) -> None:
-        """One alert reached ``status`` on ``channel``."""
-        ...
-
-    def regression(self, suite: str, decision: Decision) -> None:
-        """The detector found a regression (or drift, or judge drift) that opened or worsened."""
-        ...
-
-
-class RunLauncher(Protocol):
-    """What the API needs of the daemon (``service.daemon.Daemon`` provides it)."""
-
-    async def start_manual(
-        self,
-        suite: str,
-        features: Sequence[str] = (),
-        *,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        spec_hash: str | None = None,
-        callback_url: str | None = None,
-    ) -> RunRecord:
-        """Start a manual run in the background; raise ``GateBusy`` when the suite is busy."""
-        ...
-
-    async def control(self, run_id: str, action: ControlAction) -> RunRecord:
-        """Cancel, pause or resume a run and return its resulting state."""
-        ...
-
-
-class JobEvents(Protocol):
-    """Where scheduler mishaps are counted."""
-
-    def job_event(self, kind: str) -> None:
-        """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
         ...
