@@ -1,7 +1,9 @@
 """Suite locks: Postgres advisory locks and SQLite lease rows.
 
 Two ``SuiteLocks`` objects on two engines stand for two replicas. The one
-``slow`` test runs two real processes against one SQLite file.
+``slow`` test runs two real processes against one SQLite file. The locks are
+always on the database's clock, so the stores beside them have no clock of
+their own, as in production.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.db.tables import eval_runs
 from continuous_eval.core.models import Lease
 from continuous_eval.errors import StoreError
-from continuous_eval.testing import FakeClock
 from tests.integration.test_store_contract import new_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ def test_a_stalled_holder_is_fenced_off(pg_engines: tuple[Engine, Engine]) -> No
     first, second = pg_engines
     a = PostgresAdvisoryLocks(first, lease_seconds=5)
     b = PostgresAdvisoryLocks(second, lease_seconds=5)
-    store = SqlRunStore(first, FakeClock())
+    store = SqlRunStore(first)  # on the database's clock, like the locks
     try:
         stalled = pg_lock(a, "support", "replica-a")
         store.create_run(new_run(), lease=Lease("replica-a", 0.2))
@@ -202,7 +203,7 @@ def test_a_newcomer_adopting_an_old_orphan_is_not_fenced(
     pg_engines: tuple[Engine, Engine],
 ) -> None:
     first, second = pg_engines
-    store = SqlRunStore(first, FakeClock())
+    store = SqlRunStore(first)  # on the database's clock, like the locks
     store.create_run(new_run(), lease=Lease("crashed-replica", 30))
     past = store.db_now() - timedelta(hours=1)
     with first.begin() as conn:  # its worker died long before anyone took the lock
@@ -305,7 +306,7 @@ def test_a_stalled_sqlite_holder_is_fenced_off(sqlite_engines: tuple[Engine, Eng
     b = SqliteLeaseLocks(second, lease_seconds=30)
     stalled = a.try_acquire("support", "replica-a")
     assert stalled is not None
-    SqlRunStore(first, FakeClock()).create_run(new_run(), lease=Lease("replica-a", 0.2))
+    SqlRunStore(first).create_run(new_run(), lease=Lease("replica-a", 0.2))
     assert b.try_acquire("support", "replica-b") is None
 
     time.sleep(0.25)
