@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event, insert, text, update
+from sqlalchemy import Connection, Engine, event, insert, text, update
 
 from continuous_eval.adapters.db.engine import for_writes, make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -773,6 +773,34 @@ def test_newest_scheduled_reads_its_index(db_engine: Engine) -> None:
         assert "Index Scan Backward" in plan, plan
 
 
+BLOCKED_BY = text(
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)))"
+)
+"""Postgres: whether some backend waits for a lock held by backend ``holder``."""
+
+
+def wait_until_blocked(conn: Connection, waiter: threading.Thread, began: threading.Event) -> None:
+    """Return once ``waiter`` waits for ``conn``'s open transaction to end; fail after 30 s.
+
+    Postgres says so itself: a backend whose ``pg_blocking_pids`` names
+    ``conn``'s. SQLite shows no waiting connection; there the condition is
+    that the waiter sent its ``BEGIN IMMEDIATE`` (``began``), which cannot
+    complete while ``conn`` holds the write lock. Either way the waiter must
+    not have finished meanwhile.
+    """
+    if conn.dialect.name == "sqlite":
+        assert began.wait(timeout=30), "the adopter never began its transaction"
+        return
+    holder = {"holder": conn.execute(text("SELECT pg_backend_pid()")).scalar_one()}
+    deadline = time.monotonic() + 30
+    with conn.engine.connect() as observer:
+        while not observer.execute(BLOCKED_BY, holder).scalar_one():
+            observer.rollback()  # the next look takes a fresh snapshot of the activity
+            assert waiter.is_alive(), "the adopter finished without waiting"
+            assert time.monotonic() < deadline, "the adopter never waited for the lock"
+            waiter.join(timeout=0.01)
+
+
 def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
     db_engine: Engine,
 ) -> None:
@@ -780,6 +808,18 @@ def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
     store.create_run(new_run(), lease=LEASE)
     expire(store, "run-1")
     adopted: list[RunRecord | None] = []
+    adopter = threading.Thread(
+        target=lambda: adopted.append(
+            store.adopt_run("run-1", 1, Lease("worker-2", 30), max_attempts=3)
+        )
+    )
+    began = threading.Event()
+
+    def note_begin(*args: object) -> None:
+        if threading.current_thread() is adopter and args[2] == "BEGIN IMMEDIATE":
+            began.set()
+
+    event.listen(db_engine, "before_cursor_execute", note_begin)
     # The stale worker is inside save_results: its guarded update holds the
     # run's row (the write lock on SQLite) while its results go in.
     with for_writes(db_engine).begin() as conn:
@@ -799,15 +839,11 @@ def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
                 created_at=SLOT,
             )
         )
-        adopter = threading.Thread(
-            target=lambda: adopted.append(
-                store.adopt_run("run-1", 1, Lease("worker-2", 30), max_attempts=3)
-            )
-        )
         adopter.start()
-        time.sleep(0.2)
+        wait_until_blocked(conn, adopter, began)
         assert adopter.is_alive()  # blocked behind the stale worker's transaction
     adopter.join(timeout=30)
+    event.remove(db_engine, "before_cursor_execute", note_begin)
 
     [run] = adopted
     assert run is not None
