@@ -94,7 +94,6 @@ def idle(seconds: float) -> None:
 
 
 def due_check(server_url: str, total: int, repeats: int) -> None:
-    from continuous_eval.adapters.clock import SystemClock
     from continuous_eval.adapters.db import migrate
     from continuous_eval.adapters.db.engine import make_engine
     from continuous_eval.adapters.db.store import SqlRunStore
@@ -139,7 +138,7 @@ def due_check(server_url: str, total: int, repeats: int) -> None:
                 conn.execute(sa.insert(eval_runs), rows[chunk : chunk + 5000])
             conn.execute(sa.text("ANALYZE eval_runs"))
         print(f"inserted {total:,} runs in {time.perf_counter() - t0:.1f} s")
-        store = SqlRunStore(engine, SystemClock())
+        store = SqlRunStore(engine)  # as in production: db_now reads the database's clock
         query_ms: list[float] = []
         decision_ms: list[float] = []
         interval = timedelta(hours=24)

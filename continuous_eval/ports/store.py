@@ -158,7 +158,11 @@ class RunHistory(Protocol):
     """
 
     def db_now(self) -> datetime:
-        """Return the database's clock (aware UTC): leases never trust a replica's clock."""
+        """Return the store's now (aware UTC), the clock its leases, claims and stamps are on.
+
+        In production the database's clock: leases never trust a replica's
+        clock. A store built on an injected clock (tests) returns that clock's.
+        """
         ...
 
     def newest_scheduled(self, suite: str) -> RunRecord | None:

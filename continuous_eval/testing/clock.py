@@ -1,7 +1,8 @@
 """``FakeClock``: a ``Clock`` that only moves when the test moves it.
 
-Only the fake clock belongs here; the in-memory store reads it as its
-"database's clock", so a test expires a lease by advancing it.
+Only the fake clock belongs here. A store given one (in memory, or a SQL
+store) reads it for every time it writes or compares, as it would the
+database's clock, so a test expires a lease by advancing it on every backend.
 """
 
 from __future__ import annotations

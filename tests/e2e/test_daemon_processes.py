@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -175,7 +174,9 @@ def test_a_stopped_replica_is_fenced_off_and_stands_down(tmp_path: Path, postgre
             before = first_attempt_rows()
             stalled.signal(signal.SIGCONT)
             wait_for(lambda: _current_run(engine)["status"] == "succeeded", 40)
-            time.sleep(1.0)  # give the woken replica every chance to write
+            # The woken replica's attempt is over once it stood down: its cases
+            # and writer are cancelled, so it can write nothing after that.
+            wait_for(lambda: "stood down" in stalled.output(), 30)
             assert first_attempt_rows() == before
             counts = result_counts(engine, run_id)
             assert len(counts) == 16 * 2

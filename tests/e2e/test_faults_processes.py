@@ -143,7 +143,9 @@ def test_sigterm_mid_case_exits_within_the_bound_and_releases_the_run(
         serve = cluster.start("r1")
         with database(postgres_url) as engine:
             wait_for(lambda: any(r["status"] == "running" for r in runs(engine, "hung")), 30)
-            time.sleep(1)  # the 12 s cases are in flight
+            # The 12 s cases are in flight: both of the suite's threads are in user code.
+            busy = {"suite": "hung", "state": "busy"}
+            wait_for(lambda: serve.metric("continuous_eval_user_code_threads", **busy) == 2, 30)
             started = time.monotonic()
             serve.signal(signal.SIGTERM)
             code = serve.proc.wait(timeout=60)

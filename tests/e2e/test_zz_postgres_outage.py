@@ -122,7 +122,10 @@ def test_the_daemon_rides_out_a_restart_and_an_outage(
                 lambda: any(r["started_at"] > outage_started for r in runs(engine, "epsilon")),
                 30,
             )
-            time.sleep(1.0)
+            # Two more checks of the suite: a second catch-up run would have started by then.
+            ticks = "continuous_eval_scheduler_ticks_total"
+            seen = worker.metric(ticks, suite="epsilon")
+            wait_for(lambda: worker.metric(ticks, suite="epsilon") >= seen + 2, 30)
             after = [r for r in runs(engine, "epsilon") if r["started_at"] > outage_started]
             # Two slots passed during the outage; one catch-up run, not two.
             assert len(after) == 1, dump(after)

@@ -1,7 +1,10 @@
 """Suite locks: Postgres advisory locks and SQLite lease rows.
 
 Two ``SuiteLocks`` objects on two engines stand for two replicas. The one
-``slow`` test runs two real processes against one SQLite file.
+``slow`` test runs two real processes against one SQLite file. The locks are
+always on the database's clock, so the stores beside them have no clock of
+their own, as in production; a lock row or a run's lease that must have run
+out is written in the past on that clock, never waited for.
 """
 
 from __future__ import annotations
@@ -10,9 +13,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,10 +29,9 @@ from continuous_eval.adapters.db.locks import (
     make_suite_locks,
 )
 from continuous_eval.adapters.db.store import SqlRunStore
-from continuous_eval.adapters.db.tables import eval_runs
+from continuous_eval.adapters.db.tables import eval_runs, suite_locks
 from continuous_eval.core.models import Lease
 from continuous_eval.errors import StoreError
-from continuous_eval.testing import FakeClock
 from tests.integration.test_store_contract import new_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -177,13 +178,16 @@ def test_a_stalled_holder_is_fenced_off(pg_engines: tuple[Engine, Engine]) -> No
     first, second = pg_engines
     a = PostgresAdvisoryLocks(first, lease_seconds=5)
     b = PostgresAdvisoryLocks(second, lease_seconds=5)
-    store = SqlRunStore(first, FakeClock())
+    store = SqlRunStore(first)  # on the database's clock, like the locks
     try:
         stalled = pg_lock(a, "support", "replica-a")
-        store.create_run(new_run(), lease=Lease("replica-a", 0.2))
+        store.create_run(new_run(), lease=Lease("replica-a", 30))
         assert b.try_acquire("support", "replica-b") is None  # the lease is live
 
-        time.sleep(0.3)  # replica-a stops renewing (SIGSTOP, a hung loop)
+        # replica-a stops renewing (SIGSTOP, a hung loop): its lease runs out
+        # now, by the database's clock, while its session holds the lock.
+        with first.begin() as conn:
+            conn.execute(update(eval_runs).values(lease_expires_at=store.db_now()))
         taken = b.try_acquire("support", "replica-b")
 
         assert taken is not None
@@ -202,7 +206,7 @@ def test_a_newcomer_adopting_an_old_orphan_is_not_fenced(
     pg_engines: tuple[Engine, Engine],
 ) -> None:
     first, second = pg_engines
-    store = SqlRunStore(first, FakeClock())
+    store = SqlRunStore(first)  # on the database's clock, like the locks
     store.create_run(new_run(), lease=Lease("crashed-replica", 30))
     past = store.db_now() - timedelta(hours=1)
     with first.begin() as conn:  # its worker died long before anyone took the lock
@@ -231,6 +235,13 @@ def sqlite_engines(migrated_sqlite_url: str) -> Iterator[tuple[Engine, Engine]]:
     finally:
         first.dispose()
         second.dispose()
+
+
+def lapse_lock_rows(engine: Engine) -> None:
+    """Put every lock row's expiry an hour in the past, as if its holder stopped renewing."""
+    past = datetime.now(UTC) - timedelta(hours=1)  # SQLite's clock is this process's
+    with engine.begin() as conn:
+        conn.execute(update(suite_locks).values(expires_at=past))
 
 
 def lock_rows(engine: Engine) -> list[tuple[str, str]]:
@@ -268,13 +279,13 @@ def test_sqlite_locks_exclude_each_other(sqlite_engines: tuple[Engine, Engine]) 
 
 def test_an_expired_sqlite_lock_is_taken_over(sqlite_engines: tuple[Engine, Engine]) -> None:
     first, second = sqlite_engines
-    a = SqliteLeaseLocks(first, lease_seconds=0.2)
+    a = SqliteLeaseLocks(first, lease_seconds=30)
     b = SqliteLeaseLocks(second, lease_seconds=30)
     old = a.try_acquire("support", "replica-a")
     assert old is not None
     assert b.try_acquire("support", "replica-b") is None
 
-    time.sleep(0.25)  # replica-a stops renewing
+    lapse_lock_rows(first)  # replica-a stopped renewing
     new = b.try_acquire("support", "replica-b")
 
     assert new is not None
@@ -286,14 +297,13 @@ def test_an_expired_sqlite_lock_is_taken_over(sqlite_engines: tuple[Engine, Engi
 
 def test_check_renews_a_sqlite_lock(sqlite_engines: tuple[Engine, Engine]) -> None:
     first, second = sqlite_engines
-    a = SqliteLeaseLocks(first, lease_seconds=0.3)
+    a = SqliteLeaseLocks(first, lease_seconds=30)
     b = SqliteLeaseLocks(second, lease_seconds=30)
     held = a.try_acquire("support", "replica-a")
     assert held is not None
 
-    time.sleep(0.2)
-    assert held.check()  # now + 0.3 s again
-    time.sleep(0.2)  # 0.4 s after taking it: only the renewal keeps it
+    lapse_lock_rows(first)  # the row as taken has run out: only a renewal keeps it
+    assert held.check()  # now + 30 s again
 
     assert b.try_acquire("support", "replica-b") is None
     assert held.check()
@@ -305,10 +315,15 @@ def test_a_stalled_sqlite_holder_is_fenced_off(sqlite_engines: tuple[Engine, Eng
     b = SqliteLeaseLocks(second, lease_seconds=30)
     stalled = a.try_acquire("support", "replica-a")
     assert stalled is not None
-    SqlRunStore(first, FakeClock()).create_run(new_run(), lease=Lease("replica-a", 0.2))
+    store = SqlRunStore(first)  # on the database's clock, like the locks
+    store.create_run(new_run(), lease=Lease("replica-a", 30))
     assert b.try_acquire("support", "replica-b") is None
 
-    time.sleep(0.25)
+    # replica-a took the lock a minute ago and stalled; its run's lease ran out since.
+    now = store.db_now()
+    with first.begin() as conn:
+        conn.execute(update(suite_locks).values(acquired_at=now - timedelta(minutes=1)))
+        conn.execute(update(eval_runs).values(lease_expires_at=now - timedelta(seconds=30)))
     taken = b.try_acquire("support", "replica-b")
 
     assert taken is not None

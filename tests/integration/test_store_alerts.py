@@ -4,21 +4,21 @@ The outbox (``finish_run(alerts=...)``, claims, settling, listing) and the
 detector's reads (``scheduled_history``, ``case_scores``, ``latest_alert``),
 against the in-memory fake, SQLite and Postgres. Claims and retries that
 must look expired or due are arranged by writing times in the past
-(``arrange``), except in the one test that proves real expiry on the
-database's clock.
+(``arrange``) or by advancing the store's fake clock, which every backend's
+outbox runs on; nothing waits for time to pass. The SQL-only tests at the end
+show that a store with no clock, as in production, is on the database's.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import Engine, delete, event, select, text, update
 
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -39,6 +39,7 @@ from continuous_eval.errors import LeaseLost, RunFinished, RunNotFound
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 from tests.integration.test_store_contract import SLOT, failed, new_run, ok
+from tests.integration.test_store_leases import database_clock
 
 LEASE = Lease("worker-1", 30.0)
 FENCE = Fence(1, "worker-1")
@@ -232,15 +233,12 @@ def test_claims_are_exclusive_while_they_last(store: RunStore) -> None:
     assert only(store.list_alerts()).provider_id == "re_2"
 
 
-def test_a_claim_expires_on_the_database_clock(store: RunStore, clock: FakeClock) -> None:
+def test_a_claim_expires_on_the_stores_clock(store: RunStore, clock: FakeClock) -> None:
     finish(store, "run-1", alert())
     claimed = only(store.claim_due_alerts("replica-a", 0.2, 10))
     assert store.claim_due_alerts("replica-b", 30, 10) == []
 
-    if isinstance(store, InMemoryRunStore):
-        clock.advance(seconds=0.25)
-    else:
-        time.sleep(0.25)  # the store's fake clock does not matter to SQL claims
+    clock.advance(seconds=0.25)
 
     assert only(store.claim_due_alerts("replica-b", 30, 10)).id == claimed.id
 
@@ -505,7 +503,33 @@ def test_list_alerts_filters_and_limits(store: RunStore, clock: FakeClock) -> No
 # ---------------------------------------------------------------- SQL only
 
 
-def test_claims_use_the_database_clock_not_the_stores(db_engine: Engine) -> None:
+def test_without_a_clock_claims_and_retries_are_on_the_database_clock(
+    db_engine: Engine,
+) -> None:
+    store = SqlRunStore(db_engine)  # as in production
+    finish(store, "run-1", alert(), alert(channel="webhook"))
+
+    before = database_clock(db_engine)
+    first, second = store.claim_due_alerts("w", 30, 10)
+    after = database_clock(db_engine)
+
+    assert first.claimed_until is not None
+    assert first.claimed_until == second.claimed_until  # one statement, one now
+    assert before + timedelta(seconds=30) <= first.claimed_until
+    assert first.claimed_until <= after + timedelta(seconds=30)
+    assert store.claim_due_alerts("w2", 30, 10) == []
+    assert store.settle_alert(first.id, "w", status="pending", retry_in_s=60)
+    assert store.settle_alert(second.id, "w", status="sent", provider_id="re_1")
+    waiting, sent = sorted(store.list_alerts(), key=lambda a: a.id)
+    settled = database_clock(db_engine)
+    assert waiting.next_attempt_at is not None
+    assert after + timedelta(seconds=60) <= waiting.next_attempt_at
+    assert waiting.next_attempt_at <= settled + timedelta(seconds=60)
+    assert sent.sent_at is not None
+    assert after <= sent.sent_at <= settled
+
+
+def test_an_injected_clock_times_the_claims_too(db_engine: Engine) -> None:
     far_past = FakeClock(datetime(2001, 1, 1, tzinfo=UTC))
     store = SqlRunStore(db_engine, far_past)
     finish(store, "run-1", alert())
@@ -513,11 +537,55 @@ def test_claims_use_the_database_clock_not_the_stores(db_engine: Engine) -> None
     claimed = only(store.claim_due_alerts("w", 30, 10))
 
     assert claimed.created_at == far_past.now()
-    assert claimed.claimed_until is not None
-    assert abs(claimed.claimed_until - (datetime.now(UTC) + timedelta(seconds=30))) < timedelta(
-        seconds=5
-    )
+    assert claimed.claimed_until == far_past.now() + timedelta(seconds=30)
+    # The database's clock is decades past that claim; only the store's counts.
     assert store.claim_due_alerts("w2", 30, 10) == []
+    assert store.settle_alert(claimed.id, "w", status="pending", retry_in_s=60)
+    assert store.claim_due_alerts("w2", 30, 10) == []
+    far_past.advance(seconds=60)
+    assert only(store.claim_due_alerts("w2", 30, 10)).id == claimed.id
+
+
+def test_an_injected_clock_is_the_stores_only_time_source(
+    db_engine: Engine, clock: FakeClock
+) -> None:
+    store = SqlRunStore(db_engine, clock)
+    statements: list[str] = []
+
+    def capture(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db_engine, "before_cursor_execute", capture)
+    try:
+        store.db_now()
+        store.create_run(new_run(), lease=LEASE)
+        store.renew_lease("run-1", FENCE, 30)
+        store.save_results("run-1", [ok("1", 4.0)], ProgressDelta(1, 1), fence=FENCE)
+        store.control_run("run-1", "pause")
+        store.release_run("run-1", FENCE, RunStatus.PAUSED)
+        store.control_run("run-1", "resume")
+        assert store.adoptable_run("support") is not None
+        assert store.adopt_run("run-1", 1, Lease("worker-2", 30), max_attempts=3) is not None
+        store.finish_run(
+            "run-1", RunStatus.SUCCEEDED, None, [], fence=Fence(2, "worker-2"), alerts=[alert()]
+        )
+        store.create_run(new_run("gives-up"), lease=LEASE)
+        store.release_run("gives-up", FENCE, RunStatus.INTERRUPTED)
+        store.adopt_run("gives-up", 1, Lease("worker-2", 30), max_attempts=1)
+        store.create_run(new_run("cancelled"), status=RunStatus.QUEUED)
+        store.control_run("cancelled", "cancel")
+        claimed = only(store.claim_due_alerts("w", 30, 10))
+        store.settle_alert(claimed.id, "w", status="pending", retry_in_s=5)
+        clock.advance(seconds=5)
+        store.settle_alert(only(store.claim_due_alerts("w", 30, 10)).id, "w", status="sent")
+    finally:
+        event.remove(db_engine, "before_cursor_execute", capture)
+
+    assert len(statements) > 20
+    on_the_database_clock = re.compile(r"\bnow\(|strftime|current_timestamp|localtimestamp", re.I)
+    assert [sql for sql in statements if on_the_database_clock.search(sql)] == []
+    [sent] = store.list_alerts()
+    assert sent.sent_at == clock.now()
 
 
 def test_sqlite_claim_and_retry_times_are_stored_in_the_column_text_format(

@@ -1,8 +1,10 @@
 """The daemon's half of the ``RunStore`` contract, on every backend (memory, SQLite, Postgres).
 
 Leases, fences, adoption, admin control and the scheduler's queries. Lease
-expiry is arranged by writing an expiry in the past (``expire``), not by
-waiting, except in the one test that proves real expiry on the database clock.
+expiry is arranged by writing an expiry in the past (``expire``) or by
+advancing the store's fake clock, which every backend's leases run on; nothing
+waits for time to pass. The SQL-only tests at the end show that a store with
+no clock, as in production, is on the database's clock instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event, insert, text, update
+from sqlalchemy import Connection, Engine, event, insert, text, update
 
 from continuous_eval.adapters.db.engine import for_writes, make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -70,10 +72,7 @@ def test_db_now_is_aware_utc(store: RunStore, clock: FakeClock) -> None:
     now = store.db_now()
 
     assert now.tzinfo is UTC
-    if isinstance(store, InMemoryRunStore):
-        assert now == clock.now()
-    else:  # the real database clock, not the fake one of the store
-        assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)
+    assert now == clock.now()  # the store's one clock (the database's: see the SQL-only tests)
 
 
 def test_create_run_with_a_lease_is_owned_from_the_start(store: RunStore) -> None:
@@ -245,7 +244,6 @@ def test_a_taken_over_worker_is_fenced_off(store: RunStore) -> None:
 def test_renew_lease_extends_it_and_stamps_the_heartbeat(store: RunStore, clock: FakeClock) -> None:
     created = leased(store)
     clock.advance(seconds=10)
-    time.sleep(0.002 if not isinstance(store, InMemoryRunStore) else 0)
 
     renewed = store.renew_lease("run-1", FENCE, 120)
 
@@ -261,14 +259,11 @@ def test_renew_lease_extends_it_and_stamps_the_heartbeat(store: RunStore, clock:
         store.renew_lease("run-1", FENCE, 0)
 
 
-def test_a_lease_expires_on_the_database_clock(store: RunStore, clock: FakeClock) -> None:
+def test_a_lease_expires_on_the_stores_clock(store: RunStore, clock: FakeClock) -> None:
     store.create_run(new_run(), lease=Lease("worker-1", 0.2))
     assert store.adoptable_run("support") is None
 
-    if isinstance(store, InMemoryRunStore):
-        clock.advance(seconds=0.25)
-    else:
-        time.sleep(0.25)  # the store's fake clock does not matter to SQL leases
+    clock.advance(seconds=0.25)
 
     orphan = store.adoptable_run("support")
     assert orphan is not None
@@ -657,17 +652,59 @@ def test_judge_spend_since_charges_a_run_to_when_it_started(
 # ---------------------------------------------------------------- SQL only
 
 
-def test_leases_use_the_database_clock_not_the_stores(db_engine: Engine) -> None:
+def database_clock(engine: Engine) -> datetime:
+    """The database's own now, asked in its own SQL: ``now()``, or SQLite's ``strftime``."""
+    query = (
+        "SELECT now()"
+        if engine.dialect.name == "postgresql"
+        else "SELECT strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+    )
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql(query).scalar_one()
+    if isinstance(value, str):  # SQLite: UTC digits
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def test_without_a_clock_leases_are_on_the_database_clock(db_engine: Engine) -> None:
+    store = SqlRunStore(db_engine)  # as in production
+
+    now = store.db_now()
+    assert now.tzinfo is UTC
+    assert abs(now - datetime.now(UTC)) < timedelta(seconds=5)  # the server runs on this host
+    before = database_clock(db_engine)
+    created = store.create_run(new_run(), lease=LEASE)
+    after = database_clock(db_engine)
+
+    assert created.heartbeat_at is not None
+    assert created.lease_expires_at is not None
+    assert before <= created.heartbeat_at <= after
+    assert created.lease_expires_at == created.heartbeat_at + timedelta(seconds=30)
+    assert abs(created.created_at - created.heartbeat_at) < timedelta(seconds=1)
+    assert store.adoptable_run("support") is None
+    # A lease of a microsecond has run out by the database's next statement, unwaited for.
+    store.create_run(new_run("brief"), lease=Lease("worker-2", 0.000_001))
+    orphan = store.adoptable_run("support")
+    assert orphan is not None
+    assert orphan.id == "brief"
+
+
+def test_an_injected_clock_times_the_leases_too(db_engine: Engine) -> None:
     far_past = FakeClock(datetime(2001, 1, 1, tzinfo=UTC))
     store = SqlRunStore(db_engine, far_past)
 
     created = store.create_run(new_run(), lease=LEASE)
 
     assert created.created_at == far_past.now()
-    assert created.lease_expires_at is not None
-    real = datetime.now(UTC) + timedelta(seconds=30)
-    assert abs(created.lease_expires_at - real) < timedelta(seconds=5)
+    assert created.heartbeat_at == far_past.now()
+    assert created.lease_expires_at == far_past.now() + timedelta(seconds=30)
+    # The database's clock is decades past that expiry; only the store's counts.
     assert store.adoptable_run("support") is None
+    far_past.advance(seconds=30)
+    orphan = store.adoptable_run("support")
+    assert orphan is not None
+    assert orphan.id == "run-1"
 
 
 def test_sqlite_lease_times_are_stored_in_the_column_text_format(
@@ -736,6 +773,34 @@ def test_newest_scheduled_reads_its_index(db_engine: Engine) -> None:
         assert "Index Scan Backward" in plan, plan
 
 
+BLOCKED_BY = text(
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid)))"
+)
+"""Postgres: whether some backend waits for a lock held by backend ``holder``."""
+
+
+def wait_until_blocked(conn: Connection, waiter: threading.Thread, began: threading.Event) -> None:
+    """Return once ``waiter`` waits for ``conn``'s open transaction to end; fail after 30 s.
+
+    Postgres says so itself: a backend whose ``pg_blocking_pids`` names
+    ``conn``'s. SQLite shows no waiting connection; there the condition is
+    that the waiter sent its ``BEGIN IMMEDIATE`` (``began``), which cannot
+    complete while ``conn`` holds the write lock. Either way the waiter must
+    not have finished meanwhile.
+    """
+    if conn.dialect.name == "sqlite":
+        assert began.wait(timeout=30), "the adopter never began its transaction"
+        return
+    holder = {"holder": conn.execute(text("SELECT pg_backend_pid()")).scalar_one()}
+    deadline = time.monotonic() + 30
+    with conn.engine.connect() as observer:
+        while not observer.execute(BLOCKED_BY, holder).scalar_one():
+            observer.rollback()  # the next look takes a fresh snapshot of the activity
+            assert waiter.is_alive(), "the adopter finished without waiting"
+            assert time.monotonic() < deadline, "the adopter never waited for the lock"
+            waiter.join(timeout=0.01)
+
+
 def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
     db_engine: Engine,
 ) -> None:
@@ -743,6 +808,18 @@ def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
     store.create_run(new_run(), lease=LEASE)
     expire(store, "run-1")
     adopted: list[RunRecord | None] = []
+    adopter = threading.Thread(
+        target=lambda: adopted.append(
+            store.adopt_run("run-1", 1, Lease("worker-2", 30), max_attempts=3)
+        )
+    )
+    began = threading.Event()
+
+    def note_begin(*args: object) -> None:
+        if threading.current_thread() is adopter and args[2] == "BEGIN IMMEDIATE":
+            began.set()
+
+    event.listen(db_engine, "before_cursor_execute", note_begin)
     # The stale worker is inside save_results: its guarded update holds the
     # run's row (the write lock on SQLite) while its results go in.
     with for_writes(db_engine).begin() as conn:
@@ -762,15 +839,11 @@ def test_adoption_waits_for_a_stale_workers_last_write_and_counts_it(
                 created_at=SLOT,
             )
         )
-        adopter = threading.Thread(
-            target=lambda: adopted.append(
-                store.adopt_run("run-1", 1, Lease("worker-2", 30), max_attempts=3)
-            )
-        )
         adopter.start()
-        time.sleep(0.2)
+        wait_until_blocked(conn, adopter, began)
         assert adopter.is_alive()  # blocked behind the stale worker's transaction
     adopter.join(timeout=30)
+    event.remove(db_engine, "before_cursor_execute", note_begin)
 
     [run] = adopted
     assert run is not None

@@ -49,15 +49,26 @@ def test_a_zero_threshold_turns_it_off() -> None:
 
 
 class RefusingTarget:
-    """A target whose provider refuses every call, or (``ok``) answers some."""
+    """A target whose provider refuses every call, or (``ok``) answers some.
 
-    def __init__(self, ok: set[str] | None = None) -> None:
+    ``fill``: no call is answered until that many are in flight at once, so
+    the runner must have started them all before it hears any refusal.
+    """
+
+    def __init__(self, ok: set[str] | None = None, fill: int = 1) -> None:
         self.calls = 0
         self.ok = ok or set()
+        self.fill = fill
+        self.in_flight = 0
+        self.filled = asyncio.Event()
 
     async def answer(self, case: Case) -> TargetOutput:
         self.calls += 1
-        await asyncio.sleep(0.001)
+        self.in_flight += 1
+        if self.in_flight >= self.fill:
+            self.filled.set()
+        await self.filled.wait()
+        self.in_flight -= 1
         if case.id in self.ok:
             return TargetOutput("fine")
         raise TargetError("HTTP 401 from https://llm.example.com", refusal="HTTP 401")
@@ -68,10 +79,11 @@ class RefusingTarget:
 
 async def test_a_provider_refusing_from_the_start_costs_the_threshold_of_calls() -> None:
     store = InMemoryRunStore()
-    target = RefusingTarget()
+    target = RefusingTarget(fill=4)  # the four calls the breaker allows are in flight together
     plan = _plan(_cases([f"q{i}" for i in range(40)]), target=target, concurrency=16)  # type: ignore[arg-type]
     runner = Runner(store, max_concurrency=64, breaker_refusals=4)
-    done = await runner.execute(_new_run(store, plan), plan)
+    async with asyncio.timeout(10):
+        done = await runner.execute(_new_run(store, plan), plan)
     runner.close()
 
     assert target.calls == 4

@@ -27,11 +27,24 @@ from continuous_eval.testing import FakeClock, InMemoryRunStore
 
 
 class EchoTarget:
-    """Answers the input; fails for inputs starting with 'boom'; tracks concurrency."""
+    """Answers the input; fails for inputs starting with 'boom'; tracks concurrency.
 
-    def __init__(self, delay: float = 0.0, gate: asyncio.Event | None = None) -> None:
+    ``fill``: hold every call until that many are in flight at once, then let
+    them all go (and every later call straight through). Where a delay only
+    makes overlapping cases likely, this makes the runner prove it lets
+    ``fill`` cases run together; any it starts beyond its bound meanwhile
+    shows in ``max_in_flight``. A runner that never gets there hangs the
+    call, so tests using it run under ``asyncio.timeout``. ``delay`` is
+    simulated latency; no test waits on it.
+    """
+
+    def __init__(
+        self, delay: float = 0.0, gate: asyncio.Event | None = None, fill: int | None = None
+    ) -> None:
         self.delay = delay
         self.gate = gate
+        self.fill = fill
+        self.filled = asyncio.Event()
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls = 0
@@ -41,6 +54,10 @@ class EchoTarget:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.fill is not None:
+                if self.in_flight >= self.fill:
+                    self.filled.set()
+                await self.filled.wait()
             if self.gate is not None and case.id == "last":
                 await self.gate.wait()
             await asyncio.sleep(self.delay)
@@ -195,27 +212,29 @@ async def test_unexpected_exceptions_in_user_code_are_case_errors(
 
 
 async def test_suite_and_global_limits_bound_cases_in_flight(store: InMemoryRunStore) -> None:
-    target = EchoTarget(delay=0.01)
+    target = EchoTarget(fill=5)
     plan = _plan(_cases([f"x{i}" for i in range(40)]), target=target, concurrency=5)
     runner = Runner(store, max_concurrency=64)
-    await runner.execute(_new_run(store, plan), plan)
+    async with asyncio.timeout(10):
+        await runner.execute(_new_run(store, plan), plan)
     assert target.max_in_flight == 5
 
-    shared = EchoTarget(delay=0.01)
+    shared = EchoTarget(fill=6)
     plan_a = _plan(_cases([f"a{i}" for i in range(30)]), target=shared, concurrency=8)
     plan_b = _plan(_cases([f"b{i}" for i in range(30)]), target=shared, concurrency=8)
     limited = Runner(store, max_concurrency=6)
-    await asyncio.gather(
-        limited.execute(_new_run(store, plan_a, "ra"), plan_a),
-        limited.execute(_new_run(store, plan_b, "rb"), plan_b),
-    )
+    async with asyncio.timeout(10):
+        await asyncio.gather(
+            limited.execute(_new_run(store, plan_a, "ra"), plan_a),
+            limited.execute(_new_run(store, plan_b, "rb"), plan_b),
+        )
     assert shared.max_in_flight == 6
     runner.close()
     limited.close()
 
 
 async def test_the_dataset_is_pulled_lazily(store: InMemoryRunStore) -> None:
-    target = EchoTarget(delay=0.005)
+    target = EchoTarget(fill=3)  # the first three cases wait for each other
     pulled = 0
 
     def stream() -> Iterator[Case]:
@@ -232,7 +251,8 @@ async def test_the_dataset_is_pulled_lazily(store: InMemoryRunStore) -> None:
     cases_stream = stream()
     plan = _plan([Case(id="unused", input="x")], target=target, concurrency=3, stream=cases_stream)
     runner = Runner(store, max_concurrency=64)
-    done = await runner.execute(_new_run(store, plan), plan)
+    async with asyncio.timeout(10):
+        done = await runner.execute(_new_run(store, plan), plan)
     runner.close()
     assert pulled == 200
     assert done.cases_done == 200

@@ -3,7 +3,7 @@
 Only reads belong here, each shaped for one question and served by an index:
 the newest scheduled run (due), the judge spend of a day (budget), the
 known-good history, stored decision states and case scores (detector), the
-latest alert of a kind (outage), and the database's clock they are measured by.
+latest alert of a kind (outage), and the store's clock they are measured by.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ from continuous_eval.core.regression import KeyState, ScoreKey
 
 
 class SqlRunHistory(SqlStoreBase):
-    """Read a suite's history and the database's clock."""
+    """Read a suite's history and the store's clock."""
 
     def db_now(self) -> datetime:
-        """Return the database's clock as an aware UTC datetime.
+        """Return the store's now, the time its leases and claims are measured by, aware UTC.
 
-        Postgres: ``now()``, the start of the (here one-statement) transaction.
-        SQLite: ``strftime('%f')``, millisecond precision, written in the same
-        text form as ``UTCDateTime`` stores so SQL compares them correctly.
+        Without an injected clock, the database's: on Postgres ``now()``, the
+        start of the (here one-statement) transaction; on SQLite
+        ``strftime('%f')``, millisecond precision, in the text form
+        ``UTCDateTime`` stores. With one, that clock's now (see ``base.StoreTime``).
         """
         with self._translate("read the database clock"), self._engine.connect() as conn:
-            value: datetime = conn.execute(select(self._db_clock())).scalar_one()
+            value: datetime = conn.execute(select(self._time.now().expression())).scalar_one()
         return value
 
     def newest_scheduled(self, suite: str) -> RunRecord | None:

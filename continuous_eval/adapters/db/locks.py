@@ -14,6 +14,14 @@ A holder counts as stale only when one of the suite's runs has a lease that
 expired while the holder held the lock and no run of the suite has a live
 lease; ``locks_stale`` states the rule and why.
 
+The locks are always on the database's clock (the SQLite rows' expiries, the
+rule's now), never on an injected one, unlike the store (``base.StoreTime``).
+A Postgres lock has no expiry to move: it lasts as long as its session, and
+the rule dates its holder by ``pg_stat_activity.backend_start``, which only
+the server's clock writes. In production the store beside them has no clock
+either, so both are on the database's; wire them only with such a store,
+since the rule compares the store's leases with the database's now.
+
 Only ``make_suite_locks``, which picks the ``SuiteLocks`` for the engine's
 database, belongs in this module: the Postgres locks live in
 ``locks_postgres``, the SQLite locks in ``locks_sqlite``, the staleness rule

@@ -2,7 +2,8 @@
 
 Only the deliverer's side of the outbox belongs here; rows are written by the
 run's final transaction (``runs``), and ``core.outbox`` holds the rules of a
-settle. Claims and retries are on the database's clock, shared by every replica.
+settle. Claims and retries are on the store's clock: in production the
+database's, shared by every replica (see ``base.StoreTime``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class SqlAlertOutbox(SqlStoreBase):
     def claim_due_alerts(self, owner: str, lease_s: float, limit: int) -> list[AlertRecord]:
         """Claim up to ``limit`` due pending alerts for ``owner``, oldest first, and return them.
 
-        Due, by the database's clock: ``pending``, ``next_attempt_at`` null or
+        Due, by the store's clock: ``pending``, ``next_attempt_at`` null or
         not in the future, and no claim or an expired one. The claim sets
-        ``claimed_by`` and ``claimed_until`` = database now + ``lease_s``.
+        ``claimed_by`` and ``claimed_until`` = the store's now + ``lease_s``.
         One statement, WITH due AS (the due ids) UPDATE ... WHERE id IN due
         RETURNING: on Postgres the CTE takes the rows FOR UPDATE SKIP LOCKED,
         so concurrent claimers split the alerts instead of waiting for each
@@ -40,7 +41,8 @@ class SqlAlertOutbox(SqlStoreBase):
         check_seconds(lease_s)
         check_limit(limit)
         a = alerts_table.c
-        now = self._db_clock()
+        at = self._time.now()
+        now = at.expression()
         due = (
             select(a.id)
             .where(
@@ -61,7 +63,7 @@ class SqlAlertOutbox(SqlStoreBase):
         claim = (
             update(alerts_table)
             .where(a.id.in_(select(chosen.c.id)))
-            .values(claimed_by=owner, claimed_until=self._db_clock(lease_s))
+            .values(claimed_by=owner, claimed_until=at.expression(lease_s))
             .returning(*alerts_table.c)
         )
         with self._translate("claim due alerts"), self._writer.begin() as conn:
@@ -85,8 +87,8 @@ class SqlAlertOutbox(SqlStoreBase):
         replica whose claim was taken over, or an alert already settled,
         writes nothing. A claim that expired but that nobody took over still
         settles (the send did happen). Sets attempts + 1 and clears the claim;
-        ``sent`` stamps ``sent_at`` (database now) and ``provider_id``;
-        ``pending`` sets ``next_attempt_at`` = database now + ``retry_in_s``
+        ``sent`` stamps ``sent_at`` (the store's now) and ``provider_id``;
+        ``pending`` sets ``next_attempt_at`` = the store's now + ``retry_in_s``
         (None: due at once); ``error``, when given, replaces ``last_error``.
 
         Raises:
@@ -100,10 +102,11 @@ class SqlAlertOutbox(SqlStoreBase):
             "claimed_by": None,
             "claimed_until": None,
         }
+        at = self._time.now()
         if status == "sent":
-            values.update(sent_at=self._db_clock(), provider_id=provider_id)
+            values.update(sent_at=at.expression(), provider_id=provider_id)
         elif status == "pending":
-            values["next_attempt_at"] = self._db_clock(retry_in_s or 0.0)
+            values["next_attempt_at"] = at.expression(retry_in_s or 0.0)
         if error is not None:
             values["last_error"] = error
         stmt = (

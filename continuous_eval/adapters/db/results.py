@@ -93,7 +93,7 @@ class SqlResultSink(SqlStoreBase):
             if conn.execute(add_counts).rowcount != 1:
                 refuse(conn, run_id, fence)
             if unique:
-                now = self._now(conn)
+                now = self._time.now().value(conn)
                 conn.execute(self._upsert_results, [result_row(run_id, r, now) for r in unique])
 
     def iter_scores(self, run_id: str) -> Iterator[tuple[str, str, ResultStatus, float | None]]:

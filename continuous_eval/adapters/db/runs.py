@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.base import (
+    Instant,
     SqlStoreBase,
     insert_ignore,
     refuse,
@@ -88,14 +89,14 @@ class SqlRunLifecycle(SqlStoreBase):
     ) -> RunRecord:
         """Insert a run and return it.
 
-        ``created_at`` and ``started_at`` are the clock's now whatever the
+        ``created_at`` and ``started_at`` are the store's now whatever the
         status: ``started_at`` marks when the run (or the skipped slot) was
         claimed, which is what the due check and the judge budget count.
 
         Args:
             new: The run to insert.
             lease: Own the run from the start: attempt 1, this owner, expiry
-                at database now + ``lease.seconds``, heartbeat now.
+                at the store's now + ``lease.seconds``, heartbeat now.
             status: ``running`` (attempt 1); ``queued`` (attempt 0, for a
                 worker to adopt); ``skipped`` (attempt 0, ``finished_at``
                 set: a scheduled slot recorded as not run).
@@ -125,16 +126,17 @@ class SqlRunLifecycle(SqlStoreBase):
             "spec_hash": new.spec_hash,
             "callbacks": callbacks_to_json(new.callbacks),
         }
+        at = self._time.now()
         if lease is not None:
             values.update(
                 lease_owner=lease.owner,
-                lease_expires_at=self._db_clock(lease.seconds),
-                heartbeat_at=self._db_clock(),
+                lease_expires_at=at.expression(lease.seconds),
+                heartbeat_at=at.expression(),
             )
         with self._translate(f"create run {new.id!r}"):
             try:
                 with self._writer.begin() as conn:
-                    now = self._now(conn)
+                    now = at.value(conn)
                     values.update(created_at=now, started_at=now)
                     if status is RunStatus.SKIPPED:
                         values["finished_at"] = now
@@ -161,7 +163,7 @@ class SqlRunLifecycle(SqlStoreBase):
         The lease is cleared: a finished run has no owner. Each alert is
         inserted unless its (key, channel) is already stored (ON CONFLICT DO
         NOTHING): the existing row, whatever its status, is left as it is.
-        New alerts get ``created_at`` = the clock's now, no attempts and no
+        New alerts get ``created_at`` = the store's now, no attempts and no
         ``next_attempt_at``, so a pending one is due at once.
 
         Raises:
@@ -177,7 +179,7 @@ class SqlRunLifecycle(SqlStoreBase):
         outbox = validate_alerts(run_id, alerts)
         rows = score_rows(run_id, aggregates)
         with self._translate(f"finish run {run_id!r}"), self._writer.begin() as conn:
-            now = self._now(conn)
+            now = self._time.now().value(conn)
             alert_rows = [alert_row(alert, now) for alert in outbox]
             close = (
                 update(eval_runs)
@@ -205,7 +207,7 @@ class SqlRunLifecycle(SqlStoreBase):
         return run_record(row)
 
     def renew_lease(self, run_id: str, fence: Fence, seconds: float) -> RunRecord:
-        """Extend the lease to database now + ``seconds``, stamp the heartbeat, return the run.
+        """Extend the lease to the store's now + ``seconds``, stamp the heartbeat, return the run.
 
         The returned status tells the worker whether an admin paused the run.
 
@@ -216,10 +218,11 @@ class SqlRunLifecycle(SqlStoreBase):
                 attempt and owner (taken over, cancelled, finished, released).
         """
         check_seconds(seconds)
+        at = self._time.now()
         renew = (
             update(eval_runs)
             .where(*self._guard(run_id, fence))
-            .values(lease_expires_at=self._db_clock(seconds), heartbeat_at=self._db_clock())
+            .values(lease_expires_at=at.expression(seconds), heartbeat_at=at.expression())
         )
         with self._translate(f"renew the lease of run {run_id!r}"), self._writer.begin() as conn:
             if conn.execute(renew).rowcount != 1:
@@ -257,14 +260,14 @@ class SqlRunLifecycle(SqlStoreBase):
         """Return the oldest run of the suite a worker may take, or None.
 
         Adoptable: ``queued`` or ``interrupted``, or ``running`` with a lease
-        that expired by the database's clock. A ``running`` run without any
-        lease (a CLI run) is never adopted: nothing says its process is gone.
-        Oldest is by ``created_at``, then id.
+        that expired by the store's clock (the database's in production). A
+        ``running`` run without any lease (a CLI run) is never adopted:
+        nothing says its process is gone. Oldest is by ``created_at``, then id.
         """
         runs = eval_runs.c
         stmt = (
             select(eval_runs)
-            .where(runs.suite == suite, self._adoptable())
+            .where(runs.suite == suite, self._adoptable(self._time.now()))
             .order_by(runs.created_at, runs.id)
             .limit(1)
         )
@@ -305,7 +308,8 @@ class SqlRunLifecycle(SqlStoreBase):
         check_max_attempts(max_attempts)
         check_seconds(lease.seconds)
         runs = eval_runs.c
-        guard = (runs.id == run_id, runs.attempt == expected_attempt, self._adoptable())
+        at = self._time.now()
+        guard = (runs.id == run_id, runs.attempt == expected_attempt, self._adoptable(at))
         recount = _recount(run_id)
         if expected_attempt + 1 > max_attempts:
             reason = case(
@@ -321,7 +325,7 @@ class SqlRunLifecycle(SqlStoreBase):
                 .values(
                     status=RunStatus.FAILED.value,
                     status_reason=reason,
-                    finished_at=self._stamp(),
+                    finished_at=at.stamp(),
                     lease_owner=None,
                     lease_expires_at=None,
                     **recount,
@@ -336,8 +340,8 @@ class SqlRunLifecycle(SqlStoreBase):
                     status_reason=None,
                     attempt=runs.attempt + 1,
                     lease_owner=lease.owner,
-                    lease_expires_at=self._db_clock(lease.seconds),
-                    heartbeat_at=self._db_clock(),
+                    lease_expires_at=at.expression(lease.seconds),
+                    heartbeat_at=at.expression(),
                     **recount,
                 )
             )
@@ -352,7 +356,7 @@ class SqlRunLifecycle(SqlStoreBase):
                 require_run(conn, run_id)
                 return None
             row = conn.execute(select_run(run_id)).one()
-            self._announce(conn, row, (), self._now(conn))  # when it gave up
+            self._announce(conn, row, (), at.value(conn))  # when it gave up
         return run_record(row)
 
     def control_run(self, run_id: str, action: ControlAction) -> RunRecord:
@@ -376,8 +380,9 @@ class SqlRunLifecycle(SqlStoreBase):
         }
         if target is not RunStatus.PAUSED:
             values.update(lease_owner=None, lease_expires_at=None)
+        at = self._time.now()
         if target.terminal:
-            values["finished_at"] = self._stamp()
+            values["finished_at"] = at.stamp()
         runs = eval_runs.c
         stmt = (
             update(eval_runs)
@@ -388,7 +393,7 @@ class SqlRunLifecycle(SqlStoreBase):
             changed = conn.execute(stmt).rowcount == 1
             row = conn.execute(select_run(run_id)).one_or_none()
             if changed and row is not None:
-                self._announce(conn, row, (), self._now(conn))  # a cancel ends the run
+                self._announce(conn, row, (), at.value(conn))  # a cancel ends the run
         if row is None:
             raise run_not_found(run_id)
         return run_record(row)
@@ -412,10 +417,10 @@ class SqlRunLifecycle(SqlStoreBase):
         if notices:
             conn.execute(self._insert_alerts, [alert_row(n, now) for n in notices])
 
-    def _adoptable(self) -> ColumnElement[bool]:
+    def _adoptable(self, at: Instant) -> ColumnElement[bool]:
         runs = eval_runs.c
         return runs.status.in_(WAITING_STATUSES) | (
-            (runs.status == RunStatus.RUNNING.value) & (runs.lease_expires_at <= self._db_clock())
+            (runs.status == RunStatus.RUNNING.value) & (runs.lease_expires_at <= at.expression())
         )
 
     def _duplicate(self, new: NewRun, exc: IntegrityError) -> StoreError:

@@ -41,7 +41,7 @@ class SqlRunStore(SqlRunLifecycle, SqlResultSink, SqlRunHistory, SqlAlertOutbox,
     """Store runs, results and aggregates in SQLite or Postgres.
 
     One class per seam, joined by inheritance rather than composition: the
-    seams share one engine, one writer and one clock (``base.SqlStoreBase``),
+    seams share one engine, one writer and one time source (``base.SqlStoreBase``),
     and some writes cross them in one transaction (a run's final write stores
     its aggregates, decisions and outbox rows with its status). Each seam is a
     subclass of the same base with its own methods and nothing else, so the
@@ -54,10 +54,11 @@ class SqlRunStore(SqlRunLifecycle, SqlResultSink, SqlRunHistory, SqlAlertOutbox,
     leaves as a ``StoreError`` whose message names the failed operation and
     never contains the database password.
 
-    Two clocks, on purpose: ``clock`` stamps what users read (``created_at``,
-    ``started_at``, ``finished_at``); leases and heartbeats are computed in SQL
-    on the database's clock, the one clock every replica shares, so a replica
-    whose clock drifts can neither steal a live run nor keep a dead one.
+    One time source (``base.StoreTime``) for every time the store writes or
+    compares: stamps, leases and heartbeats, adoptability, outbox claims and
+    retries, ``db_now``. Without a clock it is the database's, the one clock
+    every replica shares, so a replica whose clock drifts can neither steal a
+    live run nor keep a dead one, nor move a slot, a due check or an order.
 
     Every write a worker makes under a ``Fence`` is one UPDATE guarded on
     (id, status, attempt, lease owner) whose row count decides: no row means
@@ -66,9 +67,11 @@ class SqlRunStore(SqlRunLifecycle, SqlResultSink, SqlRunHistory, SqlAlertOutbox,
     Args:
         engine: From ``engine.make_engine``, on a migrated database. The store
             disposes of it in ``close``.
-        clock: Source of ``created_at``, ``started_at``, ``finished_at`` and the
-            outbox's ``created_at``. None (production) means the database's
-            clock, the one leases, claims and the due check already read, so
-            one replica's skewed clock cannot move a slot, a due check or an
-            order. Tests pass a fake to set those times exactly.
+        clock: Source of every time the store writes or compares. None
+            (production) means the database's clock. Tests and backtests pass
+            one to set those times exactly: a fake clock advanced past a lease
+            expires it, on SQLite and Postgres as in memory. Never give
+            replicas sharing a database clocks of their own, and never pair a
+            store that has one with the suite locks, which stay on the
+            database's clock (see ``locks``).
     """
