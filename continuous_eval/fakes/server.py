@@ -163,6 +163,9 @@ def cli_parser(
 def serve_forever(app: ASGIApp, *, name: str, host: str, port: int) -> None:
     """Serve ``app`` in the foreground until interrupted, announcing the address on stdout."""
     sock = listening_socket(host, port)
+    # Listen before announcing: a parent that connects as soon as it reads the
+    # address must be queued, not refused (uvicorn listens again, harmlessly).
+    sock.listen(2048)
     # Printed (and flushed) so a parent process can read the port when it asked for 0.
     print(f"{name} listening on http://{host}:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(
