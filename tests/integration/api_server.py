@@ -24,7 +24,6 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -35,52 +34,20 @@ from continuous_eval.app.container import local_daemon, readiness
 from continuous_eval.fakes.resend_server import listening_socket
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.settings import Settings
-from tests.integration import api_target
+from tests.fixtures import api_target
+from tests.fixtures.api_suite import AUTH, TOKEN, make_settings, suite_file
 
 _T = TypeVar("_T")
 
-TOKEN = "test-token-\u00e9"  # non-ASCII on purpose: tokens are compared as UTF-8 bytes
-AUTH = {"Authorization": f"Bearer {TOKEN}".encode()}
-
-
-def suite_file(directory: Path) -> Path:
-    """Write the tests' suite file: ``fast`` (quick cases), ``slow`` (held) and ``steady``."""
-
-    def suite(cases: list[str], concurrency: int) -> dict[str, Any]:
-        return {
-            "concurrency": concurrency,
-            "features": {
-                "answers": {
-                    "dataset": {
-                        "cases": [{"id": f"c{i}", "input": q} for i, q in enumerate(cases)]
-                    },
-                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
-                    "scorers": [
-                        {"type": "regex", "pattern": "q|hold"},
-                        {"type": "contains", "value": ":"},
-                    ],
-                },
-                "extra": {
-                    "dataset": {"cases": [{"id": "e0", "input": "q:0.01"}]},
-                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
-                    "scorers": [{"type": "regex", "pattern": "q"}],
-                },
-            },
-        }
-
-    path = directory / "suites.yaml"
-    path.write_text(
-        json.dumps(
-            {
-                "suites": {
-                    "fast": suite([f"q{i}:0.02" for i in range(6)], 2),
-                    "slow": suite(["hold"] * 8, 2),
-                    "steady": suite([f"q{i}:0.15" for i in range(12)], 2),
-                }
-            }
-        )
-    )
-    return path
+__all__ = [
+    "AUTH",
+    "TOKEN",
+    "ApiServer",
+    "SseReader",
+    "make_settings",
+    "running",
+    "suite_file",
+]
 
 
 @dataclass
@@ -205,32 +172,16 @@ class ApiServer:
             time.sleep(0.05)
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for a test server: one token, short leases, a small body cap."""
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "api_tokens": [SecretStr(TOKEN)],
-        "http_host": "127.0.0.1",
-        "max_request_body_bytes": 2048,
-        "run_lease_s": 3.0,
-        "run_heartbeat_s": 0.2,
-        "shutdown_timeout_s": 5.0,
-        "schedule_enabled": False,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @contextlib.contextmanager
 def running(server: ApiServer) -> Iterator[ApiServer]:
     """Start ``server``, and stop it however the test ends."""
-    api_target.RELEASE.clear()
+    api_target.reset()
     server.start()
     try:
         yield server
     finally:
         server.stop()
-        api_target.RELEASE.clear()
+        api_target.reset()
 
 
 class SseReader:

@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI
 
 from continuous_eval.core.models import AlertStatus, NewAlert, NewRun, RunStatus, ScoreAggregate
-from tests.integration import api_target
+from tests.fixtures import api_target
 from tests.integration.api_server import (
     TOKEN,
     ApiServer,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from continuous_eval.adapters.http.events import StreamSettings
-from tests.integration import api_target
+from tests.fixtures import api_target
 from tests.integration.api_server import ApiServer, SseReader, make_settings, running, suite_file
 
 STREAM = StreamSettings(poll_s=0.05, keepalive_s=0.2)
