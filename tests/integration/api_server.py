@@ -147,6 +147,13 @@ class ApiServer:
         future: Future[_T] = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
         return future.result(timeout)
 
+    def settled(self, timeout: float = 30) -> None:
+        """Return once every run, resume and delivery the server's daemon started has ended."""
+        daemon = self.daemon
+        if daemon is None:
+            raise RuntimeError("not started")
+        self.call(daemon.settled, timeout)
+
     def client(self, **kwargs: Any) -> httpx.Client:
         """An HTTP client on the server, with the token unless ``headers`` say otherwise."""
         kwargs.setdefault("headers", AUTH)
