@@ -43,11 +43,38 @@ __all__ = [
     "AUTH",
     "TOKEN",
     "ApiServer",
+    "CountedStreams",
     "SseReader",
     "make_settings",
     "running",
     "suite_file",
 ]
+
+
+class CountedStreams(EventStreams):
+    """The app's live streams, and a way to wait (from the test's thread) for how many are open."""
+
+    def __init__(self, settings: StreamSettings | None = None) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+        super().__init__(settings)
+
+    @property
+    def _open(self) -> int:
+        return self._count
+
+    @_open.setter
+    def _open(self, value: int) -> None:
+        # EventStreams counts its streams in _open: each change wakes wait_open.
+        with self._changed:
+            self._count = value
+            self._changed.notify_all()
+
+    def wait_open(self, count: int, timeout: float = 30) -> None:
+        """Return once exactly ``count`` streams are open; AssertionError after ``timeout``."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._count == count, timeout):
+                raise AssertionError(f"{self._count} streams open, not {count}, after {timeout} s")
 
 
 @dataclass
@@ -61,7 +88,7 @@ class ApiServer:
     app: FastAPI | None = None
     daemon: Daemon | None = None
     store: SqlRunStore | None = None
-    streams: EventStreams | None = None
+    streams: CountedStreams | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -98,7 +125,7 @@ class ApiServer:
         loaded = load_suite_file(self.config)
         async with local_daemon(self.settings, loaded) as (daemon, store, _):
             self.daemon, self.store = daemon, store
-            self.streams = EventStreams(self.stream)
+            self.streams = CountedStreams(self.stream)
             self.app = create_app(
                 settings=self.settings,
                 readiness=partial(readiness, store.engine),
@@ -126,7 +153,7 @@ class ApiServer:
 
     def stop(self) -> None:
         """End the live streams, stop uvicorn and the daemon, and wait for the thread."""
-        api_target.RELEASE.set()
+        api_target.release_all()
         if self.streams is not None:
             self.streams.close()
         if self._server is not None:
