@@ -2,29 +2,41 @@
 
 The route table is walked at collection time (``document_app``), one test per
 route, so a route added later is covered without editing this module; a
-test checks the served app has that same table. Auth as a real socket
+test checks the served app has that same table. The routes are asked
+anonymously of that one app: a refusal reads nothing, so no test changes
+what another sees, and the app's routes are set up once. Auth as a real socket
 delivers the header bytes (``h11`` under uvicorn) is
 ``tests/integration/test_http_api.py``.
 """
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.fixtures.api_suite import BAD_AUTHORIZATIONS, expect_error
-from tests.fixtures.asgi import ApiFactory, InProcessApi, concrete, document_app, route_table
+from tests.fixtures.asgi import (
+    BASE_URL,
+    ApiFactory,
+    InProcessApi,
+    concrete,
+    document_app,
+    route_table,
+)
 
 PUBLIC = {"/healthz", "/readyz"}
 
-ROUTES = route_table(document_app())
+APP = document_app()
+"""The app as the ``asgi`` fixture builds it, over a launcher that is never called."""
+
+ROUTES = route_table(APP)
 """Every (method, path) the app serves, read from the app at collection time."""
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
-async def test_every_route_but_the_probes_needs_a_token(
-    asgi: InProcessApi, method: str, path: str
-) -> None:
-    async with asgi.client_with(headers={}) as anonymous:
+async def test_every_route_but_the_probes_needs_a_token(method: str, path: str) -> None:
+    transport = httpx.ASGITransport(app=APP)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as anonymous:
         response = await anonymous.request(method, concrete(path))
     if path in PUBLIC:
         assert response.status_code == 200, (method, path)

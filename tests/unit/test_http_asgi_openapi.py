@@ -1,17 +1,18 @@
 """Schemathesis against the served ``/openapi.json``, in process: no 5xx, answers as documented.
 
 One test per operation of the document, read from the app at collection
-time (``document_app``); each generates requests with Hypothesis and sends
-them to the in-process app (real daemon, in-memory store) through the ASGI
-transport, on the test's event loop, while Hypothesis runs in a worker
-thread. Bounded on purpose (a few dozen examples per operation, no shrinking
-past a deadline) so it runs in seconds; it guards the contract, it is not a
-fuzzing campaign.
+time (``document_app``; a test checks the served document is that one);
+each generates requests with Hypothesis and sends them to the in-process
+app (real daemon, in-memory store) through the ASGI transport, on the
+test's event loop, while Hypothesis runs in a worker thread. Bounded on
+purpose (a few dozen examples per operation, no shrinking past a deadline)
+so it runs in seconds; it guards the contract, it is not a fuzzing campaign.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -58,12 +59,21 @@ _spent: list[float] = []
 """Seconds each operation's test took, for the budget of them all."""
 
 
-def _operations(document: dict[str, Any]) -> list[schemathesis.APIOperation[Any, Any, Any, Any]]:
+Operation = schemathesis.APIOperation[Any, Any, Any, Any]
+
+
+def _operations(document: dict[str, Any]) -> list[Operation]:
     found = []
     for result in schemathesis.openapi.from_dict(document).get_all_operations():
         assert isinstance(result, Ok), result  # a path the schema cannot describe
         found.append(result.ok())
     return found
+
+
+@functools.cache
+def _by_label() -> dict[str, Operation]:
+    """The operations of ``DOCUMENT`` by label, loaded once: their strategies are then reused."""
+    return {o.label: o for o in _operations(DOCUMENT)}
 
 
 async def test_the_served_document_describes_every_operation(asgi: InProcessApi) -> None:
@@ -98,8 +108,7 @@ def _request(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("label", OPERATIONS)
 async def test_every_operation_answers_as_documented(asgi: InProcessApi, label: str) -> None:
-    document: dict[str, Any] = (await asgi.client.get("/openapi.json")).json()
-    [operation] = [o for o in _operations(document) if o.label == label]
+    operation = _by_label()[label]
     loop = asyncio.get_running_loop()
 
     def send(kwargs: dict[str, Any]) -> httpx.Response:
