@@ -21,7 +21,7 @@ from continuous_eval.adapters.db.migrate import upgrade
 from continuous_eval.adapters.db.store import SqlRunStore
 from tests.e2e.test_cli import cli
 from tests.e2e.test_cli_output import piped
-from tests.integration.test_http_decisions import CASES, FALLEN, KEYS, add_run, fill_history
+from tests.fixtures.decisions import CASES, FALLEN, KEYS, add_run, fill_history
 
 pytestmark = pytest.mark.slow
 

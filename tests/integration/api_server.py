@@ -24,7 +24,6 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
@@ -35,52 +34,47 @@ from continuous_eval.app.container import local_daemon, readiness
 from continuous_eval.fakes.resend_server import listening_socket
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.settings import Settings
-from tests.integration import api_target
+from tests.fixtures import api_target
+from tests.fixtures.api_suite import AUTH, TOKEN, make_settings, suite_file
 
 _T = TypeVar("_T")
 
-TOKEN = "test-token-\u00e9"  # non-ASCII on purpose: tokens are compared as UTF-8 bytes
-AUTH = {"Authorization": f"Bearer {TOKEN}".encode()}
+__all__ = [
+    "AUTH",
+    "TOKEN",
+    "ApiServer",
+    "CountedStreams",
+    "SseReader",
+    "make_settings",
+    "running",
+    "suite_file",
+]
 
 
-def suite_file(directory: Path) -> Path:
-    """Write the tests' suite file: ``fast`` (quick cases), ``slow`` (held) and ``steady``."""
+class CountedStreams(EventStreams):
+    """The app's live streams, and a way to wait (from the test's thread) for how many are open."""
 
-    def suite(cases: list[str], concurrency: int) -> dict[str, Any]:
-        return {
-            "concurrency": concurrency,
-            "features": {
-                "answers": {
-                    "dataset": {
-                        "cases": [{"id": f"c{i}", "input": q} for i, q in enumerate(cases)]
-                    },
-                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
-                    "scorers": [
-                        {"type": "regex", "pattern": "q|hold"},
-                        {"type": "contains", "value": ":"},
-                    ],
-                },
-                "extra": {
-                    "dataset": {"cases": [{"id": "e0", "input": "q:0.01"}]},
-                    "target": {"type": "python", "callable": "tests.integration.api_target:answer"},
-                    "scorers": [{"type": "regex", "pattern": "q"}],
-                },
-            },
-        }
+    def __init__(self, settings: StreamSettings | None = None) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+        super().__init__(settings)
 
-    path = directory / "suites.yaml"
-    path.write_text(
-        json.dumps(
-            {
-                "suites": {
-                    "fast": suite([f"q{i}:0.02" for i in range(6)], 2),
-                    "slow": suite(["hold"] * 8, 2),
-                    "steady": suite([f"q{i}:0.15" for i in range(12)], 2),
-                }
-            }
-        )
-    )
-    return path
+    @property
+    def _open(self) -> int:
+        return self._count
+
+    @_open.setter
+    def _open(self, value: int) -> None:
+        # EventStreams counts its streams in _open: each change wakes wait_open.
+        with self._changed:
+            self._count = value
+            self._changed.notify_all()
+
+    def wait_open(self, count: int, timeout: float = 30) -> None:
+        """Return once exactly ``count`` streams are open; AssertionError after ``timeout``."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._count == count, timeout):
+                raise AssertionError(f"{self._count} streams open, not {count}, after {timeout} s")
 
 
 @dataclass
@@ -94,7 +88,7 @@ class ApiServer:
     app: FastAPI | None = None
     daemon: Daemon | None = None
     store: SqlRunStore | None = None
-    streams: EventStreams | None = None
+    streams: CountedStreams | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -131,7 +125,7 @@ class ApiServer:
         loaded = load_suite_file(self.config)
         async with local_daemon(self.settings, loaded) as (daemon, store, _):
             self.daemon, self.store = daemon, store
-            self.streams = EventStreams(self.stream)
+            self.streams = CountedStreams(self.stream)
             self.app = create_app(
                 settings=self.settings,
                 readiness=partial(readiness, store.engine),
@@ -159,7 +153,7 @@ class ApiServer:
 
     def stop(self) -> None:
         """End the live streams, stop uvicorn and the daemon, and wait for the thread."""
-        api_target.RELEASE.set()
+        api_target.release_all()
         if self.streams is not None:
             self.streams.close()
         if self._server is not None:
@@ -179,6 +173,13 @@ class ApiServer:
 
         future: Future[_T] = asyncio.run_coroutine_threadsafe(wrapper(), self._loop)
         return future.result(timeout)
+
+    def settled(self, timeout: float = 30) -> None:
+        """Return once every run, resume and delivery the server's daemon started has ended."""
+        daemon = self.daemon
+        if daemon is None:
+            raise RuntimeError("not started")
+        self.call(daemon.settled, timeout)
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """An HTTP client on the server, with the token unless ``headers`` say otherwise."""
@@ -205,32 +206,16 @@ class ApiServer:
             time.sleep(0.05)
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for a test server: one token, short leases, a small body cap."""
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "api_tokens": [SecretStr(TOKEN)],
-        "http_host": "127.0.0.1",
-        "max_request_body_bytes": 2048,
-        "run_lease_s": 3.0,
-        "run_heartbeat_s": 0.2,
-        "shutdown_timeout_s": 5.0,
-        "schedule_enabled": False,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @contextlib.contextmanager
 def running(server: ApiServer) -> Iterator[ApiServer]:
     """Start ``server``, and stop it however the test ends."""
-    api_target.RELEASE.clear()
+    api_target.reset()
     server.start()
     try:
         yield server
     finally:
         server.stop()
-        api_target.RELEASE.clear()
+        api_target.reset()
 
 
 class SseReader:

@@ -1,9 +1,14 @@
-"""Live progress over Server-Sent Events: a real run, real HTTP, SQLite and Postgres."""
+"""Live progress over Server-Sent Events: a real run, real HTTP, SQLite and Postgres.
+
+The tests wait on conditions, never for a while: events read, the server's
+count of open streams (``CountedStreams.wait_open``), a held case begun
+(``api_target.wait_held``), the daemon's work ended (``ApiServer.settled``),
+each with a generous timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +17,7 @@ import httpx
 import pytest
 
 from continuous_eval.adapters.http.events import StreamSettings
-from tests.integration import api_target
+from tests.fixtures import api_target
 from tests.integration.api_server import ApiServer, SseReader, make_settings, running, suite_file
 
 STREAM = StreamSettings(poll_s=0.05, keepalive_s=0.2)
@@ -39,11 +44,31 @@ def _cases(events: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return [(e["id"], e["data"]) for e in events if e["event"] == "case"]
 
 
-def _wait(predicate: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+async def _tasks() -> list[str]:
+    """The names of the server loop's tasks but the caller's."""
+    current = asyncio.current_task()
+    return sorted(
+        t.get_coro().__qualname__  # type: ignore[union-attr]
+        for t in asyncio.all_tasks()
+        if t is not current
+    )
+
+
+async def _task_set() -> set[asyncio.Task[Any]]:
+    current = asyncio.current_task()
+    return {t for t in asyncio.all_tasks() if t is not current}
+
+
+def _tasks_once_newer_ended(server: ApiServer, baseline: set[asyncio.Task[Any]]) -> list[str]:
+    """Wait until every task started since ``baseline`` ended; return the tasks' names then."""
+
+    async def settle() -> list[str]:
+        newer = await _task_set() - baseline
+        if newer:
+            await asyncio.wait(newer, timeout=30)
+        return await _tasks()
+
+    return server.call(settle, timeout=40)
 
 
 def test_two_subscribers_see_the_same_events_of_a_real_run(server: ApiServer) -> None:
@@ -121,48 +146,43 @@ def test_a_subscriber_that_leaves_mid_run_leaks_nothing_and_the_run_goes_on(
     streams = server.streams
     assert streams is not None
 
-    async def tasks() -> list[str]:
-        current = asyncio.current_task()
-        return sorted(
-            t.get_coro().__qualname__  # type: ignore[union-attr]
-            for t in asyncio.all_tasks()
-            if t is not current
-        )
-
     with server.client() as client:
         # Warm up: sse-starlette starts one shutdown watcher per event loop, once.
         warm = _start(client, "fast", "warm-up")
         with client.stream("GET", f"/api/runs/{warm}/events") as first:
             SseReader(first).rest()
-        _wait(lambda: streams.open == 0)
-        _wait(lambda: client.get("/healthz").json()["running"] == [])
-        baseline = server.call(tasks)
+        streams.wait_open(0)
+        server.settled()
+        assert client.get("/healthz").json()["running"] == []
+        baseline = server.call(_tasks)
+        baseline_tasks = server.call(_task_set)
 
         run_id = _start(client, "steady", "left-behind")
         with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
             reader = SseReader(stream)  # held: dropping it would close the connection early
             reader.take(2, "case")
+            # Cases not begun yet wait, so the run cannot end before the check below.
+            api_target.QUICK.clear()
             assert streams.open == 1
         # The client is gone; the server notices and drops the stream.
-        _wait(lambda: streams.open == 0, timeout=5)
+        streams.wait_open(0)
         run = client.get(f"/api/runs/{run_id}").json()
         assert run["status"] == "running"
 
-        deadline = time.monotonic() + 20
-        while client.get(f"/api/runs/{run_id}").json()["status"] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        api_target.QUICK.set()
+        server.settled()
         run = client.get(f"/api/runs/{run_id}").json()
         assert run["status"] == "succeeded"
         assert run["progress"]["cases_done"] == run["progress"]["cases_total"] == 13
-        _wait(lambda: client.get("/healthz").json()["running"] == [])
-        _wait(lambda: server.call(tasks) == baseline, timeout=5)
+        assert client.get("/healthz").json()["running"] == []
+        assert _tasks_once_newer_ended(server, baseline_tasks) == baseline
 
 
 def test_keepalive_comments_and_status_changes(server: ApiServer) -> None:
     with server.client() as client:
         run_id = _start(client, "slow", "paused-live")
-        _wait(lambda: run_id in client.get("/healthz").json()["running"])
+        api_target.wait_held(1)  # the worker executes the run
+        assert run_id in client.get("/healthz").json()["running"]
         with client.stream("GET", f"/api/runs/{run_id}/events") as stream:
             reader = SseReader(stream)
             reader.take(1)
@@ -172,7 +192,8 @@ def test_keepalive_comments_and_status_changes(server: ApiServer) -> None:
             assert paused[-1]["data"]["status"] == "paused"
             assert reader.comments >= 2
             api_target.RELEASE.set()
-            _wait(lambda: client.get(f"/api/runs/{run_id}").json()["lease_owner"] is None)
+            server.settled()  # the worker stored what it had in flight and let the run go
+            assert client.get(f"/api/runs/{run_id}").json()["lease_owner"] is None
             assert client.post(f"/api/runs/{run_id}/resume").status_code == 200
             rest = reader.rest()
     statuses = [e["data"] for e in rest if e["event"] == "status"]
