@@ -73,7 +73,9 @@ def test_recent_scores_keep_each_suites_last_runs_by_key_newest_first(backend: B
         ("support", "tone", "s-3"),
         ("support", "tone", "s-2"),
     ]
-    assert points[2].score == 4.4 and points[2].n == 10 and points[2].run_type == "scheduled"
+    assert points[2].score == 4.4
+    assert points[2].n == 10
+    assert points[2].run_type == "scheduled"
     assert [p.run_id for p in backend.reader.recent_scores(suite="billing")] == ["b-0", "b-0"]
 
 
@@ -89,7 +91,8 @@ def test_a_key_trend_adds_manual_runs_only_when_asked_and_honours_since(backend:
     assert [p.run_id for p in scheduled] == ["s-2", "s-1", "s-0"]
     both = backend.reader.key_trend("support", "refunds", "judge", manual=True)
     assert [p.run_id for p in both] == ["manual", "s-2", "s-1", "s-0"]
-    assert both[0].run_type == "manual" and both[0].at == both[0].finished_at
+    assert both[0].run_type == "manual"
+    assert both[0].at == both[0].finished_at
     recent = backend.reader.key_trend("support", "refunds", "judge", since=scheduled[1].at)
     assert [p.run_id for p in recent] == ["s-2", "s-1"]
     assert backend.reader.key_trend("support", "refunds", "exact") == []

@@ -520,7 +520,8 @@ def test_0007_keeps_case_texts_with_results_and_old_rows_read_without_them(
 
         downgrade(engine, "0006")
         columns = {c["name"] for c in inspect(engine).get_columns("eval_results")}
-        assert "input_excerpt" not in columns and "expected_excerpt" not in columns
+        assert "input_excerpt" not in columns
+        assert "expected_excerpt" not in columns
         upgrade(engine)
         check(engine)
     finally:

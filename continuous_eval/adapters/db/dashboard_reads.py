@@ -120,7 +120,7 @@ class SqlDashboardReads:
     def key_marks(
         self, suite: str, feature: str, scorer: str, *, since: datetime | None = None
     ) -> list[KeyVerdict]:
-        """A key's decisions that changed something (opened, worsened, recovered, reset), oldest first."""
+        """A key's decisions that opened, worsened, recovered or reset something, oldest first."""
         d = eval_decisions.c
         stmt = select(eval_decisions).where(
             d.suite == suite, d.feature == feature, d.scorer == scorer, d.transition.is_not(None)
