@@ -42,7 +42,9 @@ class Launcher:
         self.store = store
         self.controls: list[tuple[str, str]] = []
 
-    async def start_manual(self, suite: str, features: Sequence[str] = (), **_: object) -> RunRecord:
+    async def start_manual(
+        self, suite: str, features: Sequence[str] = (), **_: object
+    ) -> RunRecord:
         raise AssertionError("the dashboard starts no run")
 
     async def control(self, run_id: str, action: ControlAction) -> RunRecord:
