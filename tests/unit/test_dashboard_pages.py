@@ -72,9 +72,7 @@ class Board:
     def scheduled(
         self, run_id: str, means: dict[str, float], decisions: Sequence[Decision] = ()
     ) -> None:
-        self.store.create_run(
-            new_run(run_id, run_type="scheduled", scheduled_for=self.clock.now())
-        )
+        self.store.create_run(new_run(run_id, run_type="scheduled", scheduled_for=self.clock.now()))
         self.clock.advance(timedelta(minutes=10))
         aggs = [ScoreAggregate(f, "judge", m, 0.1, 20, 0, "fp") for f, m in means.items()]
         self.store.finish_run(run_id, RunStatus.SUCCEEDED, None, aggs, decisions=list(decisions))
