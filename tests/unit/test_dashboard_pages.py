@@ -313,3 +313,18 @@ async def test_the_alerts_page_lists_incidents_and_deliveries(board: Board) -> N
     page = (await board.client.get("/ui/alerts")).text
     assert "regression since" in page
     assert "No alert has been sent yet." in page
+
+
+async def test_over_https_the_cookies_are_secure(board: Board) -> None:
+    secure = httpx.AsyncClient(transport=board.client._transport, base_url="https://board.test")
+    async with secure:
+        form = await secure.get("/ui/signin")
+        assert "Secure" in form.headers["set-cookie"]
+        signed = await secure.post(
+            "/ui/signin",
+            data={"token": TOKEN, "signin_nonce": _field(form.text, "signin_nonce")},
+        )
+        assert signed.status_code == 303
+        session = [c for c in signed.headers.get_list("set-cookie") if "ce_session=" in c]
+        assert session
+        assert "Secure" in session[0]
