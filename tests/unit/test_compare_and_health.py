@@ -76,7 +76,7 @@ def test_every_case_of_either_run_appears_once(
     changes = compare_runs(before, after)
     assert sorted(c.case_id for c in changes) == sorted(pairs)
     assert sum(counts(changes).values()) == len(pairs)
-    falls = [c.delta for c in changes if c.change is Change.FELL]
+    falls = [c.delta or 0.0 for c in changes if c.change is Change.FELL]
     assert falls == sorted(falls)  # the largest fall (most negative) first
 
 
