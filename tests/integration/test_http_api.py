@@ -451,6 +451,18 @@ def route_table(app: FastAPI) -> list[tuple[str, str]]:
     return table
 
 
+def _needs_a_session(method: str, path: str, response: httpx.Response) -> None:
+    """The dashboard's routes: sign-in is open (its post needs its form); pages send a
+    browser to sign in; every other request is refused."""
+    if path == "/ui/signin":
+        assert response.status_code == (200 if method == "GET" else 403), (method, path)
+    elif method == "GET":
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"].startswith("/ui/signin?next="), path
+    else:
+        _error(response, 401, "unauthorized")
+
+
 def test_every_route_but_the_probes_needs_a_token(server: ApiServer) -> None:
     """Walks the route table: a route added later is covered without editing this test."""
     assert server.app is not None
@@ -460,6 +472,9 @@ def test_every_route_but_the_probes_needs_a_token(server: ApiServer) -> None:
             response = anonymous.request(method, _concrete(path))
             if path in PUBLIC:
                 assert response.status_code == 200, (method, path)
+                continue
+            if path == "/" or path.startswith("/ui/"):
+                _needs_a_session(method, path, response)
                 continue
             error = _error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"] == "Bearer", path

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import Engine, Row, func, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.decisions import decision_of
@@ -49,6 +49,10 @@ class SqlDashboardReads:
 
         Ordered by suite, feature, scorer, then slot (newest first): each
         key's points are contiguous, ready for a sparkline.
+
+        Two statements: the runs' ids first, then their aggregates by primary
+        key. As one statement Postgres cannot tell how few runs the window
+        keeps and joins every aggregate ever stored instead.
         """
         r = eval_runs.c
         ranked = (
@@ -63,11 +67,14 @@ class SqlDashboardReads:
             .subquery()
         )
         recent = select(ranked.c.id).where(ranked.c.rank <= runs)
-        stmt = _points().where(eval_run_scores.c.run_id.in_(recent.scalar_subquery()))
         s = eval_run_scores.c
-        stmt = stmt.order_by(r.suite, s.feature, s.scorer, r.scheduled_for.desc(), r.id.desc())
         with self._dashboard_reading("recent scores"), self._engine.connect() as conn:
-            return [_point(row) for row in conn.execute(stmt)]
+            run_ids = list(conn.execute(recent).scalars())
+            if not run_ids:
+                return []
+            stmt = _points().where(s.run_id.in_(run_ids))
+            stmt = stmt.order_by(r.suite, s.feature, s.scorer, r.scheduled_for.desc(), r.id.desc())
+            return [_point(row) for row in conn.execute(stmt).all()]
 
     def key_trend(
         self,
@@ -92,16 +99,33 @@ class SqlDashboardReads:
             return [_point(row) for row in conn.execute(stmt)]
 
     def latest_verdicts(self, *, suite: str | None = None) -> list[KeyVerdict]:
-        """The decisions of each suite's newest scheduled run that has any, by key."""
+        """The decisions of each suite's newest scheduled run that has any, by key.
+
+        Each suite's newest scheduled decision is a walk down the decisions'
+        (suite, created_at) index that stops at the first scheduled run; the
+        suites themselves are found one index probe each (the next suite
+        after the last), not by grouping every decision ever stored.
+        """
         d, r = eval_decisions.c, eval_runs.c
-        newest = (
-            select(d.suite, func.max(d.created_at).label("at"))
+        if suite is None:
+            first = select(func.min(d.suite).label("suite"))
+            suites = first.cte("decided_suites", recursive=True)
+            following = select(func.min(d.suite)).where(d.suite > suites.c.suite)
+            suites = suites.union_all(
+                select(following.scalar_subquery()).where(suites.c.suite.is_not(None))
+            )
+            names: Any = select(suites.c.suite).where(suites.c.suite.is_not(None)).subquery()
+        else:
+            names = select(literal(suite).label("suite")).subquery()
+        newest_at = (
+            select(d.created_at)
             .join_from(eval_decisions, eval_runs, r.id == d.run_id)
-            .where(r.run_type == "scheduled")
-            .where(*(() if suite is None else (d.suite == suite,)))
-            .group_by(d.suite)
-            .subquery()
+            .where(d.suite == names.c.suite, r.run_type == "scheduled")
+            .order_by(d.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
         )
+        newest = select(names.c.suite, newest_at.label("at")).subquery()
         runs = (
             select(d.run_id)
             .join_from(
@@ -115,7 +139,7 @@ class SqlDashboardReads:
             .order_by(d.suite, d.feature, d.scorer)
         )
         with self._dashboard_reading("the latest verdicts"), self._engine.connect() as conn:
-            return [_verdict(row) for row in conn.execute(stmt)]
+            return [_verdict(row) for row in conn.execute(stmt).all()]
 
     def key_marks(
         self, suite: str, feature: str, scorer: str, *, since: datetime | None = None

@@ -178,6 +178,10 @@ def trend(
         for a, b in itertools.pairwise(scheduled)
         if a.fingerprint and b.fingerprint and a.fingerprint != b.fingerprint
     ]
+    # A mark stands on its run's point: a decision is stored when the run ends,
+    # which is after the run's slot, and would sit right of its point (past the
+    # plot's edge for the newest run). Runs not drawn keep the decision's time.
+    drawn = {p.run_id: _epoch(p.at) for p in points}
     chart: dict[str, object] = {
         "scheduled": [
             [_epoch(p.at), p.score, *_band(p), p.run_id, p.n, p.errors, p.status.value]
@@ -189,7 +193,11 @@ def trend(
             if p.run_type == "manual"
         ],
         "marks": [
-            [_epoch(m.decided_at), MARK_KIND.get(m.decision.transition or "", "alert"), m.run_id]
+            [
+                drawn.get(m.run_id, _epoch(m.decided_at)),
+                MARK_KIND.get(m.decision.transition or "", "alert"),
+                m.run_id,
+            ]
             for m in marks
         ],
         "resets": resets,

@@ -28,6 +28,8 @@
     if (s.reason) { el.appendChild(document.createTextNode(" — " + s.reason)); }
     if (s.attempt) { text("attempt", s.attempt); }
     live.dataset.status = s.status;
+    var controls = document.getElementById("controls");
+    if (controls && final.indexOf(s.status) >= 0) { controls.remove(); }
   }
   source.addEventListener("snapshot", function (e) {
     var snap = JSON.parse(e.data);

@@ -73,6 +73,8 @@
   }
   var opts = Object.assign(size(), {
     scales: {x: {time: true}},
+    // The axis in UTC, as every time on the page is, whatever the browser's zone.
+    tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
     series: [
       {},
       {label: "band low", stroke: "transparent", points: {show: false}},
