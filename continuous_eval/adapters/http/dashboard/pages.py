@@ -23,7 +23,6 @@ from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from starlette.concurrency import run_in_threadpool
 
 from continuous_eval.adapters.http.dashboard import views
 from continuous_eval.adapters.http.dashboard.gate import SIGNIN_PATH, STATIC_PREFIX, safe_next
@@ -196,9 +195,7 @@ def _run_pages(router: APIRouter, ctx: DashboardContext, page: Page) -> None:
             str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,18}$")
         ] = None,
     ) -> EventStream:
-        after = int(last_event_id) if last_event_id is not None else None
-        snapshot = await run_in_threadpool(ctx.reader.run_snapshot, run_id, after)
-        return ctx.streams.response(ctx.reader, snapshot)
+        return await ctx.streams.follow(ctx.reader, run_id, last_event_id)
 
     @router.get("/ui/compare")
     def compare_page(
