@@ -104,7 +104,9 @@ class SqlDashboardReads:
         Each suite's newest scheduled decision is a walk down the decisions'
         (suite, created_at) index that stops at the first scheduled run; the
         suites themselves are found one index probe each (the next suite
-        after the last), not by grouping every decision ever stored.
+        after the last), not by grouping every decision ever stored. Then
+        those runs' decisions by run id, in a second statement: as a
+        subquery Postgres guesses a run per key and scans every decision.
         """
         d, r = eval_decisions.c, eval_runs.c
         if suite is None:
@@ -133,12 +135,15 @@ class SqlDashboardReads:
             )
             .distinct()
         )
-        stmt = (
-            select(eval_decisions)
-            .where(d.run_id.in_(runs.scalar_subquery()))
-            .order_by(d.suite, d.feature, d.scorer)
-        )
         with self._dashboard_reading("the latest verdicts"), self._engine.connect() as conn:
+            run_ids = list(conn.execute(runs).scalars())
+            if not run_ids:
+                return []
+            stmt = (
+                select(eval_decisions)
+                .where(d.run_id.in_(run_ids))
+                .order_by(d.suite, d.feature, d.scorer)
+            )
             return [_verdict(row) for row in conn.execute(stmt).all()]
 
     def key_marks(

@@ -282,6 +282,8 @@ eval_decisions = Table(
         "scorer",
         "created_at",
     ),
+    # The dashboard's verdicts: each suite's newest decisions (latest_verdicts).
+    Index("ix_eval_decisions_suite_created_at", "suite", "created_at"),
 )
 """What the detector concluded for each key of a run, written with the run's final status.
 
