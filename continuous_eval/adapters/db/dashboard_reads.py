@@ -50,14 +50,20 @@ class SqlDashboardReads:
         Ordered by suite, feature, scorer, then slot (newest first): each
         key's points are contiguous, ready for a sparkline.
 
-        Two statements: the runs' ids first, then their aggregates by primary
-        key. As one statement Postgres cannot tell how few runs the window
-        keeps and joins every aggregate ever stored instead.
+        Two statements: the runs first (a window over ``eval_runs``), then
+        their aggregates by primary key, without a join: as one statement
+        Postgres cannot tell how few runs the window keeps and joins every
+        aggregate ever stored, and each run's columns would come back (and
+        be converted) once per key. The points are put in order here.
         """
-        r = eval_runs.c
+        r, s = eval_runs.c, eval_run_scores.c
         ranked = (
             select(
                 r.id,
+                r.suite,
+                r.status,
+                r.scheduled_for,
+                r.finished_at,
                 func.row_number()
                 .over(partition_by=r.suite, order_by=(r.scheduled_for.desc(), r.id.desc()))
                 .label("rank"),
@@ -66,15 +72,27 @@ class SqlDashboardReads:
             .where(*(() if suite is None else (r.suite == suite,)))
             .subquery()
         )
-        recent = select(ranked.c.id).where(ranked.c.rank <= runs)
-        s = eval_run_scores.c
+        recent = select(ranked).where(ranked.c.rank <= runs)
+        scores = select(
+            s.run_id, s.feature, s.scorer, s.mean, s.stderr, s.n, s.errors, s.fingerprint
+        )
         with self._dashboard_reading("recent scores"), self._engine.connect() as conn:
-            run_ids = list(conn.execute(recent).scalars())
-            if not run_ids:
+            by_id = {row.id: row for row in conn.execute(recent).all()}
+            if not by_id:
                 return []
-            stmt = _points().where(s.run_id.in_(run_ids))
-            stmt = stmt.order_by(r.suite, s.feature, s.scorer, r.scheduled_for.desc(), r.id.desc())
-            return [_point(row) for row in conn.execute(stmt).all()]
+            rows = conn.execute(scores.where(s.run_id.in_(list(by_id)))).all()
+        # Each run's columns once; a point is (run id, suite, the score's six
+        # columns from feature to errors, the run's three, fingerprint).
+        of_run = {
+            i: (RunStatus(run.status), run.scheduled_for, run.finished_at)
+            for i, run in by_id.items()
+        }
+        points = [
+            TrendPoint(row[0], by_id[row[0]].suite, *row[1:7], *of_run[row[0]], row[7])
+            for row in rows
+        ]
+        points.sort(key=lambda p: (p.suite, p.feature, p.scorer, by_id[p.run_id].rank))
+        return points
 
     def key_trend(
         self,
