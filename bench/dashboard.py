@@ -508,7 +508,7 @@ def _statements(engine: sa.Engine, read: Callable[[], object]) -> list[tuple[str
     seen: list[tuple[str, Any]] = []
 
     def listen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             seen.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", listen)
