@@ -47,7 +47,6 @@ import random
 import re
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,7 +55,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import psutil
 import sqlalchemy as sa
 import trend_query  # bench/trend_query.py: the database builder
 from prometheus_client import CollectorRegistry
@@ -452,14 +450,13 @@ def _measure(
 
 
 def _server_cpu_s() -> float:
-    """CPU seconds of this process's threads but the calling one (uvicorn's loop, the pool).
+    """CPU seconds of this process but the calling thread's (uvicorn's loop, the pool).
 
     Beside the wall-clock figures because a shared machine's load inflates
     those; Postgres's own CPU is not in it (EXPLAIN below shows its part).
+    The process's total counts threads that have ended too.
     """
-    client = threading.get_native_id()
-    threads = psutil.Process().threads()
-    return sum(t.user_time + t.system_time for t in threads if t.id != client)
+    return time.process_time() - time.thread_time()
 
 
 def _overview_what(html: str) -> str:
