@@ -23,6 +23,7 @@ from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from continuous_eval.adapters.http.dashboard import views
 from continuous_eval.adapters.http.dashboard.gate import SIGNIN_PATH, STATIC_PREFIX, safe_next
@@ -69,17 +70,32 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["num"] = _num
+    env.filters["duration"] = _duration
     return env
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
+def _when(value: datetime | None) -> Markup:
+    """A time in UTC, ISO-like, kept on one line."""
+    if value is None:
+        return Markup("—")
+    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return Markup('<span class="when">{}</span>').format(text)
 
 
 def _num(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:.{digits}f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _secure(request: Request) -> bool:

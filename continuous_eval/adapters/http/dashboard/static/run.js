@@ -13,6 +13,7 @@
   }
   function progress(p) {
     text("done", p.done); text("total", p.total); text("scored", p.scored); text("errored", p.errors);
+    text("results", p.results_total);
     var bar = document.getElementById("progress");
     bar.max = Math.max(1, p.total);
     bar.value = p.done;
@@ -30,6 +31,11 @@
     live.dataset.status = s.status;
     var controls = document.getElementById("controls");
     if (controls && final.indexOf(s.status) >= 0) { controls.remove(); }
+    var pause = document.getElementById("pause"), resume = document.getElementById("resume");
+    if (pause && resume) {
+      pause.hidden = s.status === "paused";
+      resume.hidden = s.status !== "paused";
+    }
   }
   source.addEventListener("snapshot", function (e) {
     var snap = JSON.parse(e.data);
@@ -38,5 +44,10 @@
   });
   source.addEventListener("progress", function (e) { progress(JSON.parse(e.data)); });
   source.addEventListener("status", function (e) { status(JSON.parse(e.data)); });
-  source.addEventListener("end", function () { source.close(); live.dataset.ended = "true"; });
+  source.addEventListener("end", function () {
+    source.close();
+    live.dataset.ended = "true";
+    var finished = document.getElementById("finished");
+    if (finished) { finished.hidden = false; }
+  });
 })();

@@ -73,6 +73,13 @@
   }
   var opts = Object.assign(size(), {
     scales: {x: {time: true}},
+    // ISO dates on the axis, like the tables (uPlot's default is month/day).
+    axes: [
+      {space: 90, values: function (u, splits) {
+        return splits.map(function (v) { return new Date(v * 1e3).toISOString().slice(0, 10); });
+      }},
+      {}
+    ],
     // The axis in UTC, as every time on the page is, whatever the browser's zone.
     tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
     series: [
