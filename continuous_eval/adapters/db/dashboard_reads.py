@@ -77,21 +77,27 @@ class SqlDashboardReads:
             s.run_id, s.feature, s.scorer, s.mean, s.stderr, s.n, s.errors, s.fingerprint
         )
         with self._dashboard_reading("recent scores"), self._engine.connect() as conn:
-            by_id = {row.id: row for row in conn.execute(recent).all()}
-            if not by_id:
+            ran = conn.execute(recent).all()
+            if not ran:
                 return []
-            rows = conn.execute(scores.where(s.run_id.in_(list(by_id)))).all()
-        # Each run's columns once; a point is (run id, suite, the score's six
-        # columns from feature to errors, the run's three, fingerprint).
+            rows = conn.execute(scores.where(s.run_id.in_([run.id for run in ran]))).all()
+        # Each run's columns once, as plain values (a Row's attributes cost a
+        # lookup each); then the points in order: suite, key, newest first.
         of_run = {
-            i: (RunStatus(run.status), run.scheduled_for, run.finished_at)
-            for i, run in by_id.items()
+            run.id: (run.suite, run.rank, RunStatus(run.status), run.scheduled_for, run.finished_at)
+            for run in ran
         }
-        points = [
-            TrendPoint(row[0], by_id[row[0]].suite, *row[1:7], *of_run[row[0]], row[7])
-            for row in rows
-        ]
-        points.sort(key=lambda p: (p.suite, p.feature, p.scorer, by_id[p.run_id].rank))
+        ordered = sorted(
+            rows, key=lambda row: (of_run[row[0]][0], row[1], row[2], of_run[row[0]][1])
+        )
+        points = []
+        for run_id, feature, scorer, mean, stderr, n, errors, fingerprint in ordered:
+            suite_of, _, status, slot, finished = of_run[run_id]
+            point = TrendPoint(
+                run_id, suite_of, feature, scorer, mean, stderr, n, errors,
+                status, slot, finished, fingerprint,
+            )  # fmt: skip
+            points.append(point)
         return points
 
     def key_trend(
