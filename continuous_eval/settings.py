@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     the API; its routes still need one."""
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
     """Larger request bodies are refused with 413 before they are read."""
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    """How long a dashboard sign-in lasts; the cookie and its signature both expire.
+    Removing a token from ``api_tokens`` ends the sessions signed in with it at once."""
 
     # ---------------------------------------------------------------- alerts
     resend_api_key: SecretStr | None = Field(

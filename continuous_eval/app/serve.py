@@ -108,6 +108,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             # Read at every poll of a live stream, by then `server` (just below) exists:
             # streams end once uvicorn shuts down, or it would wait for them forever.
             stopping=lambda: server.should_exit,
+            schedules=schedules,
         )
         host = settings.http_host
         if not settings.api_tokens:

@@ -113,6 +113,12 @@ class CaseResult:
     usage: Usage = NO_USAGE
     """Usage of the scorer's own call (the judge)."""
     attempt: int = 1
+    input_excerpt: str | None = None
+    """The case's input as given to the target (JSON text unless a string), capped
+    like the output: a comparison of two runs must still show what was asked
+    after the dataset file changed."""
+    expected_excerpt: str | None = None
+    """The case's expected answer, if any, capped the same way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +255,10 @@ class ResultRecord:
     usage: Usage
     attempt: int
     created_at: datetime
+    input_excerpt: str | None = None
+    """What the case asked (see ``CaseResult.input_excerpt``); None for results
+    stored before inputs were kept."""
+    expected_excerpt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The records the read side returns: run pages, result pages, live-run polls, the trend.
+"""The records the read side returns: run pages, result pages, live-run polls, the trend, verdicts.
 
 ``ports.RunReader`` returns these; the admin API, the CLI and the dashboard
 read them, whichever store is behind the port (``adapters.db.queries`` on
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from continuous_eval.core.models import ResultRecord, RunRecord, RunStatus
+from continuous_eval.core.decisions import Decision
+from continuous_eval.core.models import ResultRecord, RunRecord, RunStatus, RunType
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +63,20 @@ class TrendPoint:
     scheduled_for: datetime | None
     finished_at: datetime | None
     fingerprint: str | None
+    run_type: RunType = "scheduled"
+    """Manual points (experiments) appear only where asked for, as separate marks."""
+
+    @property
+    def at(self) -> datetime | None:
+        """Where the point sits on a time axis: its slot, else when it finished."""
+        return self.scheduled_for or self.finished_at
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVerdict:
+    """A key's stored decision in one run, with where and when it was made."""
+
+    run_id: str
+    suite: str
+    decided_at: datetime
+    decision: Decision

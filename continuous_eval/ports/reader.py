@@ -6,6 +6,7 @@ reader can be served from memory in tests (``continuous_eval.testing``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from continuous_eval.core.models import (
@@ -15,7 +16,7 @@ from continuous_eval.core.models import (
     RunStatus,
     RunType,
 )
-from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
+from continuous_eval.core.reads import KeyVerdict, RunKey, RunPoll, RunSnapshot, TrendPoint
 
 
 class RunReader(Protocol):
@@ -80,4 +81,34 @@ class RunReader(Protocol):
         limit: int = 100,
     ) -> list[TrendPoint]:
         """Scheduled runs' aggregates, newest slot first, one per run x feature x scorer."""
+        ...
+
+    def recent_scores(self, *, suite: str | None = None, runs: int = 30) -> list[TrendPoint]:
+        """Every key's aggregates in its suite's last ``runs`` scheduled runs.
+
+        Ordered by suite, feature, scorer, then slot newest first.
+        """
+        ...
+
+    def key_trend(
+        self,
+        suite: str,
+        feature: str,
+        scorer: str,
+        *,
+        since: datetime | None = None,
+        manual: bool = False,
+        limit: int = 1000,
+    ) -> list[TrendPoint]:
+        """One key's points newest first: scheduled runs, and manual runs when ``manual``."""
+        ...
+
+    def latest_verdicts(self, *, suite: str | None = None) -> list[KeyVerdict]:
+        """The decisions of each suite's newest scheduled run that has any, by key."""
+        ...
+
+    def key_marks(
+        self, suite: str, feature: str, scorer: str, *, since: datetime | None = None
+    ) -> list[KeyVerdict]:
+        """A key's decisions that changed something (a transition), oldest first."""
         ...

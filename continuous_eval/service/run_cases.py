@@ -9,8 +9,11 @@ own), so the run goes on; a provider's refusal is passed on for the breaker.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from pydantic import JsonValue
 
 from continuous_eval.core.models import (
     NO_USAGE,
@@ -40,17 +43,42 @@ def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
+def case_text(value: JsonValue, limit: int) -> str | None:
+    """A case's input or expected answer as stored with its results: a string as
+    is, any other JSON value as JSON text, capped at ``limit`` characters."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _excerpt(text, limit)
+
+
 async def run_case(
     state: RunState, feature: FeaturePlan, case: Case, excerpt_chars: int
 ) -> CaseOutcome:
     """Run one case of ``feature``; never raises for the target's or a scorer's failure.
 
+    Every result carries the case's input and expected answer (capped like
+    the output), so a comparison of two runs shows what was asked even after
+    the dataset file changed.
+
     Args:
         state: the run's state (its attempt, scrubber, budget).
         feature: the case's feature: its target and scorers.
         case: the case.
-        excerpt_chars: characters of the output kept with each result.
+        excerpt_chars: characters of the output, input and expected answer
+            kept with each result.
     """
+    outcome = await _answer_and_score(state, feature, case, excerpt_chars)
+    asked = case_text(case.input, excerpt_chars)
+    expected = case_text(case.expected, excerpt_chars)
+    results = [replace(r, input_excerpt=asked, expected_excerpt=expected) for r in outcome.results]
+    return CaseOutcome(results, outcome.delta, outcome.refusal)
+
+
+async def _answer_and_score(
+    state: RunState, feature: FeaturePlan, case: Case, excerpt_chars: int
+) -> CaseOutcome:
+    """Call the target, then every scorer: the results without the case's texts."""
     attempt = state.run.attempt
     started = time.perf_counter()
     try:

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 
 from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord, RunStatus, RunType
 from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
+from continuous_eval.testing.dashboard_reads import InMemoryDashboardReads
 from continuous_eval.testing.store import InMemoryRunStore
 
 _NO_SLOT = datetime.min.replace(tzinfo=UTC)
 """Sorts below every slot (a scheduled run always has one; this keeps the sort total)."""
 
 
-class InMemoryRunReader:
+class InMemoryRunReader(InMemoryDashboardReads):
     """Read what an ``InMemoryRunStore`` holds, as the admin API and the CLI read it.
 
     Args:

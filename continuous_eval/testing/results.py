@@ -57,6 +57,8 @@ class MemoryResultSink(MemoryStoreBase):
                     usage=result.usage,
                     attempt=result.attempt,
                     created_at=now,
+                    input_excerpt=result.input_excerpt,
+                    expected_excerpt=result.expected_excerpt,
                 )
             self.runs[run_id] = replace(
                 run,

@@ -70,7 +70,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0006"
+    assert head_revision() == "0008"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -462,7 +462,7 @@ def test_0006_adds_stored_decisions_to_a_0005_database_and_downgrades_cleanly(
                 "VALUES ('old', 'support', 'running', '2025-01-01 00:00:00', '[]', 'fp')"
             )
         upgrade(engine, "0006")
-        check(engine)
+        assert current_revision(engine) == "0006"  # the models are of the head: no check() here
 
         store = SqlRunStore(engine, FakeClock())
         assert store.decision_states(["old"]) == {}  # decided before decisions were stored
@@ -482,6 +482,45 @@ def test_0006_adds_stored_decisions_to_a_0005_database_and_downgrades_cleanly(
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM alerts").scalar_one() == 0
         assert "eval_decisions" not in inspect(engine).get_table_names()
+        upgrade(engine)
+        check(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0007_keeps_case_texts_with_results_and_old_rows_read_without_them(
+    empty_db_url: str,
+) -> None:
+    upgrade(empty_db_url, "0006")
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO eval_runs (id, suite, status, created_at, features, fingerprint) "
+                "VALUES ('old', 'support', 'running', '2025-01-01 00:00:00', '[]', 'fp')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO eval_results (run_id, feature, case_id, scorer, status, score, "
+                "created_at) VALUES ('old', 'f', 'c1', 'judge', 'ok', 4.0, "
+                "'2025-01-01 00:00:01')"
+            )
+        upgrade(engine, "0007")
+
+        store = SqlRunStore(engine, FakeClock())
+        [before] = store.worst_results("old")
+        assert (before.input_excerpt, before.expected_excerpt) == (None, None)
+        asked = CaseResult(
+            "f", "c2", "judge", ResultStatus.OK, score=3.0,
+            input_excerpt='{"q": "refund?"}', expected_excerpt="yes",
+        )  # fmt: skip
+        store.save_results("old", [asked], ProgressDelta(cases_done=1, scored=1))
+        kept = {r.case_id: r for r in store.worst_results("old")}["c2"]
+        assert (kept.input_excerpt, kept.expected_excerpt) == ('{"q": "refund?"}', "yes")
+
+        downgrade(engine, "0006")
+        columns = {c["name"] for c in inspect(engine).get_columns("eval_results")}
+        assert "input_excerpt" not in columns
+        assert "expected_excerpt" not in columns
         upgrade(engine)
         check(engine)
     finally:

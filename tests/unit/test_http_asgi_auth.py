@@ -33,6 +33,18 @@ ROUTES = route_table(APP)
 """Every (method, path) the app serves, read from the app at collection time."""
 
 
+def _needs_a_session(method: str, path: str, response: httpx.Response) -> None:
+    """The dashboard's routes: sign-in is open (its post needs its form); pages send a
+    browser to sign in; every other request is refused."""
+    if path == "/ui/signin":
+        assert response.status_code == (200 if method == "GET" else 403), (method, path)
+    elif method == "GET":
+        assert response.status_code == 303, (method, path)
+        assert response.headers["location"].startswith("/ui/signin?next="), path
+    else:
+        expect_error(response, 401, "unauthorized")
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 async def test_every_route_but_the_probes_needs_a_token(method: str, path: str) -> None:
     transport = httpx.ASGITransport(app=APP)
@@ -40,6 +52,9 @@ async def test_every_route_but_the_probes_needs_a_token(method: str, path: str) 
         response = await anonymous.request(method, concrete(path))
     if path in PUBLIC:
         assert response.status_code == 200, (method, path)
+        return
+    if path == "/" or path.startswith("/ui/"):
+        _needs_a_session(method, path, response)
         return
     error = expect_error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"] == "Bearer", path

@@ -314,3 +314,34 @@ async def test_a_failing_store_fails_the_run_with_its_reason(store: InMemoryRunS
     run = failing.get_run("r1")
     assert run.status is RunStatus.FAILED
     assert "disk full" in (run.status_reason or "")
+
+
+async def test_every_result_keeps_its_case_input_and_expected_answer_capped(
+    store: InMemoryRunStore,
+) -> None:
+    cases = [
+        Case(id="text", input="a question", expected="an answer"),
+        Case(id="json", input={"q": "où?", "n": [1, 2]}),
+        Case(id="long", input="x" * 50, expected="y" * 50),
+        Case(id="boom", input="boom: the target fails", expected=7),
+    ]
+    plan = _plan(cases)
+    runner = Runner(store, max_concurrency=8, excerpt_chars=20)
+    await runner.execute(_new_run(store, plan), plan)
+    runner.close()
+
+    rows = {r.case_id: r for r in store.worst_results("r1", limit=10)}
+    assert (rows["text"].input_excerpt, rows["text"].expected_excerpt) == (
+        "a question",
+        "an answer",
+    )
+    # Any other JSON value is kept as JSON text, non-ASCII as it is.
+    assert rows["json"].input_excerpt == '{"q": "où?", "n": [1'
+    assert rows["json"].expected_excerpt is None
+    assert (rows["long"].input_excerpt, rows["long"].expected_excerpt) == ("x" * 20, "y" * 20)
+    # A case whose target failed still says what it asked.
+    assert rows["boom"].status is ResultStatus.ERROR
+    assert (rows["boom"].input_excerpt, rows["boom"].expected_excerpt) == (
+        "boom: the target fai",
+        "7",
+    )

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, String, func, literal, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
+from continuous_eval.adapters.db.dashboard_reads import SqlDashboardReads
 from continuous_eval.adapters.db.engine import describe_error
 from continuous_eval.adapters.db.rows import result_record, run_record
 from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, eval_runs
@@ -261,7 +262,7 @@ def eval_trend(
         ]
 
 
-class SqlRunReader:
+class SqlRunReader(SqlDashboardReads):
     """The ``RunReader`` port on the store's engine (SQLite or Postgres).
 
     Synchronous, each call on its own pooled connection: callers on the event

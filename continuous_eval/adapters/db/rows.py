@@ -115,6 +115,8 @@ def result_row(run_id: str, result: CaseResult, now: datetime) -> dict[str, Any]
         "cost_usd": result.usage.cost_usd,
         "attempt": result.attempt,
         "created_at": now,
+        "input_excerpt": result.input_excerpt,
+        "expected_excerpt": result.expected_excerpt,
     }
 
 
@@ -137,6 +139,8 @@ def result_record(row: Row[*tuple[Any, ...]]) -> ResultRecord:
         usage=Usage(m["input_tokens"], m["output_tokens"], m["cost_usd"]),
         attempt=m["attempt"],
         created_at=m["created_at"],
+        input_excerpt=m["input_excerpt"],
+        expected_excerpt=m["expected_excerpt"],
     )
 
 

@@ -132,6 +132,8 @@ eval_results = Table(
     Column("cost_usd", Float, nullable=False, server_default=_ZERO),
     Column("attempt", Integer, nullable=False, server_default=text("1")),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("input_excerpt", Text),
+    Column("expected_excerpt", Text),
     CheckConstraint(_one_of("status", [s.value for s in ResultStatus]), name="status"),
     # The idempotency key of a result: a retried or re-run case replaces its
     # row. Scorer before case_id so the index also serves ``iter_scores``
@@ -280,6 +282,8 @@ eval_decisions = Table(
         "scorer",
         "created_at",
     ),
+    # The dashboard's verdicts: each suite's newest decisions (latest_verdicts).
+    Index("ix_eval_decisions_suite_created_at", "suite", "created_at"),
 )
 """What the detector concluded for each key of a run, written with the run's final status.
 

@@ -27,12 +27,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from continuous_eval import __version__
 from continuous_eval.adapters.http.admin import admin_router
 from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loopback
+from continuous_eval.adapters.http.dashboard.gate import DashboardGate
+from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
+from continuous_eval.adapters.http.dashboard.sessions import Sessions
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
-from continuous_eval.ports import RunLauncher, RunReader, RunStore
+from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ def create_app(
     status: Callable[[], dict[str, object]] | None = None,
     streams: EventStreams | None = None,
     stopping: Callable[[], bool] | None = None,
+    schedules: Mapping[str, SuiteSchedule] | None = None,
+    dashboard: bool = True,
 ) -> FastAPI:
     """Build the app.
 
@@ -89,6 +94,8 @@ def create_app(
             then end (uvicorn waits for open responses before it exits, and a
             stream of an unfinished run never ends by itself). ``serve``
             passes ``lambda: server.should_exit``.
+        schedules: Each suite's schedule, for the dashboard's "next run".
+        dashboard: Serve the dashboard at ``/`` (sign-in with an API token).
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -116,6 +123,24 @@ def create_app(
     _metrics_and_docs(app, settings, registry)
     app.include_router(runs_router(ctx))
     app.include_router(admin_router(ctx))
+    gate = None
+    if dashboard:
+        sessions = Sessions(
+            settings.api_tokens,
+            anonymous=auth.anonymous,
+            max_age_s=settings.dashboard_session_hours * 3600,
+        )
+        gate = DashboardGate(sessions)
+        board = DashboardContext(
+            daemon=daemon,
+            store=store,
+            reader=reader,
+            suites=suites,
+            schedules=schedules or {},
+            streams=streams,
+            sessions=sessions,
+        )
+        app.include_router(dashboard_router(board))
 
     public = [
         *PUBLIC_PATHS,
@@ -127,6 +152,7 @@ def create_app(
         auth=auth,
         public_paths=public,
         max_body_bytes=settings.max_request_body_bytes,
+        dashboard=gate,
     )
     return app
 

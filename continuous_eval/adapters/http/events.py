@@ -123,6 +123,18 @@ class EventStreams:
         """
         self._stopping = stopping
 
+    async def follow(
+        self, reader: RunReader, run_id: str, last_event_id: str | None
+    ) -> EventStream:
+        """The stream of a run from ``Last-Event-ID`` (or its newest result) on.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        after = int(last_event_id) if last_event_id is not None else None
+        snapshot = await _in_thread(lambda: reader.run_snapshot(run_id, after))
+        return self.response(reader, snapshot)
+
     def response(self, reader: RunReader, snapshot: RunSnapshot) -> EventStream:
         """Stream the run's events from the snapshot's position on (see the module docstring)."""
         s = self.settings

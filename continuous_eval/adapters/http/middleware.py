@@ -11,7 +11,9 @@ In order, for every HTTP request:
    response is;
 2. refuse a request without an accepted token (401) before routing, unless
    its path is public, so no route can be added without auth by mistake, and
-   an unknown route reveals nothing to a stranger;
+   an unknown route reveals nothing to a stranger; the dashboard's paths
+   need a session cookie instead (``dashboard.gate``): a page load without
+   one is sent to sign in (303), anything else is refused (401);
 3. refuse a body over the cap: at once from ``Content-Length``, or as soon
    as a streamed (chunked) body passes it, without reading the rest (413);
 4. answer an unexpected exception with a 500 envelope (logged with the
@@ -26,11 +28,12 @@ import uuid
 from collections.abc import Collection
 
 from starlette.datastructures import MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from continuous_eval import log_context
 from continuous_eval.adapters.http.auth import TokenAuth
+from continuous_eval.adapters.http.dashboard.gate import DashboardGate, signin_location
 from continuous_eval.adapters.http.errors import envelope
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ class RequestGuard:
         auth: Decides whether a request carries an accepted token.
         public_paths: Paths (relative to the root path) served without a token.
         max_body_bytes: Largest request body accepted.
+        dashboard: The dashboard's paths and sessions; None serves no dashboard.
     """
 
     def __init__(
@@ -100,11 +104,13 @@ class RequestGuard:
         auth: TokenAuth,
         public_paths: Collection[str],
         max_body_bytes: int,
+        dashboard: DashboardGate | None = None,
     ) -> None:
         self.app = app
         self._auth = auth
         self._public = frozenset(public_paths)
         self._max_body = max_body_bytes
+        self._dashboard = dashboard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Guard one request (HTTP only; lifespan and websockets pass through)."""
@@ -127,7 +133,11 @@ class RequestGuard:
         request_id: str,
     ) -> None:
         exchange = _Exchange(receive, send, request_id, self._max_body)
-        if _route_path(scope) not in self._public and not self._auth.allows(headers):
+        path = _route_path(scope)
+        if self._dashboard is not None and self._dashboard.covers(path):
+            if not await self._dashboard_session(scope, receive, exchange.send, path, request_id):
+                return
+        elif path not in self._public and not self._auth.allows(headers):
             await self._reply(
                 scope,
                 receive,
@@ -155,6 +165,32 @@ class RequestGuard:
         if exchange.refused:
             exchange.refused = False  # let our own answer through
             await self._too_large(scope, receive, exchange.send, request_id)
+
+    async def _dashboard_session(
+        self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
+    ) -> bool:
+        """Let a dashboard request through with its session; else answer it and say no."""
+        assert self._dashboard is not None
+        if self._dashboard.is_public(path):
+            return True
+        session = self._dashboard.session(list(scope.get("headers", [])))
+        if session is not None:
+            scope.setdefault("state", {})["session"] = session
+            return True
+        if scope.get("method") in ("GET", "HEAD"):
+            location = signin_location(path, scope.get("query_string", b""))
+            await RedirectResponse(location, status_code=303)(scope, receive, send)
+        else:
+            await self._reply(
+                scope,
+                receive,
+                send,
+                401,
+                "unauthorized",
+                "sign in to the dashboard first: its forms need a session",
+                request_id,
+            )
+        return False
 
     async def _internal_error(
         self, scope: Scope, receive: Receive, send: Send, request_id: str

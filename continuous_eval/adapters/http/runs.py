@@ -405,9 +405,7 @@ def runs_router(ctx: ApiContext) -> APIRouter:
         ] = None,
     ) -> EventStream:
         """Follow a run live (see the 200 response for the events)."""
-        after = int(last_event_id) if last_event_id is not None else None
-        snapshot = await run_in_threadpool(ctx.reader.run_snapshot, run_id, after)
-        return ctx.streams.response(ctx.reader, snapshot)
+        return await ctx.streams.follow(ctx.reader, run_id, last_event_id)
 
     @router.get("/suites", response_model=SuiteList, tags=["runs"], responses=error_responses(401))
     def list_suites() -> SuiteList:

@@ -210,6 +210,11 @@ class ResultOut(BaseModel):
     usage: UsageOut
     attempt: int
     created_at: datetime
+    input_excerpt: str | None = None
+    """What the case asked (JSON text unless a string), capped like the output; null
+    for results stored before inputs were kept."""
+    expected_excerpt: str | None = None
+    """The case's expected answer, capped the same way; null when it has none."""
 
 
 class ResultPage(BaseModel):
