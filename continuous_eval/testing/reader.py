@@ -37,7 +37,7 @@ class InMemoryRunReader:
         before: RunKey | None = None,
         limit: int = 50,
     ) -> list[RunRecord]:
-        """See ``adapters.db.queries.list_runs_page``."""
+        """See ``SqlRunReader.list_runs_page``."""
         runs = [
             run
             for run in self._store.all_runs()
@@ -59,7 +59,7 @@ class InMemoryRunReader:
         after_id: int = 0,
         limit: int = 100,
     ) -> list[ResultRecord]:
-        """See ``adapters.db.queries.list_results_page``."""
+        """See ``SqlRunReader.list_results_page``."""
         _, results = self._store.run_with_results(run_id)
         found = [
             r
@@ -72,7 +72,7 @@ class InMemoryRunReader:
         return found[:limit]
 
     def run_snapshot(self, run_id: str, after_id: int | None = None) -> RunSnapshot:
-        """See ``adapters.db.queries.run_snapshot``."""
+        """See ``SqlRunReader.run_snapshot``."""
         run, results = self._store.run_with_results(run_id)
         cursor = max((r.id for r in results), default=0) if after_id is None else after_id
         upto = [r for r in results if r.id <= cursor]
@@ -85,7 +85,7 @@ class InMemoryRunReader:
         )
 
     def poll_run(self, run_id: str, *, after_id: int, limit: int) -> RunPoll:
-        """See ``adapters.db.queries.poll_run``: the run first, then its newer results."""
+        """See ``SqlRunReader.poll_run``: the run first, then its newer results."""
         run, results = self._store.run_with_results(run_id)
         return RunPoll(run, [r for r in results if r.id > after_id][:limit])
 
@@ -97,7 +97,7 @@ class InMemoryRunReader:
         scorer: str | None = None,
         limit: int = 100,
     ) -> list[TrendPoint]:
-        """See ``adapters.db.queries.eval_trend``: scheduled runs only, newest slot first."""
+        """See ``SqlRunReader.eval_trend``: scheduled runs only, newest slot first."""
         points = [
             TrendPoint(
                 run_id=run.id,
