@@ -31,7 +31,7 @@ from continuous_eval.adapters.db.tables import eval_runs
 from continuous_eval.core.models import Lease
 from continuous_eval.errors import StoreError
 from continuous_eval.testing import FakeClock
-from tests.integration.test_store_contract import new_run
+from continuous_eval.testing.builders import new_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -22,8 +22,8 @@ from continuous_eval.core.reads import RunKey
 from continuous_eval.errors import RunNotFound
 from continuous_eval.ports import RunReader, RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunReader, InMemoryRunStore
+from continuous_eval.testing.builders import SLOT, failed, new_run, ok
 from tests.conftest import ALL_BACKENDS
-from tests.integration.test_store_contract import SLOT, failed, new_run, ok
 
 
 @dataclass

@@ -38,7 +38,7 @@ from continuous_eval.core.models import (
 from continuous_eval.errors import LeaseLost, RunFinished, RunNotFound
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunStore
-from tests.integration.test_store_contract import SLOT, failed, new_run, ok
+from continuous_eval.testing.builders import SLOT, failed, new_run, ok
 
 LEASE = Lease("worker-1", 30.0)
 FENCE = Fence(1, "worker-1")
