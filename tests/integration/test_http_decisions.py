@@ -9,94 +9,16 @@ end-to-end tests.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from continuous_eval.adapters.http.decision_schemas import DecisionOut
-from continuous_eval.core.decisions import Decision, RegressionPolicy
-from continuous_eval.core.models import CaseResult, NewRun, ProgressDelta, ResultStatus, RunStatus
-from continuous_eval.core.scoring import aggregate
-from continuous_eval.ports import RunStore
-from continuous_eval.service.detection import decide_finished_run
+from continuous_eval.core.decisions import Decision
+from tests.fixtures.decisions import CASES, FALLEN, KEYS, add_run, fill_history
 from tests.integration.api_server import ApiServer, make_settings, running, suite_file
-
-CASES = 20
-FALLEN = 8
-KEYS = (("answers", "regex"), ("extra", "regex"))
-LEVELS = (0, 0, 0, 0, 0, FALLEN, FALLEN, 0, 0)
-"""Cases failing in each scheduled run: five good, two down by 8 of 20, two back."""
-
-
-def add_run(
-    store: RunStore,
-    suite: str,
-    run_id: str,
-    fallen: int,
-    *,
-    keys: Sequence[tuple[str, str]] = KEYS,
-    run_type: str = "scheduled",
-    slot: datetime | None = None,
-    decide: bool = True,
-) -> list[Decision]:
-    """A finished run whose first ``fallen`` cases fail every key; its decisions stored."""
-    total = CASES * len(keys)
-    cases = CASES * len({f for f, _ in keys})
-    store.create_run(
-        NewRun(
-            id=run_id,
-            suite=suite,
-            run_type=run_type,  # type: ignore[arg-type]
-            features=tuple(sorted({f for f, _ in keys})),
-            cases_total=cases,
-            total=total,
-            fingerprint="fp",
-            scheduled_for=slot,
-        )
-    )
-    results = []
-    values: dict[tuple[str, str], list[float]] = {}
-    for feature, scorer in keys:
-        for i in range(CASES):
-            bad = i < fallen
-            score = 0.0 if bad else 1.0
-            values.setdefault((feature, scorer), []).append(score)
-            results.append(
-                CaseResult(
-                    feature,
-                    f"c{i:02d}",
-                    scorer,
-                    ResultStatus.OK,
-                    score=score,
-                    passed=not bad,
-                    output_excerpt=f"{'a wrong' if bad else 'the right'} answer to case {i}",
-                    rationale=f"case {i}: {'no match' if bad else 'matched'}",
-                )
-            )
-    store.save_results(run_id, results, ProgressDelta(cases_done=cases, scored=total))
-    aggregates = [aggregate(f, s, v, 0, "fp") for (f, s), v in values.items()]
-    decisions: list[Decision] = []
-    if decide:
-        decision = decide_finished_run(store, store.get_run(run_id), aggregates, RegressionPolicy())
-        decisions = list(decision.decisions)
-    store.finish_run(run_id, RunStatus.SUCCEEDED, None, aggregates, decisions=decisions)
-    return decisions
-
-
-def fill_history(
-    store: RunStore, suite: str, prefix: str, levels: Sequence[int] = LEVELS
-) -> list[str]:
-    """Scheduled runs ``<prefix>-01``, ``-02``, ... one hourly slot apart, oldest first."""
-    start = datetime(2025, 3, 1, 6, tzinfo=UTC)
-    ids = []
-    for n, fallen in enumerate(levels, start=1):
-        run_id = f"{prefix}-{n:02d}"
-        add_run(store, suite, run_id, fallen, slot=start + timedelta(hours=n))
-        ids.append(run_id)
-    return ids
 
 
 @pytest.fixture
