@@ -153,9 +153,9 @@ def _load(url: str, days: int) -> tuple[int, int, float]:
 
 
 def _plan(url: str, feature: str) -> str:
-    from continuous_eval.adapters.db import queries
+    from continuous_eval.adapters.db.queries import SqlRunReader
 
-    statement = queries.eval_trend_statement(feature=feature, limit=100)
+    statement = SqlRunReader.eval_trend_statement(feature=feature, limit=100)
     sql = str(
         statement.compile(
             dialect=sa.dialects.postgresql.dialect(), compile_kwargs={"literal_binds": True}
@@ -172,21 +172,20 @@ def _plan(url: str, feature: str) -> str:
 
 def _poll_timings(url: str, run_ids: Sequence[str]) -> list[str]:
     """Median ms of the live-progress and results-page reads of a few runs (old to newest)."""
-    from continuous_eval.adapters.db import queries
     from continuous_eval.adapters.db.engine import make_engine
+    from continuous_eval.adapters.db.queries import SqlRunReader
 
     engine = make_engine(url)
+    reader = SqlRunReader(engine)
     lines = []
     try:
         for run_id in run_ids:
             mid = _mid_id(engine, run_id)
             reads = {
-                "snapshot": lambda r=run_id: queries.run_snapshot(engine, r),
-                "poll from 0": lambda r=run_id: queries.poll_run(engine, r, after_id=0, limit=500),
-                "poll mid-run": lambda r=run_id, m=mid: queries.poll_run(
-                    engine, r, after_id=m, limit=500
-                ),
-                "results page 1": lambda r=run_id: queries.list_results_page(engine, r, limit=101),
+                "snapshot": lambda r=run_id: reader.run_snapshot(r),
+                "poll from 0": lambda r=run_id: reader.poll_run(r, after_id=0, limit=500),
+                "poll mid-run": lambda r=run_id, m=mid: reader.poll_run(r, after_id=m, limit=500),
+                "results page 1": lambda r=run_id: reader.list_results_page(r, limit=101),
             }
             cells = []
             for label, read in reads.items():

@@ -6,16 +6,10 @@ The email and webhook SDKs are imported only when a channel is configured.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
-from continuous_eval.ports import (
-    AlertChannel,
-)
+from continuous_eval.ports import AlertChannel
 from continuous_eval.service.alerts import NoticeRender, Render
 from continuous_eval.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclasses.dataclass

@@ -11,11 +11,8 @@ import socket
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from continuous_eval.adapters.suite_files import (
-    LoadedSuites,
-)
+from continuous_eval.adapters.suite_files import LoadedSuites
 from continuous_eval.core.pricing import Price
 from continuous_eval.core.regression import (
     JUDGE_DEFAULTS,
@@ -28,14 +25,9 @@ from continuous_eval.core.suite import (
     PythonScorer,
     scorer_name,
 )
-from continuous_eval.ports import (
-    SuiteSchedule,
-)
+from continuous_eval.ports import SuiteSchedule
 from continuous_eval.service.daemon import DaemonConfig
 from continuous_eval.settings import DEFAULT_DATABASE_URL, Settings
-
-if TYPE_CHECKING:
-    pass
 
 
 def prices_from(settings: Settings) -> dict[str, Price]:

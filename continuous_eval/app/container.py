@@ -1,27 +1,28 @@
 """The container: open the store, the daemon and everything it needs, and close them again.
 
 ``local_daemon`` is the one place a process (``serve``, a CLI ``run``, a
-test) gets a working daemon from settings and a suite file.
+test) gets a working daemon from settings and a suite file; ``read_side``
+the one place a command that only reads gets the store and its reader.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
-from continuous_eval.adapters.suite_files import (
-    LoadedSuites,
-)
+from continuous_eval.adapters.suite_files import LoadedSuites
 from continuous_eval.app.alerts import alert_wiring
 from continuous_eval.app.config import daemon_config, regression_policies, run_url
 from continuous_eval.app.plans import PlanBuilder, SuitePlans
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.errors import ContinuousEvalError
+from continuous_eval.ports import RunReader, RunStore
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.service.detection import make_detect
@@ -49,6 +50,21 @@ def open_store(settings: Settings, *, migrate_embedded: bool = True) -> tuple[En
         migrate.require_head(engine)
     # No clock: every time the store writes is the database's (see SqlRunStore).
     return engine, SqlRunStore(engine)
+
+
+@contextlib.contextmanager
+def read_side(settings: Settings) -> Iterator[tuple[RunReader, RunStore]]:
+    """Open the configured store and its reader, for commands that only read; close both after.
+
+    Raises:
+        ContinuousEvalError: The database could not be opened (``open_store``).
+    """
+    engine, store = open_store(settings)
+    try:
+        yield SqlRunReader(engine), store
+    finally:
+        store.close()
+        engine.dispose()
 
 
 def readiness(engine: Engine) -> str | None:

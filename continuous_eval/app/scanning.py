@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from continuous_eval.adapters.suite_files import (
     LoadedSuites,
     iter_cases,
+    load_suite_file,
     scan_dataset,
 )
 from continuous_eval.core.fingerprint import FeatureFingerprint, hash_json
@@ -29,9 +30,6 @@ from continuous_eval.core.suite import (
 )
 from continuous_eval.errors import ConfigError
 from continuous_eval.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -51,6 +49,15 @@ class ScannedSuite:
     name: str
     suite: Suite
     features: tuple[ScannedFeature, ...]
+
+
+def load_suites(path: Path) -> LoadedSuites:
+    """Read and validate a suite file (not its datasets: ``scan_suites`` reads those).
+
+    Raises:
+        ConfigError: The file is missing, is not valid YAML, or breaks the schema.
+    """
+    return load_suite_file(path)
 
 
 def select_suites(loaded: LoadedSuites, suite: str | None) -> list[str]:

@@ -57,14 +57,13 @@ def init(
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate a suite file and every dataset it names, without running anything."""
-    from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.app.scanning import import_callables, scan_suites
+    from continuous_eval.app.scanning import import_callables, load_suites, scan_suites
     from continuous_eval.core.suite import ANCHOR_SUFFIX
 
     settings = load_settings()
     path = config or settings.config_path
     try:
-        loaded = load_suite_file(path)
+        loaded = load_suites(path)
         scanned = scan_suites(loaded, list(loaded.suites.suites), [], settings)
         import_callables(loaded, scanned)
     except ConfigError as exc:
@@ -110,17 +109,11 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (to the newest by default)."""
-    from continuous_eval.adapters.db import migrate
-    from continuous_eval.adapters.db.engine import make_engine
+    from continuous_eval.app import database
 
     settings = load_settings()
     try:
-        engine = make_engine(settings.database_url)
-        try:
-            migrate.upgrade(engine, revision)
-            current = migrate.current_revision(engine)
-        finally:
-            engine.dispose()
+        current = database.upgrade(settings, revision)
     except ConfigError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     except ContinuousEvalError as exc:
@@ -131,16 +124,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's migration revision."""
-    from continuous_eval.adapters.db import migrate
-    from continuous_eval.adapters.db.engine import make_engine
+    from continuous_eval.app import database
 
     settings = load_settings()
     try:
-        engine = make_engine(settings.database_url)
-        try:
-            current = migrate.current_revision(engine)
-        finally:
-            engine.dispose()
+        current = database.current_revision(settings)
     except ContinuousEvalError as exc:
         fail(str(exc), EXIT_RUN_FAILED)
     line(f"database at revision {current or 'none (empty database)'}")

@@ -1,10 +1,11 @@
 """``continuous-eval alerts backtest``: what a detector policy would have alerted over the history.
 
-The replay itself is ``service.backtest`` (pure over the stored runs); this
-module chooses the policy (the configured one, with the flags' overrides)
-and prints the reports it would have sent, one table per suite and one
-summary line, or one JSON document. It reads only: nothing is sent, nothing
-is written, the stored decisions are left as they are.
+The replay itself is ``service.backtest`` (pure over the stored runs,
+reached through ``app.detector``); this module chooses the policy (the
+configured one, with the flags' overrides) and prints the reports it would
+have sent, one table per suite and one summary line, or one JSON document.
+It reads only: nothing is sent, nothing is written, the stored decisions
+are left as they are.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from continuous_eval.cli.output import (
 from continuous_eval.errors import ConfigError
 
 if TYPE_CHECKING:
+    from continuous_eval.app.detector import BacktestResult
     from continuous_eval.core.regression import RegressionPolicy
-    from continuous_eval.service.backtest import BacktestResult
 
 alerts_app = typer.Typer(
     help="What the regression detector alerts, and would have.", no_args_is_help=True
@@ -47,17 +48,11 @@ def _policies(
     overrides: dict[str, Any],
 ) -> dict[str, RegressionPolicy]:
     """Each selected suite's configured policy with the overrides; exits 2 on bad input."""
-    from continuous_eval.adapters.suite_files import load_suite_file
-    from continuous_eval.app.config import regression_policies
-    from continuous_eval.app.scanning import select_suites
-    from continuous_eval.service.backtest import with_overrides
+    from continuous_eval.app.detector import backtest_policies
 
     settings = load_settings()
     try:
-        loaded = load_suite_file(config or settings.config_path)
-        names = select_suites(loaded, suite)
-        configured = regression_policies(settings, loaded)
-        return {name: with_overrides(configured[name], **overrides) for name in names}
+        return backtest_policies(settings, config or settings.config_path, suite, overrides)
     except ConfigError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     except ValueError as exc:
@@ -101,8 +96,8 @@ def backtest(
     policy (or the flags' overrides) as if it had been in force all along:
     the stored decisions are ignored, nothing is sent or written.
     """
+    from continuous_eval.app.detector import backtest as replay
     from continuous_eval.cli.views import read_store
-    from continuous_eval.service.backtest import backtest as replay
 
     overrides = {
         "fdr": fdr,
@@ -175,7 +170,7 @@ def _print_suite(result: BacktestResult, min_effect: float | None) -> None:
 
 
 def _suite_json(result: BacktestResult) -> dict[str, Any]:
-    from continuous_eval.adapters.http.decision_schemas import decision_out
+    from continuous_eval.app.documents import decision_json
 
     return {
         "suite": result.suite,
@@ -198,7 +193,7 @@ def _suite_json(result: BacktestResult) -> dict[str, Any]:
                         "kind": report.kind,
                         "key": report.key,
                         "features": list(report.features),
-                        "items": [decision_out(i).model_dump(mode="json") for i in report.items],
+                        "items": [decision_json(i) for i in report.items],
                     }
                     for report in run.reports
                 ],

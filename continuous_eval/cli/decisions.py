@@ -70,9 +70,9 @@ def _p(value: float | None) -> str:
 
 def decisions_document(run: RunRecord, decisions: list[Decision]) -> dict[str, Any]:
     """The ``decided``, ``candidate`` and ``decisions`` that ``show --json`` adds (API shape)."""
-    from continuous_eval.adapters.http.decision_schemas import run_decisions
+    from continuous_eval.app.documents import run_decisions_json
 
-    body = run_decisions(run, decisions).model_dump(mode="json")
+    body = run_decisions_json(run, decisions)
     return {"decided": body["decided"], "candidate": body["candidate"], "decisions": body["items"]}
 
 
@@ -294,9 +294,9 @@ def compare(
 
 
 def _side(result: ResultRecord | None) -> dict[str, Any] | None:
-    from continuous_eval.adapters.http.schemas import result_out
+    from continuous_eval.app.documents import result_json
 
-    return None if result is None else result_out(result).model_dump(mode="json")
+    return None if result is None else result_json(result)
 
 
 def _compare_json(

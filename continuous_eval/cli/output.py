@@ -72,8 +72,7 @@ def load_settings(command: Literal["serve", "command"] = "command") -> Settings:
     wants to see what the daemon does) and WARNING for the other commands
     (their output is the table), INFO with ``-v``.
     """
-    from continuous_eval.adapters.logs import configure_logging
-    from continuous_eval.core.secrets import Scrubber
+    from continuous_eval.app import logs
     from continuous_eval.settings import load_settings as read
     from continuous_eval.settings import mistyped_variables
 
@@ -81,12 +80,7 @@ def load_settings(command: Literal["serve", "command"] = "command") -> Settings:
         settings = read()
     except ConfigError as exc:
         fail(str(exc), EXIT_BAD_INPUT)
-    default = "INFO" if command == "serve" or state.verbose else "WARNING"
-    configure_logging(
-        level=settings.log_level or default,
-        fmt=settings.log_format,
-        scrub=Scrubber(settings.secret_values()),
-    )
+    logs.configure(settings, "INFO" if command == "serve" or state.verbose else "WARNING")
     for name, meant in mistyped_variables():
         warn(f"environment: {name} is not a setting (did you mean {meant}?)")
     return settings

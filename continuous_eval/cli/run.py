@@ -107,14 +107,13 @@ async def _run_suites(
     show: bool,
     baseline: str | None = None,
 ) -> list[_Finished]:
-    from continuous_eval.adapters.suite_files import load_suite_file
     from continuous_eval.app.config import regression_policies
     from continuous_eval.app.container import local_daemon
-    from continuous_eval.app.scanning import scan_suites, select_suites
+    from continuous_eval.app.detector import gate_decision
+    from continuous_eval.app.scanning import load_suites, scan_suites, select_suites
     from continuous_eval.cli.views import resolve_run_id
-    from continuous_eval.service.detection import decide_finished_run
 
-    loaded = load_suite_file(config)
+    loaded = load_suites(config)
     names = select_suites(loaded, suite)
     if features and len(names) != 1:
         raise ConfigError(str(config), "--feature", "give --suite when selecting features")
@@ -138,13 +137,8 @@ async def _run_suites(
                 out.print(score_table(result.aggregates, f"suite {done.suite}"))
                 line(run_line(done))
             if gate and done.status is RunStatus.SUCCEEDED:
-                result.decision = decide_finished_run(
-                    store,
-                    done,
-                    result.aggregates,
-                    policies[done.suite],
-                    candidate=True,
-                    baseline_run_id=base,
+                result.decision = gate_decision(
+                    store, done, result.aggregates, policies[done.suite], baseline_run_id=base
                 )
                 if show:
                     _print_gate(result, base)
@@ -205,11 +199,11 @@ def _print_gate(result: _Finished, baseline: str | None) -> None:
 
 
 def _document(finished: Sequence[_Finished], gate: bool) -> dict[str, Any]:
-    from continuous_eval.adapters.http.schemas import run_detail
+    from continuous_eval.app.documents import run_detail_json
 
     runs = []
     for item in finished:
-        entry = run_detail(item.run, item.aggregates).model_dump(mode="json")
+        entry = run_detail_json(item.run, item.aggregates)
         if gate:
             entry["compared"] = item.compared
             entry["regressions"] = jsonable(item.regressions)

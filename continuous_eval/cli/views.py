@@ -39,21 +39,14 @@ def read_store() -> Iterator[tuple[RunReader, RunStore]]:
 
     Shared by every command that only reads (``show``, ``compare``, ``alerts backtest``).
     """
-    from continuous_eval.adapters.db.queries import SqlRunReader
-    from continuous_eval.app.container import open_store
+    from continuous_eval.app.container import read_side
 
     settings = load_settings()
     try:
-        engine, store = open_store(settings)
+        with read_side(settings) as opened:
+            yield opened
     except ContinuousEvalError as exc:
         fail(str(exc), EXIT_RUN_FAILED)
-    try:
-        yield SqlRunReader(engine), store
-    except ContinuousEvalError as exc:
-        fail(str(exc), EXIT_RUN_FAILED)
-    finally:
-        store.close()
-        engine.dispose()
 
 
 def resolve_run_id(store: RunStore, given: str) -> str:
@@ -87,9 +80,9 @@ def list_runs(
     with read_store() as (_, store):
         runs = store.list_runs(suite=suite, limit=limit)
     if as_json:
-        from continuous_eval.adapters.http.schemas import run_out
+        from continuous_eval.app.documents import run_json
 
-        emit_json({"runs": [run_out(r).model_dump(mode="json") for r in runs]})
+        emit_json({"runs": [run_json(r) for r in runs]})
         return
     # Like `kubectl get`: columns never cut or wrapped (the id is what `show` and
     # the API take); a terminal too narrow wraps whole lines instead.
@@ -132,9 +125,9 @@ def show(
         worst_rows = store.worst_results(found.id, worst) if worst else []
         stored = store.get_decisions(found.id) if decisions else []
     if as_json:
-        from continuous_eval.adapters.http.schemas import run_detail
+        from continuous_eval.app.documents import run_detail_json
 
-        document = run_detail(found, aggregates).model_dump(mode="json")
+        document = run_detail_json(found, aggregates)
         document["worst"] = jsonable(worst_rows)
         if decisions:
             document.update(decisions_document(found, stored))
@@ -176,9 +169,9 @@ def trend(
     with read_store() as (reader, _):
         points = reader.eval_trend(suite=suite, feature=feature, scorer=scorer, limit=limit)
     if as_json:
-        from continuous_eval.adapters.http.schemas import trend_point_out
+        from continuous_eval.app.documents import trend_point_json
 
-        emit_json({"items": [trend_point_out(p).model_dump(mode="json") for p in points]})
+        emit_json({"items": [trend_point_json(p) for p in points]})
         return
     table = Table(title="score trend of scheduled runs", title_justify="left")
     for column in ("slot", "suite", "feature", "scorer", "score", "± stderr", "n", "errors"):

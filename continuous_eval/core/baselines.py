@@ -18,7 +18,7 @@ statistic carries on from the previous run's stored value.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from continuous_eval.core.decisions import (
@@ -82,6 +82,24 @@ def prior(key: ScoreKey, history: Sequence[RunScores]) -> KeyState | None:
         if run.run_type == "scheduled" and run.states is not None and key in run.states:
             return run.states[key]
     return None
+
+
+def incident_baselines(states_newest_first: Iterable[Mapping[ScoreKey, KeyState]]) -> set[str]:
+    """The frozen known-good runs of the incidents still open, over runs' states newest first.
+
+    Each key's newest state decides whether its incident is open: a key that
+    recovered since no longer holds on to the runs it was measured against.
+    """
+    newest: dict[ScoreKey, KeyState] = {}
+    for states in states_newest_first:
+        for key, found in states.items():
+            newest.setdefault(key, found)
+    return {
+        run_id
+        for found in newest.values()
+        if found.incident is not None
+        for run_id in found.incident.baseline_run_ids
+    }
 
 
 def select(

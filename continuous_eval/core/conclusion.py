@@ -30,7 +30,7 @@ def conclude(p: PendingKey, policy: RegressionPolicy, as_candidate: bool) -> Dec
     test = p.test
     if test is None:
         return d if not as_candidate else replace(d, known_good=False, transition=None)
-    incident = p.prior.incident if p.prior is not None else None
+    incident = p.incident
     anchor = d.anchor
     judged = anchor is not None and anchor.drifted
     shift = anchor.mean_difference if anchor is not None and judged else 0.0

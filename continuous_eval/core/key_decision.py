@@ -28,6 +28,7 @@ from continuous_eval.core.decisions import (
     EPSILON,
     Decision,
     DecisionKind,
+    Incident,
     KeyState,
     RegressionPolicy,
     RunScores,
@@ -53,7 +54,13 @@ class PendingKey:
     drift_adjusted: float | None = None
     anchor_test: PairedTest | None = None
     prior: KeyState | None = None
+    """The key's state as the newest scheduled run left it (none for a candidate)."""
     drop_p: float | None = None
+
+    @property
+    def incident(self) -> Incident | None:
+        """The incident the key is in as this run begins, if any."""
+        return None if self.prior is None else self.prior.incident
 
 
 def carry(decision: Decision, prior: KeyState | None) -> Decision:
@@ -74,18 +81,16 @@ def decide_key(
     prior = None if as_candidate else prior_state(key, history)
     make = partial(_make, key, current.run_id, prior)
     if agg.mean is None:
-        return _pending_carry(make(DecisionKind.NO_SCORES, "no case was scored"), prior)
+        return _pending_carry(make(DecisionKind.NO_SCORES, "no case was scored"))
     if not key_complete(agg, policy.completeness_floor):
         message = f"{agg.n} scored, {agg.errors} errors: below the completeness floor"
-        return _pending_carry(make(DecisionKind.INCOMPLETE, message), prior)
+        return _pending_carry(make(DecisionKind.INCOMPLETE, message))
     chosen = select(current, key, history, policy, candidate=as_candidate)
     if not chosen.pool:
         return _without_pool(chosen, agg.mean, prior, make, as_candidate)
     pending = _compared(current, key, agg.mean, chosen, policy, make)
-    open_regression = (
-        prior is not None and prior.incident is not None and prior.incident.kind == "regression"
-    )
-    if pending.test is not None and not open_regression:
+    in_regression = pending.incident is not None and pending.incident.kind == "regression"
+    if pending.test is not None and not in_regression:
         _sequential(pending, chosen, key, current.case_scores.get(key, {}), policy, as_candidate)
     return pending
 
@@ -114,7 +119,7 @@ def _without_pool(
         # Every comparable run is in the incident: the known-good runs are
         # older than the history read. Still down, as far as anyone knows.
         message = "incident open; its known-good runs are older than the history read"
-        return _pending_carry(make(DecisionKind.STILL_REGRESSED, message), prior)
+        return _pending_carry(make(DecisionKind.STILL_REGRESSED, message))
     if chosen.reset_by is not None:
         message = f"fingerprint changed since run {chosen.reset_by.run_id}: baseline reset"
         pending = make(DecisionKind.BASELINE_RESET, message, current=mean, known_good=True)
@@ -205,6 +210,7 @@ def _sequential(
             pending.drift = found
 
 
-def _pending_carry(pending: PendingKey, prior: KeyState | None) -> PendingKey:
-    pending.base = carry(pending.base, prior)
+def _pending_carry(pending: PendingKey) -> PendingKey:
+    """An undecided key keeps the incident and CUSUM it came in with (see ``carry``)."""
+    pending.base = carry(pending.base, pending.prior)
     return pending

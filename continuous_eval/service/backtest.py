@@ -29,16 +29,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from continuous_eval.core.alerting import IncidentReport, reports
-from continuous_eval.core.decisions import ScorerPolicy
+from continuous_eval.core.baselines import incident_baselines
 from continuous_eval.core.error_control import Correction
 from continuous_eval.core.models import RunRecord
 from continuous_eval.core.regression import (
     DecisionKind,
-    KeyState,
     RegressionPolicy,
     RunDecision,
     RunScores,
     ScoreKey,
+    ScorerPolicy,
     decide_run,
     split_anchors,
 )
@@ -182,16 +182,7 @@ class Replay:
         """Forget older runs no open incident refers to (the newest state of each key decides)."""
         if not self._pinned:
             return
-        newest: dict[ScoreKey, KeyState] = {}
-        for run in self._recent:
-            for key, state in (run.states or {}).items():
-                newest.setdefault(key, state)
-        wanted = {
-            run_id
-            for state in newest.values()
-            if state.incident is not None
-            for run_id in state.incident.baseline_run_ids
-        }
+        wanted = incident_baselines(run.states or {} for run in self._recent)
         for run_id in [r for r in self._pinned if r not in wanted]:
             del self._pinned[run_id]
 

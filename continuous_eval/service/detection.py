@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from continuous_eval.core.baselines import needed_runs
+from continuous_eval.core.baselines import incident_baselines, needed_runs
 from continuous_eval.core.models import RunRecord, ScoreAggregate
 from continuous_eval.core.regression import (
     DEFAULT_POLICY,
@@ -129,18 +129,9 @@ def _with_incident_baselines(
     An incident can outlast the history window; it is still measured against
     the known-good runs it opened with.
     """
-    newest: dict[ScoreKey, KeyState] = {}
-    for r in earlier:
-        for key, state in states.get(r.id, {}).items():
-            newest.setdefault(key, state)
     have = {r.id for r in earlier}
-    missing = {
-        run_id
-        for state in newest.values()
-        if state.incident is not None
-        for run_id in state.incident.baseline_run_ids
-        if run_id not in have and run_id != run.id
-    }
+    frozen = incident_baselines(states.get(r.id, {}) for r in earlier)
+    missing = frozen - have - {run.id}
     if not missing:
         return earlier
     found = []

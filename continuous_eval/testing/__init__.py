@@ -9,14 +9,44 @@ uses them never loads SQLAlchemy.
 ``clock`` holds ``FakeClock``; ``doubles`` the doubles a test awaits instead
 of sleeping (``GatedTarget``); ``reader`` the read side over the in-memory
 store (``InMemoryRunReader``); ``store`` joins the in-memory store's seams
-(``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``).
+(``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``);
+``builders`` the records a test arranges (``new_run``, ``ok``, ``failed``,
+``add_finished_run``, ...), the same for every test that builds them.
 """
 
 from __future__ import annotations
 
+from continuous_eval.testing.builders import (
+    SLOT,
+    Decide,
+    add_finished_run,
+    all_scores,
+    cases,
+    failed,
+    new_run,
+    ok,
+    pass_fail,
+    plan_run,
+)
 from continuous_eval.testing.clock import DEFAULT_START, FakeClock
 from continuous_eval.testing.doubles import GatedTarget
 from continuous_eval.testing.reader import InMemoryRunReader
 from continuous_eval.testing.store import InMemoryRunStore
 
-__all__ = ["DEFAULT_START", "FakeClock", "GatedTarget", "InMemoryRunReader", "InMemoryRunStore"]
+__all__ = [
+    "DEFAULT_START",
+    "SLOT",
+    "Decide",
+    "FakeClock",
+    "GatedTarget",
+    "InMemoryRunReader",
+    "InMemoryRunStore",
+    "add_finished_run",
+    "all_scores",
+    "cases",
+    "failed",
+    "new_run",
+    "ok",
+    "pass_fail",
+    "plan_run",
+]

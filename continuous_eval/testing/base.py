@@ -3,8 +3,10 @@
 Only the dictionaries, the lock and the helpers the seams have in common
 belong here: finding a run, the write guard (the same checks as the SQL
 store's), lease fields on the store's clock, and the outbox insert that
-every run-ending path makes. The seams are in ``runs``, ``results``,
-``history``, ``outbox`` and ``lookup``; ``store.InMemoryRunStore`` joins them.
+every run-ending path makes; and the consistent reads of that state that
+code beside the store (``reader.InMemoryRunReader``) makes instead of
+taking the lock itself. The seams are in ``runs``, ``results``, ``history``,
+``outbox`` and ``lookup``; ``store.InMemoryRunStore`` joins them.
 """
 
 from __future__ import annotations
@@ -84,6 +86,30 @@ class MemoryStoreBase:
     def close(self) -> None:
         """Mark the store closed; there is nothing to release."""
         self.closed = True
+
+    # ------------------------------------------------- consistent reads of the state
+
+    def all_runs(self) -> list[RunRecord]:
+        """Every run, in the order they were created, read under the lock."""
+        with self._lock:
+            return list(self.runs.values())
+
+    def run_with_results(self, run_id: str) -> tuple[RunRecord, list[ResultRecord]]:
+        """A run and its results in id order, read together under the lock.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        with self._lock:
+            run = self._run(run_id)
+            return run, sorted(self.results.get(run_id, {}).values(), key=lambda r: r.id)
+
+    def runs_with_aggregates(self) -> list[tuple[RunRecord, list[ScoreAggregate]]]:
+        """Every run with its aggregates (as stored), read together under the lock."""
+        with self._lock:
+            return [
+                (run, list(self.aggregates.get(run.id, {}).values())) for run in self.runs.values()
+            ]
 
     def _run(self, run_id: str) -> RunRecord:
         try:

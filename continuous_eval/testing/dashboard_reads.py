@@ -25,7 +25,7 @@ class InMemoryDashboardReads:
     _store: InMemoryRunStore
 
     def _runs(self) -> list[RunRecord]:
-        return list(self._store.runs.values())
+        return self._store.all_runs()
 
     def _points_of(self, run: RunRecord) -> list[TrendPoint]:
         return [

@@ -1,4 +1,4 @@
-"""``InMemoryRunReader``: the ``RunReader`` port over an ``InMemoryRunStore``'s dictionaries.
+"""``InMemoryRunReader``: the ``RunReader`` port over what an ``InMemoryRunStore`` holds.
 
 The same answers as ``adapters.db.queries.SqlRunReader`` (the reader contract
 tests run both), so the admin API and the CLI can be tested with no database:
@@ -38,16 +38,15 @@ class InMemoryRunReader(InMemoryDashboardReads):
         before: RunKey | None = None,
         limit: int = 50,
     ) -> list[RunRecord]:
-        """See ``adapters.db.queries.list_runs_page``."""
-        with self._store._lock:
-            runs = [
-                run
-                for run in self._store.runs.values()
-                if (suite is None or run.suite == suite)
-                and (run_type is None or run.run_type == run_type)
-                and (status is None or run.status is status)
-                and (before is None or (run.created_at, run.id) < (before.created_at, before.id))
-            ]
+        """See ``SqlRunReader.list_runs_page``."""
+        runs = [
+            run
+            for run in self._store.all_runs()
+            if (suite is None or run.suite == suite)
+            and (run_type is None or run.run_type == run_type)
+            and (status is None or run.status is status)
+            and (before is None or (run.created_at, run.id) < (before.created_at, before.id))
+        ]
         runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return runs[:limit]
 
@@ -61,10 +60,11 @@ class InMemoryRunReader(InMemoryDashboardReads):
         after_id: int = 0,
         limit: int = 100,
     ) -> list[ResultRecord]:
-        """See ``adapters.db.queries.list_results_page``."""
+        """See ``SqlRunReader.list_results_page``."""
+        _, results = self._store.run_with_results(run_id)
         found = [
             r
-            for r in self._results(run_id)
+            for r in results
             if r.id > after_id
             and (feature is None or r.feature == feature)
             and (scorer is None or r.scorer == scorer)
@@ -73,10 +73,8 @@ class InMemoryRunReader(InMemoryDashboardReads):
         return found[:limit]
 
     def run_snapshot(self, run_id: str, after_id: int | None = None) -> RunSnapshot:
-        """See ``adapters.db.queries.run_snapshot``."""
-        with self._store._lock:
-            run = self._store._run(run_id)
-            results = self._results(run_id)
+        """See ``SqlRunReader.run_snapshot``."""
+        run, results = self._store.run_with_results(run_id)
         cursor = max((r.id for r in results), default=0) if after_id is None else after_id
         upto = [r for r in results if r.id <= cursor]
         return RunSnapshot(
@@ -88,11 +86,9 @@ class InMemoryRunReader(InMemoryDashboardReads):
         )
 
     def poll_run(self, run_id: str, *, after_id: int, limit: int) -> RunPoll:
-        """See ``adapters.db.queries.poll_run``: the run first, then its newer results."""
-        with self._store._lock:
-            run = self._store._run(run_id)
-            results = [r for r in self._results(run_id) if r.id > after_id]
-        return RunPoll(run, results[:limit])
+        """See ``SqlRunReader.poll_run``: the run first, then its newer results."""
+        run, results = self._store.run_with_results(run_id)
+        return RunPoll(run, [r for r in results if r.id > after_id][:limit])
 
     def eval_trend(
         self,
@@ -102,38 +98,28 @@ class InMemoryRunReader(InMemoryDashboardReads):
         scorer: str | None = None,
         limit: int = 100,
     ) -> list[TrendPoint]:
-        """See ``adapters.db.queries.eval_trend``: scheduled runs only, newest slot first."""
-        points: list[TrendPoint] = []
-        with self._store._lock:
-            for run in self._store.runs.values():
-                if run.run_type != "scheduled" or (suite is not None and run.suite != suite):
-                    continue
-                for agg in self._store.aggregates.get(run.id, {}).values():
-                    if (feature is None or agg.feature == feature) and (
-                        scorer is None or agg.scorer == scorer
-                    ):
-                        points.append(
-                            TrendPoint(
-                                run_id=run.id,
-                                suite=run.suite,
-                                feature=agg.feature,
-                                scorer=agg.scorer,
-                                score=agg.mean,
-                                stderr=agg.stderr,
-                                n=agg.n,
-                                errors=agg.errors,
-                                status=run.status,
-                                scheduled_for=run.scheduled_for,
-                                finished_at=run.finished_at,
-                                fingerprint=agg.fingerprint,
-                            )
-                        )
+        """See ``SqlRunReader.eval_trend``: scheduled runs only, newest slot first."""
+        points = [
+            TrendPoint(
+                run_id=run.id,
+                suite=run.suite,
+                feature=agg.feature,
+                scorer=agg.scorer,
+                score=agg.mean,
+                stderr=agg.stderr,
+                n=agg.n,
+                errors=agg.errors,
+                status=run.status,
+                scheduled_for=run.scheduled_for,
+                finished_at=run.finished_at,
+                fingerprint=agg.fingerprint,
+            )
+            for run, aggregates in self._store.runs_with_aggregates()
+            if run.run_type == "scheduled" and (suite is None or run.suite == suite)
+            for agg in aggregates
+            if (feature is None or agg.feature == feature)
+            and (scorer is None or agg.scorer == scorer)
+        ]
         points.sort(key=lambda p: (p.feature, p.scorer))
         points.sort(key=lambda p: (p.scheduled_for or _NO_SLOT, p.run_id), reverse=True)
         return points[:limit]
-
-    def _results(self, run_id: str) -> list[ResultRecord]:
-        """The run's results in id order; RunNotFound for an unknown run."""
-        with self._store._lock:
-            self._store._run(run_id)
-            return sorted(self._store.results.get(run_id, {}).values(), key=lambda r: r.id)

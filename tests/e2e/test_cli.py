@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("CONTINUOUS_EVAL_", "ANTHROPIC_"))
-    }
-    full_env["COLUMNS"] = "200"  # rich wraps tables to the terminal width
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "continuous_eval", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A working directory holding a copy of the example config, as a new user has."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    return tmp_path
+from tests.e2e.cli_harness import cli
 
 
 def _statuses(db: Path) -> list[str]:

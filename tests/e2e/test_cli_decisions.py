@@ -19,8 +19,7 @@ import pytest
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.migrate import upgrade
 from continuous_eval.adapters.db.store import SqlRunStore
-from tests.e2e.test_cli import cli
-from tests.e2e.test_cli_output import piped
+from tests.e2e.cli_harness import cli, piped
 from tests.fixtures.decisions import CASES, FALLEN, KEYS, add_run, fill_history
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,26 +19,10 @@ from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.core.models import NewRun, RunStatus
-from tests.e2e.test_cli import REPO, cli, project
+from tests.e2e.cli_harness import REPO, cli, piped
 from tests.fixtures.alerts import FakeWebhook
 
-__all__ = ["project"]  # the fixture, shared with test_cli
-
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def piped(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a CI job does: stdout a pipe, no COLUMNS, no terminal."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTINUOUS_EVAL_", "COLUMNS"))}
-    return subprocess.run(
-        [sys.executable, "-m", "continuous_eval", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_run_runs_and_show_print_json_with_full_ids(project: Path) -> None:

@@ -9,7 +9,7 @@ from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.core.models import NewRun, RunStatus, RunType, ScoreAggregate
-from tests.e2e.test_cli import cli
+from tests.e2e.cli_harness import cli
 
 
 def _seed(url: str) -> None:

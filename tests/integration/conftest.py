@@ -20,10 +20,12 @@ from tests.fixtures.anthropic import (
     fake_anthropic_session,
     make_client,
 )
+from tests.fixtures.readers import backend
 
 __all__ = [
     "anthropic_client",
     "anthropic_settings",
+    "backend",
     "fake_anthropic",
     "fake_anthropic_session",
     "fake_resend",

@@ -11,10 +11,8 @@ from datetime import timedelta
 
 from continuous_eval.core.decisions import Decision, DecisionKind, Incident
 from continuous_eval.core.models import RunStatus, ScoreAggregate
-from tests.integration.test_reader_contract import Backend, backend
-from tests.integration.test_store_contract import new_run
-
-__all__ = ["backend"]
+from continuous_eval.testing.builders import new_run
+from tests.fixtures.readers import Backend
 
 
 def _scheduled(

@@ -32,7 +32,7 @@ from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.db.tables import eval_runs, suite_locks
 from continuous_eval.core.models import Lease
 from continuous_eval.errors import StoreError
-from tests.integration.test_store_contract import new_run
+from continuous_eval.testing.builders import new_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ from continuous_eval.adapters.db.tables import alerts, eval_results, eval_run_sc
 from continuous_eval.adapters.metrics_db import DatabaseCollector
 from continuous_eval.core.models import RunStatus
 from continuous_eval.testing import FakeClock
-from tests.integration.test_metrics_db import (
+from tests.integration.metrics_harness import (
     assert_agrees,
     regression,
     results,

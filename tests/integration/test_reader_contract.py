@@ -8,45 +8,15 @@ what it leaves out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 
-from continuous_eval.adapters.db.engine import make_engine
-from continuous_eval.adapters.db.queries import SqlRunReader
-from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.core.models import ProgressDelta, ResultStatus, RunStatus, ScoreAggregate
 from continuous_eval.core.reads import RunKey
 from continuous_eval.errors import RunNotFound
-from continuous_eval.ports import RunReader, RunStore
-from continuous_eval.testing import FakeClock, InMemoryRunReader, InMemoryRunStore
-from tests.conftest import ALL_BACKENDS
-from tests.integration.test_store_contract import SLOT, failed, new_run, ok
-
-
-@dataclass
-class Backend:
-    store: RunStore
-    reader: RunReader
-    clock: FakeClock
-
-
-@pytest.fixture(params=ALL_BACKENDS)
-def backend(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Backend]:
-    """A store and its reader on every backend, each empty."""
-    if request.param == "memory":
-        memory = InMemoryRunStore(clock)
-        found = Backend(memory, InMemoryRunReader(memory), clock)
-    else:
-        fixture = "migrated_sqlite_url" if request.param == "sqlite" else "postgres_url"
-        engine = make_engine(request.getfixturevalue(fixture))
-        found = Backend(SqlRunStore(engine, clock), SqlRunReader(engine), clock)
-    try:
-        yield found
-    finally:
-        found.store.close()
+from continuous_eval.testing.builders import SLOT, failed, new_run, ok
+from tests.fixtures.readers import Backend
 
 
 def _runs(b: Backend, count: int, **overrides: object) -> list[str]:

@@ -38,8 +38,8 @@ from continuous_eval.core.models import (
 from continuous_eval.errors import LeaseLost, RunFinished, RunNotFound
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunStore
-from tests.integration.test_store_contract import SLOT, failed, new_run, ok
-from tests.integration.test_store_leases import database_clock
+from continuous_eval.testing.builders import SLOT, failed, new_run, ok
+from tests.fixtures.database import database_clock
 
 LEASE = Lease("worker-1", 30.0)
 FENCE = Fence(1, "worker-1")

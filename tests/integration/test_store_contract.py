@@ -23,7 +23,6 @@ from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.models import (
     CaseDrop,
     CaseResult,
-    NewRun,
     ProgressDelta,
     ResultStatus,
     RunStatus,
@@ -34,41 +33,7 @@ from continuous_eval.core.regression import AnchorCheck, Decision, DecisionKind,
 from continuous_eval.errors import ConfigError, DuplicateRun, RunFinished, RunNotFound, StoreError
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock
-
-SLOT = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
-
-
-def new_run(run_id: str = "run-1", **overrides: object) -> NewRun:
-    """Build a NewRun with sensible defaults; keyword arguments override fields."""
-    fields: dict[str, object] = {
-        "id": run_id,
-        "suite": "support",
-        "run_type": "manual",
-        "features": ("refunds", "tone"),
-        "cases_total": 3,
-        "total": 6,
-        "fingerprint": "f" * 64,
-        "fingerprint_parts": {"dataset": "d1", "rubric": "r1"},
-    }
-    fields.update(overrides)
-    return NewRun(**fields)  # type: ignore[arg-type]
-
-
-def ok(
-    case_id: str, score: float, feature: str = "refunds", scorer: str = "judge", **more: object
-) -> CaseResult:
-    """A scored result."""
-    return CaseResult(feature, case_id, scorer, ResultStatus.OK, score=score, **more)  # type: ignore[arg-type]
-
-
-def failed(case_id: str, feature: str = "refunds", scorer: str = "judge") -> CaseResult:
-    """An errored result."""
-    return CaseResult(feature, case_id, scorer, ResultStatus.ERROR, error="judge timed out")
-
-
-def all_scores(store: RunStore, run_id: str) -> list[tuple[str, str, ResultStatus, float | None]]:
-    return list(store.iter_scores(run_id))
-
+from continuous_eval.testing.builders import SLOT, all_scores, failed, new_run, ok
 
 # ------------------------------------------------------------ create / get
 

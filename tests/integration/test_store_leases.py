@@ -36,7 +36,8 @@ from continuous_eval.core.models import (
 from continuous_eval.errors import DuplicateRun, LeaseLost, RunFinished, RunNotFound
 from continuous_eval.ports import RunStore
 from continuous_eval.testing import FakeClock, InMemoryRunStore
-from tests.integration.test_store_contract import SLOT, all_scores, failed, new_run, ok
+from continuous_eval.testing.builders import SLOT, all_scores, failed, new_run, ok
+from tests.fixtures.database import database_clock
 
 LEASE = Lease("worker-1", 30.0)
 FENCE = Fence(1, "worker-1")
@@ -650,21 +651,6 @@ def test_judge_spend_since_charges_a_run_to_when_it_started(
 
 
 # ---------------------------------------------------------------- SQL only
-
-
-def database_clock(engine: Engine) -> datetime:
-    """The database's own now, asked in its own SQL: ``now()``, or SQLite's ``strftime``."""
-    query = (
-        "SELECT now()"
-        if engine.dialect.name == "postgresql"
-        else "SELECT strftime('%Y-%m-%d %H:%M:%f000', 'now')"
-    )
-    with engine.connect() as conn:
-        value = conn.exec_driver_sql(query).scalar_one()
-    if isinstance(value, str):  # SQLite: UTC digits
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC)
 
 
 def test_without_a_clock_leases_are_on_the_database_clock(db_engine: Engine) -> None:

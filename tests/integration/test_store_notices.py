@@ -21,7 +21,7 @@ from continuous_eval.core.models import (
 from continuous_eval.core.run_notice import notice_key
 from continuous_eval.errors import RunFinished
 from continuous_eval.ports import RunStore
-from tests.integration.test_store_contract import SLOT, new_run
+from continuous_eval.testing.builders import SLOT, new_run
 
 HOOK = "https://ci.example.com/hooks/deploy?token=t0k3n"
 EVERY_RUN = "https://automation.example.com/runs"

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from continuous_eval.core.decisions import Decision, DecisionKind, RegressionPolicy, ScorerPolicy
-from continuous_eval.core.models import CaseResult, NewRun, ProgressDelta, ResultStatus, RunStatus
+from continuous_eval.core.models import RunStatus, RunType
 from continuous_eval.core.regression import RunScores, decide_run
 from continuous_eval.core.scoring import aggregate
 from continuous_eval.service.backtest import (
@@ -25,6 +25,7 @@ from continuous_eval.service.backtest import (
 )
 from continuous_eval.service.detection import history_limit
 from continuous_eval.testing import FakeClock, InMemoryRunStore
+from continuous_eval.testing.builders import add_finished_run, pass_fail
 
 SUITE = "shop"
 KEYS = (("answers", "exact"), ("search", "exact"))
@@ -34,7 +35,7 @@ FALLEN = 8
 
 def scores(fallen: int) -> list[float]:
     """Twenty pass/fail cases, the first ``fallen`` failing."""
-    return [0.0 if i < fallen else 1.0 for i in range(CASES)]
+    return pass_fail(CASES, fallen)
 
 
 def add_run(
@@ -43,35 +44,24 @@ def add_run(
     run_id: str,
     keyed: Mapping[tuple[str, str], Sequence[float]],
     *,
-    run_type: str = "scheduled",
+    run_type: RunType = "scheduled",
     status: RunStatus = RunStatus.SUCCEEDED,
 ) -> None:
     """A finished run, one hour after the previous one, stored with a misleading decision."""
     clock.advance(timedelta(hours=1))
-    total = sum(len(s) for s in keyed.values())
-    store.create_run(
-        NewRun(
-            id=run_id,
-            suite=SUITE,
-            run_type=run_type,  # type: ignore[arg-type]
-            features=tuple(sorted({f for f, _ in keyed})),
-            cases_total=CASES,
-            total=total,
-            fingerprint="fp",
-            scheduled_for=clock.now() if run_type == "scheduled" else None,
-        )
-    )
-    results = [
-        CaseResult(f, f"c{i:02d}", s, ResultStatus.OK, score=v, passed=v == 1.0)
-        for (f, s), values in keyed.items()
-        for i, v in enumerate(values)
-    ]
-    store.save_results(run_id, results, ProgressDelta(cases_done=CASES, scored=total))
-    aggregates = [aggregate(f, s, list(v), 0, "fp") for (f, s), v in keyed.items()]
     wrong = [
         Decision(f, s, DecisionKind.REGRESSED, "stored", transition="opened") for f, s in keyed
     ]
-    store.finish_run(run_id, status, None, aggregates, decisions=wrong)
+    add_finished_run(
+        store,
+        run_id,
+        keyed,
+        suite=SUITE,
+        run_type=run_type,
+        slot=clock.now() if run_type == "scheduled" else None,
+        status=status,
+        decide=lambda _run, _aggregates: wrong,
+    )
 
 
 @pytest.fixture

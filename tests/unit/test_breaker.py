@@ -12,7 +12,8 @@ from continuous_eval.core.suite import Case
 from continuous_eval.errors import ScorerError, TargetError
 from continuous_eval.service.runner import Runner
 from continuous_eval.testing import InMemoryRunStore
-from tests.unit.test_runner import _cases, _new_run, _plan
+from continuous_eval.testing.builders import cases, plan_run
+from tests.unit.runner_doubles import echo_plan
 
 REFUSAL = "Anthropic 401 authentication_error"
 
@@ -80,10 +81,10 @@ class RefusingTarget:
 async def test_a_provider_refusing_from_the_start_costs_the_threshold_of_calls() -> None:
     store = InMemoryRunStore()
     target = RefusingTarget(fill=4)  # the four calls the breaker allows are in flight together
-    plan = _plan(_cases([f"q{i}" for i in range(40)]), target=target, concurrency=16)  # type: ignore[arg-type]
+    plan = echo_plan(cases([f"q{i}" for i in range(40)]), target=target, concurrency=16)
     runner = Runner(store, max_concurrency=64, breaker_refusals=4)
     async with asyncio.timeout(10):
-        done = await runner.execute(_new_run(store, plan), plan)
+        done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
 
     assert target.calls == 4
@@ -97,9 +98,9 @@ async def test_a_provider_refusing_from_the_start_costs_the_threshold_of_calls()
 async def test_refusals_between_successes_never_trip_it() -> None:
     store = InMemoryRunStore()
     target = RefusingTarget(ok={f"c{i}" for i in range(0, 40, 3)})  # every third answers
-    plan = _plan(_cases([f"q{i}" for i in range(40)]), target=target, concurrency=1)  # type: ignore[arg-type]
+    plan = echo_plan(cases([f"q{i}" for i in range(40)]), target=target, concurrency=1)
     runner = Runner(store, max_concurrency=8, breaker_refusals=4, completeness_floor=0.0)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
     assert target.calls == 40
     assert done.status is RunStatus.SUCCEEDED
@@ -120,9 +121,9 @@ async def test_a_judge_that_starts_refusing_mid_run_trips_it() -> None:
 
     store = InMemoryRunStore()
     judge = Judge()
-    plan = _plan(_cases([f"q{i}" for i in range(50)]), scorers=[judge], concurrency=1)
+    plan = echo_plan(cases([f"q{i}" for i in range(50)]), scorers=[judge], concurrency=1)
     runner = Runner(store, max_concurrency=8, breaker_refusals=3)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
     assert judge.calls == 8  # 5 scored, then 3 refused in a row
     assert done.status is RunStatus.FAILED
@@ -139,9 +140,9 @@ async def test_plain_errors_are_no_refusals() -> None:
         async def aclose(self) -> None:
             return None
 
-    plan = _plan(_cases([f"q{i}" for i in range(20)]), target=Broken(), concurrency=4)  # type: ignore[arg-type]
+    plan = echo_plan(cases([f"q{i}" for i in range(20)]), target=Broken(), concurrency=4)
     runner = Runner(store, max_concurrency=8, breaker_refusals=2)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
     assert done.cases_done == 20  # every case ran: a 503 may pass
     assert done.status is RunStatus.INCONCLUSIVE

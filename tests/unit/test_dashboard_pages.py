@@ -30,7 +30,7 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.settings import Settings
 from continuous_eval.testing import FakeClock, InMemoryRunReader, InMemoryRunStore
-from tests.integration.test_store_contract import new_run
+from continuous_eval.testing.builders import new_run
 
 TOKEN = "dashboard-token"
 

@@ -28,7 +28,7 @@ from continuous_eval.core.models import (
 from continuous_eval.errors import GateBusy
 from continuous_eval.settings import Settings
 from continuous_eval.testing import FakeClock, InMemoryRunReader, InMemoryRunStore
-from tests.integration.test_store_contract import failed, new_run, ok
+from continuous_eval.testing.builders import failed, new_run, ok
 
 TOKEN = "asgi-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,128 +10,18 @@ import pytest
 from continuous_eval.core.models import (
     CaseResult,
     Fence,
-    NewRun,
     ProgressDelta,
     ResultStatus,
-    RunRecord,
     RunStatus,
     ScoreOutcome,
-    TargetOutput,
     Usage,
 )
 from continuous_eval.core.suite import Case
-from continuous_eval.errors import ScorerError, StoreError, TargetError
-from continuous_eval.ports import CaseScorer, FeaturePlan, RunPlan, RunStore
+from continuous_eval.errors import StoreError
 from continuous_eval.service.runner import Runner
 from continuous_eval.testing import FakeClock, InMemoryRunStore
-
-
-class EchoTarget:
-    """Answers the input; fails for inputs starting with 'boom'; tracks concurrency.
-
-    ``fill``: hold every call until that many are in flight at once, then let
-    them all go (and every later call straight through). Where a delay only
-    makes overlapping cases likely, this makes the runner prove it lets
-    ``fill`` cases run together; any it starts beyond its bound meanwhile
-    shows in ``max_in_flight``. A runner that never gets there hangs the
-    call, so tests using it run under ``asyncio.timeout``. ``delay`` is
-    simulated latency; no test waits on it.
-    """
-
-    def __init__(
-        self, delay: float = 0.0, gate: asyncio.Event | None = None, fill: int | None = None
-    ) -> None:
-        self.delay = delay
-        self.gate = gate
-        self.fill = fill
-        self.filled = asyncio.Event()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.calls = 0
-
-    async def answer(self, case: Case) -> TargetOutput:
-        self.calls += 1
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.fill is not None:
-                if self.in_flight >= self.fill:
-                    self.filled.set()
-                await self.filled.wait()
-            if self.gate is not None and case.id == "last":
-                await self.gate.wait()
-            await asyncio.sleep(self.delay)
-            text = str(case.input)
-            if text.startswith("boom"):
-                raise TargetError("the service answered 503")
-            return TargetOutput(text, Usage(10, 5, 0.001))
-        finally:
-            self.in_flight -= 1
-
-    async def aclose(self) -> None:
-        return None
-
-
-class LengthScorer:
-    """Scores the output length; fails for outputs containing 'judge-down'."""
-
-    def __init__(self, name: str = "length") -> None:
-        self.name = name
-
-    async def score(self, output: str, case: Case) -> ScoreOutcome:
-        if "judge-down" in output:
-            err = ScorerError("judge unavailable")
-            err.usage = Usage(7, 0, 0.0005)  # type: ignore[attr-defined]
-            raise err
-        return ScoreOutcome(float(len(output)), passed=True, usage=Usage(3, 1, 0.0001))
-
-
-def _cases(inputs: Sequence[str]) -> list[Case]:
-    return [Case(id=f"c{i}", input=text) for i, text in enumerate(inputs)]
-
-
-def _plan(
-    cases: Sequence[Case] | None = None,
-    *,
-    target: EchoTarget | None = None,
-    scorers: Sequence[CaseScorer] | None = None,
-    concurrency: int = 4,
-    stream: object = None,
-) -> RunPlan:
-    items = list(cases or [])
-
-    def open_cases() -> Iterator[Case]:
-        return iter(items) if stream is None else stream  # type: ignore[return-value]
-
-    return RunPlan(
-        suite="s",
-        features=[
-            FeaturePlan(
-                name="f",
-                cases=open_cases,
-                case_count=len(items),
-                target=target or EchoTarget(),
-                scorers=list(scorers or [LengthScorer()]),
-            )
-        ],
-        concurrency=concurrency,
-        fingerprint="fp",
-        pair_fingerprints={("f", "length"): "pair-fp"},
-    )
-
-
-def _new_run(store: RunStore, plan: RunPlan, run_id: str = "r1") -> RunRecord:
-    return store.create_run(
-        NewRun(
-            id=run_id,
-            suite=plan.suite,
-            run_type="manual",
-            features=tuple(f.name for f in plan.features),
-            cases_total=plan.cases_total,
-            total=plan.results_total,
-            fingerprint=plan.fingerprint,
-        )
-    )
+from continuous_eval.testing.builders import cases, plan_run
+from tests.unit.runner_doubles import EchoTarget, LengthScorer, echo_plan
 
 
 @pytest.fixture
@@ -140,9 +30,9 @@ def store() -> InMemoryRunStore:
 
 
 async def test_every_case_scored_and_aggregated(store: InMemoryRunStore) -> None:
-    plan = _plan(_cases(["a", "bb", "ccc", "dddd"]))
+    plan = echo_plan(cases(["a", "bb", "ccc", "dddd"]))
     runner = Runner(store, max_concurrency=8)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
 
     assert done.status is RunStatus.SUCCEEDED
@@ -159,12 +49,12 @@ async def test_every_case_scored_and_aggregated(store: InMemoryRunStore) -> None
 async def test_failures_are_errors_never_zeros_and_the_run_goes_on(
     store: InMemoryRunStore,
 ) -> None:
-    plan = _plan(
-        _cases(["boom one", "ok", "judge-down", "fine"]),
+    plan = echo_plan(
+        cases(["boom one", "ok", "judge-down", "fine"]),
         scorers=[LengthScorer("length"), LengthScorer("length2")],
     )
     runner = Runner(store, max_concurrency=8)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
 
     # Every case ran; half the results are errors: below the floor, not a success.
@@ -199,9 +89,9 @@ async def test_unexpected_exceptions_in_user_code_are_case_errors(
         async def score(self, output: str, case: Case) -> ScoreOutcome:
             raise ZeroDivisionError("division by zero")
 
-    plan = _plan(_cases(["a", "b"]), scorers=[Broken()])
+    plan = echo_plan(cases(["a", "b"]), scorers=[Broken()])
     runner = Runner(store, max_concurrency=2)
-    done = await runner.execute(_new_run(store, plan), plan)
+    done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
     assert done.status is RunStatus.INCONCLUSIVE  # nothing scored: quality unknown
     assert done.errored == 2
@@ -213,20 +103,20 @@ async def test_unexpected_exceptions_in_user_code_are_case_errors(
 
 async def test_suite_and_global_limits_bound_cases_in_flight(store: InMemoryRunStore) -> None:
     target = EchoTarget(fill=5)
-    plan = _plan(_cases([f"x{i}" for i in range(40)]), target=target, concurrency=5)
+    plan = echo_plan(cases([f"x{i}" for i in range(40)]), target=target, concurrency=5)
     runner = Runner(store, max_concurrency=64)
     async with asyncio.timeout(10):
-        await runner.execute(_new_run(store, plan), plan)
+        await runner.execute(plan_run(store, plan), plan)
     assert target.max_in_flight == 5
 
     shared = EchoTarget(fill=6)
-    plan_a = _plan(_cases([f"a{i}" for i in range(30)]), target=shared, concurrency=8)
-    plan_b = _plan(_cases([f"b{i}" for i in range(30)]), target=shared, concurrency=8)
+    plan_a = echo_plan(cases([f"a{i}" for i in range(30)]), target=shared, concurrency=8)
+    plan_b = echo_plan(cases([f"b{i}" for i in range(30)]), target=shared, concurrency=8)
     limited = Runner(store, max_concurrency=6)
     async with asyncio.timeout(10):
         await asyncio.gather(
-            limited.execute(_new_run(store, plan_a, "ra"), plan_a),
-            limited.execute(_new_run(store, plan_b, "rb"), plan_b),
+            limited.execute(plan_run(store, plan_a, "ra"), plan_a),
+            limited.execute(plan_run(store, plan_b, "rb"), plan_b),
         )
     assert shared.max_in_flight == 6
     runner.close()
@@ -249,10 +139,12 @@ async def test_the_dataset_is_pulled_lazily(store: InMemoryRunStore) -> None:
         return target.calls - target.in_flight
 
     cases_stream = stream()
-    plan = _plan([Case(id="unused", input="x")], target=target, concurrency=3, stream=cases_stream)
+    plan = echo_plan(
+        [Case(id="unused", input="x")], target=target, concurrency=3, stream=cases_stream
+    )
     runner = Runner(store, max_concurrency=64)
     async with asyncio.timeout(10):
-        done = await runner.execute(_new_run(store, plan), plan)
+        done = await runner.execute(plan_run(store, plan), plan)
     runner.close()
     assert pulled == 200
     assert done.cases_done == 200
@@ -261,10 +153,10 @@ async def test_the_dataset_is_pulled_lazily(store: InMemoryRunStore) -> None:
 async def test_results_are_stored_while_the_run_is_going(store: InMemoryRunStore) -> None:
     gate = asyncio.Event()
     target = EchoTarget(gate=gate)
-    cases = [*_cases(["a", "b", "c"]), Case(id="last", input="z")]
-    plan = _plan(cases, target=target)
+    items = [*cases(["a", "b", "c"]), Case(id="last", input="z")]
+    plan = echo_plan(items, target=target)
     runner = Runner(store, max_concurrency=8)
-    task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
+    task = asyncio.create_task(runner.execute(plan_run(store, plan), plan))
     await asyncio.to_thread(store.wait_until, lambda: store.get_run("r1").cases_done == 3)
     assert store.get_run("r1").status is RunStatus.RUNNING
     assert store.get_run("r1").cases_done == 3
@@ -278,9 +170,9 @@ async def test_cancellation_keeps_finished_results_and_ends_cancelled(
     store: InMemoryRunStore,
 ) -> None:
     gate = asyncio.Event()  # never set: the 'last' case hangs
-    plan = _plan([*_cases(["a", "b"]), Case(id="last", input="z")], target=EchoTarget(gate=gate))
+    plan = echo_plan([*cases(["a", "b"]), Case(id="last", input="z")], target=EchoTarget(gate=gate))
     runner = Runner(store, max_concurrency=8)
-    task = asyncio.create_task(runner.execute(_new_run(store, plan), plan))
+    task = asyncio.create_task(runner.execute(plan_run(store, plan), plan))
     await asyncio.to_thread(store.wait_until, lambda: store.get_run("r1").cases_done == 2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -306,10 +198,10 @@ async def test_a_failing_store_fails_the_run_with_its_reason(store: InMemoryRunS
             raise StoreError("disk full")
 
     failing = FailingStore(FakeClock())
-    plan = _plan(_cases([f"x{i}" for i in range(50)]), target=EchoTarget(delay=0.001))
+    plan = echo_plan(cases([f"x{i}" for i in range(50)]), target=EchoTarget(delay=0.001))
     runner = Runner(failing, max_concurrency=4)
     with pytest.raises(StoreError, match="disk full"):
-        await runner.execute(_new_run(failing, plan), plan)
+        await runner.execute(plan_run(failing, plan), plan)
     runner.close()
     run = failing.get_run("r1")
     assert run.status is RunStatus.FAILED
@@ -319,15 +211,15 @@ async def test_a_failing_store_fails_the_run_with_its_reason(store: InMemoryRunS
 async def test_every_result_keeps_its_case_input_and_expected_answer_capped(
     store: InMemoryRunStore,
 ) -> None:
-    cases = [
+    asked = [
         Case(id="text", input="a question", expected="an answer"),
         Case(id="json", input={"q": "où?", "n": [1, 2]}),
         Case(id="long", input="x" * 50, expected="y" * 50),
         Case(id="boom", input="boom: the target fails", expected=7),
     ]
-    plan = _plan(cases)
+    plan = echo_plan(asked)
     runner = Runner(store, max_concurrency=8, excerpt_chars=20)
-    await runner.execute(_new_run(store, plan), plan)
+    await runner.execute(plan_run(store, plan), plan)
     runner.close()
 
     rows = {r.case_id: r for r in store.worst_results("r1", limit=10)}

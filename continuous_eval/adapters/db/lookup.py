@@ -7,7 +7,9 @@ that the port does not need are in ``queries``.
 
 from __future__ import annotations
 
-from sqlalchemy import case, select
+from typing import Any
+
+from sqlalchemy import Select, case, select
 
 from continuous_eval.adapters.db.base import SqlStoreBase, require_run, select_run
 from continuous_eval.adapters.db.decisions import read_decisions
@@ -46,14 +48,7 @@ class SqlRunLookup(SqlStoreBase):
     ) -> list[RunRecord]:
         """Return up to ``limit`` runs matching every given filter, newest first."""
         check_limit(limit)
-        runs = eval_runs.c
-        stmt = select(eval_runs).order_by(runs.created_at.desc(), runs.id.desc()).limit(limit)
-        if suite is not None:
-            stmt = stmt.where(runs.suite == suite)
-        if run_type is not None:
-            stmt = stmt.where(runs.run_type == run_type)
-        if status is not None:
-            stmt = stmt.where(runs.status == status.value)
+        stmt = newest_runs(suite=suite, run_type=run_type, status=status, limit=limit)
         with self._translate("list runs"), self._engine.connect() as conn:
             return [run_record(row) for row in conn.execute(stmt)]
 
@@ -122,3 +117,25 @@ class SqlRunLookup(SqlStoreBase):
         """Return a run's stored decisions, by feature and scorer (empty if none were stored)."""
         with self._translate(f"read decisions of run {run_id!r}"), self._engine.connect() as conn:
             return read_decisions(conn, run_id)
+
+
+def newest_runs(
+    *,
+    suite: str | None = None,
+    run_type: RunType | None = None,
+    status: RunStatus | None = None,
+    limit: int,
+) -> Select[Any]:
+    """SELECT up to ``limit`` runs matching every given filter, newest first (created_at, id).
+
+    Shared with ``queries``, whose pages add a keyset cursor to it.
+    """
+    runs = eval_runs.c
+    stmt = select(eval_runs).order_by(runs.created_at.desc(), runs.id.desc()).limit(limit)
+    if suite is not None:
+        stmt = stmt.where(runs.suite == suite)
+    if run_type is not None:
+        stmt = stmt.where(runs.run_type == run_type)
+    if status is not None:
+        stmt = stmt.where(runs.status == status.value)
+    return stmt
