@@ -30,7 +30,7 @@ dashboard read, as the reader sends it: time, scans and indexes.
     python bench/dashboard.py                       # 50 x 3, 365 days, 200 requests
     python bench/dashboard.py --days 90 --requests 50 --results-per-feature 0
     python bench/dashboard.py --plans               # the full plans too
-    python bench/dashboard.py --gc-freeze           # as if serve froze its start-up objects
+    python bench/dashboard.py --no-gc-freeze        # without serve's gc.freeze() of start-up
 
 Run it from the repository root; with a virtualenv installed from another
 checkout, ``PYTHONPATH=.`` makes it measure this one's package.
@@ -611,9 +611,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--plans", action="store_true", help="print the full query plans too")
     parser.add_argument("--keep", action="store_true", help="leave the database in place")
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="what if serve froze its start-up objects (gc.freeze()); serve does not",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="leave start-up objects to the collector (serve freezes them, gc.freeze())",
     )
     args = parser.parse_args()
     if args.days < 2 or args.features < 1 or args.scorers < 1 or args.requests < 2:
@@ -645,7 +646,7 @@ def _pages(client: httpx.Client, key: tuple[str, str], args: argparse.Namespace)
 
 
 def _freeze() -> None:
-    """Move every object alive now out of the collector's reach, as a server could at start-up.
+    """Move every object alive now out of the collector's reach, as ``serve`` does at start-up.
 
     A page that builds thousands of objects triggers full collections, and
     each walks every object the process holds (the app's modules, the
@@ -653,9 +654,7 @@ def _freeze() -> None:
     """
     gc.collect()
     gc.freeze()
-    print(
-        f"gc.freeze() after start-up: {gc.get_freeze_count():,} objects (a what-if: serve does not)"
-    )
+    print(f"gc.freeze() after start-up, as serve does: {gc.get_freeze_count():,} objects")
 
 
 def _busiest_key(engine: sa.Engine) -> tuple[str, str]:

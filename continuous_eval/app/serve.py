@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Generator
@@ -139,6 +140,12 @@ async def serve(settings: Settings, config_path: Path) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # Everything built so far (modules, the app, the suites) lives as long as the
+        # process: moved out of the collector's reach, a full collection no longer
+        # walks it, which took ~110 ms every few dashboard requests
+        # (bench/dashboard.py, overview p95 162 -> 79 ms).
+        gc.collect()
+        gc.freeze()
         scheduler.start()
         server_task = asyncio.create_task(server.serve())
         stop_task = asyncio.create_task(stop.wait())
