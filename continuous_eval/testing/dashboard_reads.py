@@ -6,9 +6,10 @@ side, and the reader contract tests hold both to the same results.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from continuous_eval.core.models import RunRecord
+from continuous_eval.core.models import RunRecord, ScoreAggregate
 from continuous_eval.core.reads import KeyVerdict, TrendPoint
 from continuous_eval.testing.store import InMemoryRunStore
 
@@ -17,6 +18,28 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 def _at(run: RunRecord) -> datetime:
     return run.scheduled_for or run.finished_at or _NEVER
+
+
+def trend_points(run: RunRecord, aggregates: Sequence[ScoreAggregate]) -> list[TrendPoint]:
+    """A run's aggregates as trend points (the in-memory twin of SQL's ``trend_point``)."""
+    return [
+        TrendPoint(
+            run_id=run.id,
+            suite=run.suite,
+            feature=agg.feature,
+            scorer=agg.scorer,
+            score=agg.mean,
+            stderr=agg.stderr,
+            n=agg.n,
+            errors=agg.errors,
+            status=run.status,
+            scheduled_for=run.scheduled_for,
+            finished_at=run.finished_at,
+            fingerprint=agg.fingerprint,
+            run_type=run.run_type,
+        )
+        for agg in aggregates
+    ]
 
 
 class InMemoryDashboardReads:
@@ -28,24 +51,7 @@ class InMemoryDashboardReads:
         return self._store.all_runs()
 
     def _points_of(self, run: RunRecord) -> list[TrendPoint]:
-        return [
-            TrendPoint(
-                run_id=run.id,
-                suite=run.suite,
-                feature=agg.feature,
-                scorer=agg.scorer,
-                score=agg.mean,
-                stderr=agg.stderr,
-                n=agg.n,
-                errors=agg.errors,
-                status=run.status,
-                scheduled_for=run.scheduled_for,
-                finished_at=run.finished_at,
-                fingerprint=agg.fingerprint,
-                run_type=run.run_type,
-            )
-            for agg in self._store.aggregates.get(run.id, {}).values()
-        ]
+        return trend_points(run, list(self._store.aggregates.get(run.id, {}).values()))
 
     def recent_scores(self, *, suite: str | None = None, runs: int = 30) -> list[TrendPoint]:
         """See ``adapters.db.dashboard_reads.SqlDashboardReads.recent_scores``."""

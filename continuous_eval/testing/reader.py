@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord, RunStatus, RunType
 from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
-from continuous_eval.testing.dashboard_reads import InMemoryDashboardReads
+from continuous_eval.testing.dashboard_reads import InMemoryDashboardReads, trend_points
 from continuous_eval.testing.store import InMemoryRunStore
 
 _NO_SLOT = datetime.min.replace(tzinfo=UTC)
@@ -100,25 +100,11 @@ class InMemoryRunReader(InMemoryDashboardReads):
     ) -> list[TrendPoint]:
         """See ``SqlRunReader.eval_trend``: scheduled runs only, newest slot first."""
         points = [
-            TrendPoint(
-                run_id=run.id,
-                suite=run.suite,
-                feature=agg.feature,
-                scorer=agg.scorer,
-                score=agg.mean,
-                stderr=agg.stderr,
-                n=agg.n,
-                errors=agg.errors,
-                status=run.status,
-                scheduled_for=run.scheduled_for,
-                finished_at=run.finished_at,
-                fingerprint=agg.fingerprint,
-            )
+            p
             for run, aggregates in self._store.runs_with_aggregates()
             if run.run_type == "scheduled" and (suite is None or run.suite == suite)
-            for agg in aggregates
-            if (feature is None or agg.feature == feature)
-            and (scorer is None or agg.scorer == scorer)
+            for p in trend_points(run, aggregates)
+            if (feature is None or p.feature == feature) and (scorer is None or p.scorer == scorer)
         ]
         points.sort(key=lambda p: (p.feature, p.scorer))
         points.sort(key=lambda p: (p.scheduled_for or _NO_SLOT, p.run_id), reverse=True)

@@ -120,7 +120,7 @@ class SqlDashboardReads:
             stmt = stmt.where(at >= since)
         stmt = stmt.order_by(at.desc(), r.id.desc()).limit(limit)
         with self._dashboard_reading("the key's trend"), self._engine.connect() as conn:
-            return [_point(row) for row in conn.execute(stmt)]
+            return [trend_point(row) for row in conn.execute(stmt)]
 
     def latest_verdicts(self, *, suite: str | None = None) -> list[KeyVerdict]:
         """The decisions of each suite's newest scheduled run that has any, by key.
@@ -205,7 +205,8 @@ def _points() -> Any:
     ).join_from(eval_run_scores, eval_runs, r.id == s.run_id)
 
 
-def _point(row: Row[Any]) -> TrendPoint:
+def trend_point(row: Row[Any]) -> TrendPoint:
+    """A row of aggregates joined to its run (``_points``, the trend's statement) as a point."""
     run_type: RunType = "manual" if row.run_type == "manual" else "scheduled"
     return TrendPoint(
         run_id=row.run_id,

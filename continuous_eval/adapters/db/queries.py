@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, Row, Select, String, func, literal, s
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.base import require_run, select_run
-from continuous_eval.adapters.db.dashboard_reads import SqlDashboardReads
+from continuous_eval.adapters.db.dashboard_reads import SqlDashboardReads, trend_point
 from continuous_eval.adapters.db.engine import describe_error
 from continuous_eval.adapters.db.lookup import newest_runs
 from continuous_eval.adapters.db.rows import result_record, run_record
@@ -169,23 +169,7 @@ class SqlRunReader(SqlDashboardReads):
         """
         stmt = self.eval_trend_statement(suite=suite, feature=feature, scorer=scorer, limit=limit)
         with self._reading("the score trend") as conn:
-            return [
-                TrendPoint(
-                    run_id=row.run_id,
-                    suite=row.suite,
-                    feature=row.feature,
-                    scorer=row.scorer,
-                    score=row.mean,
-                    stderr=row.stderr,
-                    n=row.n,
-                    errors=row.errors,
-                    status=RunStatus(row.status),
-                    scheduled_for=row.scheduled_for,
-                    finished_at=row.finished_at,
-                    fingerprint=row.fingerprint,
-                )
-                for row in conn.execute(stmt)
-            ]
+            return [trend_point(row) for row in conn.execute(stmt)]
 
     @staticmethod
     def eval_trend_statement(
@@ -211,6 +195,7 @@ class SqlRunReader(SqlDashboardReads):
                 runs.scheduled_for,
                 runs.finished_at,
                 scores.fingerprint,
+                runs.run_type,
             )
             .join_from(eval_run_scores, eval_runs, runs.id == scores.run_id)
             .where(runs.run_type == "scheduled")
