@@ -407,7 +407,11 @@ def test_request_in_flight_across_reset_is_not_counted(fake_anthropic: FakeAnthr
     ):
         post(client, body("[[sleep:0.2]]"))
     fake_anthropic.reset()
-    time.sleep(0.3)
+    # The request the client gave up on is still being answered: wait for it to end.
+    deadline = time.monotonic() + 10
+    while fake_anthropic.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake_anthropic.stats()["in_flight"] == 0
     assert fake_anthropic.requests == []
     assert fake_anthropic.stats()["by_status"] == {}
 
