@@ -50,20 +50,17 @@ class InMemoryDashboardReads:
     def _runs(self) -> list[RunRecord]:
         return self._store.all_runs()
 
-    def _points_of(self, run: RunRecord) -> list[TrendPoint]:
-        return trend_points(run, list(self._store.aggregates.get(run.id, {}).values()))
-
     def recent_scores(self, *, suite: str | None = None, runs: int = 30) -> list[TrendPoint]:
         """See ``adapters.db.dashboard_reads.SqlDashboardReads.recent_scores``."""
-        by_suite: dict[str, list[RunRecord]] = {}
-        for run in self._runs():
+        by_suite: dict[str, list[tuple[RunRecord, list[ScoreAggregate]]]] = {}
+        for run, aggregates in self._store.runs_with_aggregates():
             if run.run_type == "scheduled" and (suite is None or run.suite == suite):
-                by_suite.setdefault(run.suite, []).append(run)
+                by_suite.setdefault(run.suite, []).append((run, aggregates))
         points: list[TrendPoint] = []
         for suite_runs in by_suite.values():
-            suite_runs.sort(key=lambda r: (_at(r), r.id), reverse=True)
-            for run in suite_runs[:runs]:
-                points.extend(self._points_of(run))
+            suite_runs.sort(key=lambda ra: (_at(ra[0]), ra[0].id), reverse=True)
+            for run, aggregates in suite_runs[:runs]:
+                points.extend(trend_points(run, aggregates))
         points.sort(key=lambda p: (p.at or _NEVER, p.run_id), reverse=True)
         points.sort(key=lambda p: (p.suite, p.feature, p.scorer))
         return points
@@ -81,9 +78,9 @@ class InMemoryDashboardReads:
         """See ``adapters.db.dashboard_reads.SqlDashboardReads.key_trend``."""
         points = [
             p
-            for run in self._runs()
+            for run, aggregates in self._store.runs_with_aggregates()
             if run.suite == suite and (manual or run.run_type == "scheduled")
-            for p in self._points_of(run)
+            for p in trend_points(run, aggregates)
             if p.feature == feature
             and p.scorer == scorer
             and (since is None or (p.at is not None and p.at >= since))

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, literal, select
+from sqlalchemy import Connection, Engine, Row, func, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.decisions import decision_of
@@ -31,14 +31,22 @@ from continuous_eval.errors import StoreError
 
 
 class SqlDashboardReads:
-    """The dashboard's part of the ``RunReader`` port (mixed into ``SqlRunReader``)."""
+    """The dashboard's part of the ``RunReader`` port, and the connection every read uses.
+
+    Mixed into ``SqlRunReader``, which sets ``_engine``.
+    """
 
     _engine: Engine
 
     @contextmanager
-    def _dashboard_reading(self, what: str) -> Iterator[None]:
+    def _reading(self, what: str) -> Iterator[Connection]:
+        """A pooled connection; a database error becomes ``StoreError("could not read ...")``.
+
+        Every read of ``SqlRunReader`` goes through it, the dashboard's and the rest.
+        """
         try:
-            yield
+            with self._engine.connect() as conn:
+                yield conn
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"could not read {what}: {describe_error(exc, self._engine.url)}"
@@ -76,7 +84,7 @@ class SqlDashboardReads:
         scores = select(
             s.run_id, s.feature, s.scorer, s.mean, s.stderr, s.n, s.errors, s.fingerprint
         )
-        with self._dashboard_reading("recent scores"), self._engine.connect() as conn:
+        with self._reading("recent scores") as conn:
             ran = conn.execute(recent).all()
             if not ran:
                 return []
@@ -119,7 +127,7 @@ class SqlDashboardReads:
         if since is not None:
             stmt = stmt.where(at >= since)
         stmt = stmt.order_by(at.desc(), r.id.desc()).limit(limit)
-        with self._dashboard_reading("the key's trend"), self._engine.connect() as conn:
+        with self._reading("the key's trend") as conn:
             return [trend_point(row) for row in conn.execute(stmt)]
 
     def latest_verdicts(self, *, suite: str | None = None) -> list[KeyVerdict]:
@@ -159,7 +167,7 @@ class SqlDashboardReads:
             )
             .distinct()
         )
-        with self._dashboard_reading("the latest verdicts"), self._engine.connect() as conn:
+        with self._reading("the latest verdicts") as conn:
             run_ids = list(conn.execute(runs).scalars())
             if not run_ids:
                 return []
@@ -181,7 +189,7 @@ class SqlDashboardReads:
         if since is not None:
             stmt = stmt.where(d.created_at >= since)
         stmt = stmt.order_by(d.created_at, d.id)
-        with self._dashboard_reading("the key's markers"), self._engine.connect() as conn:
+        with self._reading("the key's markers") as conn:
             return [_verdict(row) for row in conn.execute(stmt)]
 
 

@@ -14,16 +14,12 @@ every page costs one index range scan however deep it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select, String, func, literal, select, tuple_
-from sqlalchemy.exc import SQLAlchemyError
 
 from continuous_eval.adapters.db.base import require_run, select_run
 from continuous_eval.adapters.db.dashboard_reads import SqlDashboardReads, trend_point
-from continuous_eval.adapters.db.engine import describe_error
 from continuous_eval.adapters.db.lookup import newest_runs
 from continuous_eval.adapters.db.rows import result_record, run_record
 from continuous_eval.adapters.db.tables import eval_results, eval_run_scores, eval_runs
@@ -31,7 +27,6 @@ from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.lifecycle import run_not_found
 from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord, RunStatus, RunType
 from continuous_eval.core.reads import RunKey, RunPoll, RunSnapshot, TrendPoint
-from continuous_eval.errors import StoreError
 
 __all__ = ["RunKey", "RunPoll", "RunSnapshot", "SqlRunReader", "TrendPoint"]
 
@@ -214,17 +209,6 @@ class SqlRunReader(SqlDashboardReads):
         if scorer is not None:
             stmt = stmt.where(scores.scorer == scorer)
         return stmt
-
-    @contextmanager
-    def _reading(self, what: str) -> Iterator[Connection]:
-        """A pooled connection; a database error becomes ``StoreError("could not read ...")``."""
-        try:
-            with self._engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"could not read {what}: {describe_error(exc, self._engine.url)}"
-            ) from exc
 
 
 def _results_after(run_id: str, after_id: int, limit: int) -> Select[Any]:

@@ -133,7 +133,7 @@ def dashboard_router(ctx: DashboardContext) -> APIRouter:
     _signin_routes(router, ctx, page)
     _read_pages(router, ctx, page)
     _run_pages(router, ctx, page)
-    router.routes.append(_static_mount())
+    router.mount(STATIC_PREFIX.rstrip("/"), StaticFiles(directory=HERE / "static"), name="static")
     return router
 
 
@@ -222,7 +222,8 @@ def _run_pages(router: APIRouter, ctx: DashboardContext, page: Page) -> None:
     ) -> Response:
         try:
             if base is None:
-                base = views.run_view(ctx.store, ctx.reader, run).baseline_id
+                found = ctx.store.get_run(run)
+                base = views.baseline_of(ctx.reader, found, ctx.store.get_decisions(run))
                 if base is not None:
                     target = f"/ui/compare?{urlencode({'run': run, 'base': base})}"
                     return RedirectResponse(target, status_code=303)
@@ -232,14 +233,6 @@ def _run_pages(router: APIRouter, ctx: DashboardContext, page: Page) -> None:
         except RunNotFound as exc:
             return _missing(page, request, exc)
         return page(request, "compare.html", comparison=data, run_id=run, title="Compare")
-
-
-def _static_mount() -> Any:
-    from starlette.routing import Mount
-
-    return Mount(
-        STATIC_PREFIX.rstrip("/"), app=StaticFiles(directory=HERE / "static"), name="static"
-    )
 
 
 def _signin_routes(

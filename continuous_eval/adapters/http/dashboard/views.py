@@ -106,9 +106,12 @@ def overview(
     by_key = _points_by_key(reader.recent_scores(runs=SPARK_RUNS))
     verdicts = reader.latest_verdicts()
     by_verdict = {(v.suite, v.decision.feature, v.decision.scorer): v for v in verdicts}
+    keys_of: dict[str, set[tuple[str, str, str]]] = {}
+    for key in (*by_key, *by_verdict):
+        keys_of.setdefault(key[0], set()).add(key)
     blocks = []
-    for name in sorted(set(suites) | {k[0] for k in by_key}):
-        keys = sorted({k for k in by_key if k[0] == name} | {k for k in by_verdict if k[0] == name})
+    for name in sorted(set(suites) | set(keys_of)):
+        keys = sorted(keys_of.get(name, ()))
         rows = [_key_row(k, by_key.get(k, []), _decision(by_verdict.get(k))) for k in keys]
         seen = {r.feature for r in rows}
         rows += [_key_row((name, f, "-"), [], None) for f in suites.get(name, ()) if f not in seen]
