@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AliasChoices,
     BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -57,6 +58,15 @@ def _default_prices() -> dict[str, ModelPrice]:
         "claude-opus-4-5": ModelPrice(input_per_mtok=5.0, output_per_mtok=25.0),
         "claude-opus-4-1": ModelPrice(input_per_mtok=15.0, output_per_mtok=75.0),
     }
+
+
+class RetentionOverride(BaseModel):
+    """One feature's retention, overriding ``retention_days`` / ``retention_max_rows``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: float | None = Field(default=None, gt=0)
+    max_rows: int | None = Field(default=None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -181,6 +191,28 @@ class Settings(BaseSettings):
     """How long a dashboard sign-in lasts; the cookie and its signature both expire.
     Removing a token from ``api_tokens`` ends the sessions signed in with it at once."""
 
+    # Recorded traffic (online evaluation).
+    ingest_tokens: list[SecretStr] = Field(default_factory=list)
+    """Tokens that may only send traces (``/v1/traces``, ``POST /api/traces``): give
+    these to the OpenTelemetry Collector or SDK, not an admin token."""
+    ingest_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Larger trace uploads are refused with 413, compressed or not (the decompressed
+    size counts too)."""
+    trace_feature_attributes: list[str] = Field(
+        default_factory=lambda: ["continuous_eval.feature", "feature", "service.name"]
+    )
+    """Span (then resource) attributes naming an interaction's feature; the first
+    present wins. A span with none is rejected (``no_feature``)."""
+    retention_days: float | None = Field(default=90.0, gt=0)
+    """Interactions older than this, and the raw results of runs that finished longer
+    ago, are deleted (aggregates, decisions and alerts stay). Unset: kept forever."""
+    retention_max_rows: int | None = Field(default=1_000_000, ge=1)
+    """At most this many interactions per feature; the oldest go first. Unset: no cap."""
+    retention_features: dict[str, RetentionOverride] = Field(default_factory=dict)
+    """Per-feature overrides: ``{"support-bot": {"days": 7, "max_rows": 200000}}``."""
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+    """How often ``serve`` enforces retention."""
+
     # ---------------------------------------------------------------- alerts
     resend_api_key: SecretStr | None = Field(
         default=None,
@@ -242,7 +274,7 @@ class Settings(BaseSettings):
         """Return every configured secret, for the ``Scrubber`` of logs, errors and answers."""
         from sqlalchemy.engine import make_url
 
-        values = [t.get_secret_value() for t in self.api_tokens]
+        values = [t.get_secret_value() for t in (*self.api_tokens, *self.ingest_tokens)]
         secrets = (
             self.anthropic_api_key,
             self.resend_api_key,

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from continuous_eval.core.trajectory import Step
+
 RunType = Literal["scheduled", "manual"]
 """Scheduled runs are baselines for regression checks; manual runs never are."""
 
@@ -82,6 +84,8 @@ class TargetOutput:
     """The answer as text; non-string answers are serialised as JSON."""
     usage: Usage = NO_USAGE
     """Model usage when the target is a model call."""
+    steps: tuple[Step, ...] = ()
+    """An agent's steps (tool calls, results, messages) on the way to the answer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from continuous_eval.core.trajectory import Step, ToolCall
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 """Suite, feature and scorer names: safe in URLs, metric labels and file names."""
 
@@ -59,6 +61,15 @@ class Case(_Strict):
     human_score: float | None = None
     """A person's score of the frozen output (anchors), kept with the case so the
     judge can be checked against people."""
+    expected_trajectory: tuple[ToolCall, ...] | None = None
+    """The tool calls a trajectory scorer expects, in order: ``[{name, arguments}]``."""
+    steps: tuple[Step, ...] = ()
+    """The trajectory of the answer being scored: recorded with the interaction
+    (``target: recorded``), or streamed by an agent target (the runner fills it
+    in before the scorers see the case). Not written in dataset files."""
+    trace_id: str | None = None
+    """The recorded interaction this case came from (online features), kept with
+    its results so the API and the dashboard link back to it."""
 
     @field_validator("input")
     @classmethod

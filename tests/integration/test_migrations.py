@@ -56,7 +56,17 @@ from continuous_eval.errors import StoreError
 from continuous_eval.testing import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"eval_runs", "eval_results", "eval_run_scores", "suite_locks", "alerts", "eval_decisions"}
+TABLES = {
+    "eval_runs",
+    "eval_results",
+    "eval_run_scores",
+    "suite_locks",
+    "alerts",
+    "eval_decisions",
+    "interactions",
+    "interaction_feedback",
+    "case_steps",
+}
 
 
 def table_names(url: str) -> set[str]:
@@ -70,7 +80,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:
@@ -504,7 +514,7 @@ def test_0007_keeps_case_texts_with_results_and_old_rows_read_without_them(
                 "created_at) VALUES ('old', 'f', 'c1', 'judge', 'ok', 4.0, "
                 "'2025-01-01 00:00:01')"
             )
-        upgrade(engine, "0007")
+        upgrade(engine)  # through 0007; the current store reads every later column too
 
         store = SqlRunStore(engine, FakeClock())
         [before] = store.worst_results("old")

@@ -134,6 +134,7 @@ eval_results = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("input_excerpt", Text),
     Column("expected_excerpt", Text),
+    Column("trace_id", String(32), doc="The recorded interaction an online case scored."),
     CheckConstraint(_one_of("status", [s.value for s in ResultStatus]), name="status"),
     # The idempotency key of a result: a retried or re-run case replaces its
     # row. Scorer before case_id so the index also serves ``iter_scores``
@@ -291,3 +292,74 @@ The next run reads back ``known_good``, ``cusum`` and the incident columns:
 they are the detector's whole memory, so a restart or another replica decides
 the same way.
 """
+
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16)),
+    Column("feature", String(200), nullable=False),
+    Column("name", String(500)),
+    Column("operation", String(64)),
+    Column("model", String(200)),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("steps", JSON, doc="The trajectory: [core.trajectory.Step, ...]."),
+    Column("attributes", JSON, doc="User-supplied metadata: the span's non-gen_ai attributes."),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("error", Text),
+    Column("sample_key", BigInteger, nullable=False, doc="core.interactions.sample_key"),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("ingested_at", UTCDateTime(), nullable=False),
+    # Idempotent ingestion: a re-sent span is stored once. Also finds a trace.
+    UniqueConstraint("trace_id", "span_id"),
+    # Retention by age and listing by time within a feature.
+    Index("ix_interactions_feature_started_at", "feature", "started_at"),
+    # An online run's sample: the lowest keys of a window, read in key order
+    # from the index and stopping at the limit (started_at filtered in the index).
+    Index("ix_interactions_feature_sample_key_started_at", "feature", "sample_key", "started_at"),
+    # Listing a feature in id order, and the row cap's oldest-first deletes.
+    Index("ix_interactions_feature_id", "feature", "id"),
+)
+"""One row per ingested GenAI span (core.interactions.Interaction)."""
+
+interaction_feedback = Table(
+    "interaction_feedback",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16)),
+    Column("author", String(200), nullable=False),
+    Column("score", Float),
+    Column("label", String(200)),
+    Column("comment", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_interaction_feedback_trace_id_id", "trace_id", "id"),
+)
+"""People's scores and labels of recorded traces (core.interactions.Feedback)."""
+
+case_steps = Table(
+    "case_steps",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("step", JSON, nullable=False, doc="core.trajectory.Step"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # A case's steps in order; a retried case replaces its steps.
+    UniqueConstraint("run_id", "feature", "case_id", "seq"),
+)
+"""The steps an agent target streamed for each case of a run."""
