@@ -46,6 +46,7 @@ from continuous_eval.core.suite import (
     Feature,
     Suite,
     SuiteFile,
+    TracesDataset,
     parse_suite_file,
 )
 from continuous_eval.errors import ConfigError
@@ -233,7 +234,7 @@ def _yaml_error(file: str, exc: yaml.MarkedYAMLError) -> ConfigError:
 
 
 def iter_cases(
-    dataset: Dataset, base_dir: Path, *, config_file: str | Path, where: str
+    dataset: Dataset | TracesDataset, base_dir: Path, *, config_file: str | Path, where: str
 ) -> Iterator[Case]:
     """Stream a dataset's cases, one validated ``Case`` at a time.
 
@@ -253,13 +254,15 @@ def iter_cases(
         ConfigError: The file is missing or unreadable (named against the config
             key), or a row is invalid (named against the dataset file and line).
     """
+    _file_dataset(dataset, config_file, where)
+    assert isinstance(dataset, Dataset)
     if dataset.cases is not None:
         return iter(dataset.cases)
     return (case for _, case in _iter_rows(dataset, base_dir, config_file, where))
 
 
 def scan_dataset(
-    dataset: Dataset, base_dir: Path, *, config_file: str | Path, where: str
+    dataset: Dataset | TracesDataset, base_dir: Path, *, config_file: str | Path, where: str
 ) -> DatasetScan:
     """Validate every row in one streaming pass; count and fingerprint the cases.
 
@@ -269,6 +272,8 @@ def scan_dataset(
     Raises:
         ConfigError: As ``iter_cases``, and for a case id used twice.
     """
+    _file_dataset(dataset, config_file, where)
+    assert isinstance(dataset, Dataset)
     digest = hashlib.sha256()
     count = 0
     if dataset.cases is not None:
@@ -288,6 +293,16 @@ def scan_dataset(
         digest.update(_canonical(case))
         count += 1
     return DatasetScan(count, digest.hexdigest())
+
+
+def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, where: str) -> None:
+    """Recorded traffic is read from the database, never from a file."""
+    if isinstance(dataset, TracesDataset):
+        raise ConfigError(
+            display_path(Path(config_file)),
+            where,
+            "a 'source: traces' dataset is read from the database",
+        )
 
 
 def _canonical(case: Case) -> bytes:

@@ -26,7 +26,16 @@ import re
 from typing import Annotated, Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from continuous_eval.core.trajectory import Step, ToolCall
 
@@ -128,6 +137,42 @@ class Dataset(_Strict):
         return "csv" if (self.path or "").lower().endswith(".csv") else "jsonl"
 
 
+class TraceSample(_Strict):
+    """How many of a window's interactions an online run scores."""
+
+    max: int = Field(default=200, ge=1, le=100_000)
+    """At most this many (the lowest sample keys of the window)."""
+    rate: float = Field(default=1.0, gt=0, le=1)
+    """Only traces whose sample key falls in this share of the key space."""
+
+
+class TracesDataset(_Strict):
+    """Cases taken from recorded production traffic: an online feature's dataset.
+
+    The window ends at the run's scheduled time (a manual run: its creation),
+    so a retry or a takeover on another replica samples the same interactions.
+    """
+
+    source: Literal["traces"]
+    feature: str = Field(pattern=NAME_PATTERN)
+    """The ingested feature (see ``trace_feature_attributes``) to sample."""
+    window_hours: float = Field(default=24.0, gt=0, le=24 * 366)
+    sample: TraceSample = Field(default_factory=TraceSample)
+
+
+def _dataset_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "traces" if "source" in value else "file"
+    return "traces" if isinstance(value, TracesDataset) else "file"
+
+
+AnyDataset = Annotated[
+    Annotated[Dataset, Tag("file")] | Annotated[TracesDataset, Tag("traces")],
+    Discriminator(_dataset_kind),
+]
+"""A feature's dataset: inline or a file (``Dataset``), or recorded traffic."""
+
+
 # --------------------------------------------------------------------- targets
 
 
@@ -178,8 +223,18 @@ class FrozenTarget(_Strict):
     type: Literal["frozen"]
 
 
+class RecordedTarget(_Strict):
+    """Scores what production answered: each case's recorded output and steps; calls nothing.
+
+    Written ``target: recorded`` in a suite file; needs a ``source: traces`` dataset.
+    """
+
+    type: Literal["recorded"]
+
+
 Target = Annotated[
-    PythonTarget | HttpTarget | AnthropicTarget | FrozenTarget, Field(discriminator="type")
+    PythonTarget | HttpTarget | AnthropicTarget | FrozenTarget | RecordedTarget,
+    Field(discriminator="type"),
 ]
 
 
@@ -305,13 +360,34 @@ ANCHOR_SUFFIX = "@anchors"
 class Feature(_Strict):
     """One LLM feature under test: its cases, the system that answers them, and the scorers."""
 
-    dataset: Dataset
+    dataset: AnyDataset
     target: Target
     scorers: list[Scorer] = Field(min_length=1)
     anchors: Dataset | None = None
     """Judge canaries: frozen outputs (each case has ``output``, optionally
     ``human_score``) that every run re-judges with the feature's judges. A shift
     in their scores is the judge changing, not the product."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recorded_shorthand(cls, data: Any) -> Any:
+        # ``target: recorded`` is the short form of ``target: {type: recorded}``.
+        if isinstance(data, dict) and data.get("target") == "recorded":
+            data = {**data, "target": {"type": "recorded"}}
+        return data
+
+    @model_validator(mode="after")
+    def _recorded_needs_traces(self) -> Feature:
+        if isinstance(self.target, RecordedTarget) and not isinstance(self.dataset, TracesDataset):
+            raise ValueError(
+                "target 'recorded' scores recorded traffic: use a 'source: traces' dataset"
+            )
+        return self
+
+    @property
+    def online(self) -> bool:
+        """Whether the cases come from recorded traffic (a new sample every run)."""
+        return isinstance(self.dataset, TracesDataset)
 
     @model_validator(mode="after")
     def _anchors_need_a_judge(self) -> Feature:
@@ -380,7 +456,9 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if item == "[key]":
             continue  # pydantic marks an invalid mapping key; the key itself precedes it
-        is_tag = item in _UNION_TAGS and (isinstance(previous, int) or previous == "target")
+        is_tag = item in _UNION_TAGS and (
+            isinstance(previous, int) or previous in ("target", "dataset", "anchors")
+        )
         previous = item
         if isinstance(item, int):
             parts.append(f"[{item}]")
@@ -392,5 +470,19 @@ def format_location(loc: tuple[int | str, ...]) -> str:
 
 
 _UNION_TAGS = frozenset(
-    {"python", "http", "anthropic", "exact", "contains", "regex", "json", "numeric", "llm_judge"}
+    {
+        "python",
+        "http",
+        "anthropic",
+        "frozen",
+        "recorded",
+        "exact",
+        "contains",
+        "regex",
+        "json",
+        "numeric",
+        "llm_judge",
+        "file",
+        "traces",
+    }
 )
