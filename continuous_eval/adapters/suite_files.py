@@ -296,12 +296,13 @@ def scan_dataset(
 
 
 def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, where: str) -> None:
-    """Recorded traffic is read from the database, never from a file."""
+    """Recorded traffic is read from the database, never from a file; until the
+    interaction store is wired into runs, say so at the dataset's key."""
     if isinstance(dataset, TracesDataset):
         raise ConfigError(
             display_path(Path(config_file)),
             where,
-            "a 'source: traces' dataset is read from the database",
+            "recorded traffic ('source: traces') cannot be read by this version yet",
         )
 
 
