@@ -254,8 +254,7 @@ def iter_cases(
         ConfigError: The file is missing or unreadable (named against the config
             key), or a row is invalid (named against the dataset file and line).
     """
-    _file_dataset(dataset, config_file, where)
-    assert isinstance(dataset, Dataset)
+    dataset = _file_dataset(dataset, config_file, where)
     if dataset.cases is not None:
         return iter(dataset.cases)
     return (case for _, case in _iter_rows(dataset, base_dir, config_file, where))
@@ -272,8 +271,7 @@ def scan_dataset(
     Raises:
         ConfigError: As ``iter_cases``, and for a case id used twice.
     """
-    _file_dataset(dataset, config_file, where)
-    assert isinstance(dataset, Dataset)
+    dataset = _file_dataset(dataset, config_file, where)
     digest = hashlib.sha256()
     count = 0
     if dataset.cases is not None:
@@ -295,7 +293,7 @@ def scan_dataset(
     return DatasetScan(count, digest.hexdigest())
 
 
-def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, where: str) -> None:
+def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, where: str) -> Dataset:
     """Recorded traffic is read from the database, never from a file; until the
     interaction store is wired into runs, say so at the dataset's key."""
     if isinstance(dataset, TracesDataset):
@@ -304,6 +302,7 @@ def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, whe
             where,
             "recorded traffic ('source: traces') cannot be read by this version yet",
         )
+    return dataset
 
 
 def _canonical(case: Case) -> bytes:

@@ -76,13 +76,3 @@ def _match(calls: Sequence[ToolCall], open_calls: Sequence[int], step: Step) -> 
             if calls[index].name == step.name:
                 return index
     return open_calls[-1]
-
-
-def steps_of(calls: Iterable[ToolCall]) -> tuple[Step, ...]:
-    """The steps a list of tool calls stands for (a call, then its result if known)."""
-    steps: list[Step] = []
-    for call in calls:
-        steps.append(Step(kind="tool_call", name=call.name, arguments=call.arguments, id=call.id))
-        if call.result is not None:
-            steps.append(Step(kind="tool_result", name=call.name, id=call.id, content=call.result))
-    return tuple(steps)
