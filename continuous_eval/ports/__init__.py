@@ -18,6 +18,8 @@ from continuous_eval.ports.execution import (
     PlanSource,
     RunObserver,
     RunPlan,
+    StepListener,
+    StreamingTarget,
     Target,
 )
 from continuous_eval.ports.reader import (
@@ -64,6 +66,8 @@ __all__ = [
     "RunPlan",
     "RunReader",
     "RunStore",
+    "StepListener",
+    "StreamingTarget",
     "SuiteLock",
     "SuiteLocks",
     "SuiteSchedule",
