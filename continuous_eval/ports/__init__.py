@@ -38,6 +38,7 @@ from continuous_eval.ports.runtime import (
 )
 from continuous_eval.ports.store import (
     AlertOutbox,
+    CaseStepStore,
     HistoryReader,
     ResultSink,
     RunHistory,
@@ -51,6 +52,7 @@ __all__ = [
     "AlertEvents",
     "AlertOutbox",
     "CaseScorer",
+    "CaseStepStore",
     "Clock",
     "DaemonEvents",
     "FeaturePlan",
