@@ -156,7 +156,8 @@ def test_unknown_target_type(tmp_path: Path) -> None:
     err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
     assert err.location == "suites.support.features.refunds.target.type"
     assert err.problem == (
-        "unknown target type 'grpc'; expected one of: python, http, anthropic, frozen, recorded, agent"
+        "unknown target type 'grpc'; expected one of: "
+        "python, http, anthropic, frozen, recorded, agent"
     )
 
 
