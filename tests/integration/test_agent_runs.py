@@ -2,7 +2,8 @@
 
 The fake agent streams its steps over SSE; the runner stores each as it
 arrives and the run's event stream shows it before its case's results; the
-trajectory scorer grades the calls; the steps route reads them back.
+trajectory scorers grade the calls, the judge reads them in its prompt
+(the fake Messages API); the steps route reads them back.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from continuous_eval.adapters.http.events import StreamSettings
 from continuous_eval.core.trajectory import Step
 from continuous_eval.fakes.agent_server import AgentScript, FakeAgentServer, Wait, final, step
+from continuous_eval.fakes.anthropic_server import FakeAnthropicServer
+from tests.fixtures.anthropic import FAKE_API_KEY
 from tests.integration.api_server import ApiServer, SseReader, make_settings, running
 
 LOOKUP = Step(kind="tool_call", name="lookup", arguments={"order": 7, "user": "u1"}, id="t1")
@@ -54,6 +58,7 @@ def _suite(directory: Path, agent_url: str) -> Path:
             {"type": "trajectory", "name": "calls", "match": "in_order"},
             {"type": "trajectory", "name": "calls_f1", "match": "f1", "arguments": "exact"},
             {"type": "contains", "value": "refunded"},
+            {"type": "llm_judge", "rubric": "Looked the order up first.", "trajectory": True},
         ],
     }
     path = directory / "suites.yaml"
@@ -63,14 +68,20 @@ def _suite(directory: Path, agent_url: str) -> Path:
 
 
 def test_an_agent_run_streams_stores_and_scores_its_steps(
-    db_url: str, tmp_path: Path, agent: FakeAgentServer
+    db_url: str, tmp_path: Path, agent: FakeAgentServer, fake_anthropic: FakeAnthropicServer
 ) -> None:
     gate = threading.Event()
     agent.script(
         AgentScript([Wait(gate), step(LOOKUP), step(FOUND), step(REFUND), final("refunded")])
     )
     stream = StreamSettings(poll_s=0.05, keepalive_s=0.2)
-    server = ApiServer(make_settings(db_url), _suite(tmp_path, agent.url), stream=stream)
+    settings = make_settings(
+        db_url,
+        anthropic_api_key=SecretStr(FAKE_API_KEY),
+        anthropic_base_url=fake_anthropic.base_url,
+        anthropic_max_retries=0,
+    )
+    server = ApiServer(settings, _suite(tmp_path, agent.url), stream=stream)
     with running(server) as srv, srv.client() as client:
         started = client.post("/api/runs", json={"suite": "agents", "run_id": "agent-run"})
         assert started.status_code == 202, started.text
@@ -99,7 +110,15 @@ def test_an_agent_run_streams_stores_and_scores_its_steps(
     assert rest[-1]["data"]["status"] == "succeeded"
 
     assert [Step.model_validate(s) for s in steps_of_refund["steps"]] == [LOOKUP, FOUND, REFUND]
-    scores = {(r["case_id"], r["scorer"]): r["score"] for r in results}
+    judged = {r["case_id"]: r for r in results if r["scorer"] == "llm_judge"}
+    assert {case: r["status"] for case, r in judged.items()} == {"refund": "ok", "echo": "ok"}
+    prompts = [str(r.body["messages"][0]["content"]) for r in fake_anthropic.requests]
+    (refund_prompt,) = [p for p in prompts if "refund order 7" in p]
+    assert '2. tool result [id t1]: {"status": "delivered"}' in refund_prompt
+    assert '3. tool call refund [id t2]: {"order": 7}' in refund_prompt
+    scores = {
+        (r["case_id"], r["scorer"]): r["score"] for r in results if r["scorer"] != "llm_judge"
+    }
     assert scores == {
         ("refund", "calls"): 1.0,  # in order, extra argument "user" allowed by keys
         ("refund", "calls_f1"): 0.0,  # exact arguments: {"order": 7} matches neither call
