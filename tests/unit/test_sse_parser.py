@@ -7,7 +7,12 @@ from continuous_eval.adapters.targets.sse import SseEvent, SseParser
 
 def parse(*lines: str) -> list[SseEvent]:
     parser = SseParser()
-    return [event for line in lines if (event := parser.feed(line)) is not None]
+    return [event for line in lines if (event := parser.feed_line(line)) is not None]
+
+
+def chunks(*parts: bytes) -> list[SseEvent]:
+    parser = SseParser()
+    return [event for part in parts for event in parser.feed(part)]
 
 
 def test_named_event_with_multi_line_data() -> None:
@@ -36,3 +41,23 @@ def test_the_id_is_kept_and_one_leading_space_only_is_dropped() -> None:
 
 def test_a_field_without_a_colon_and_a_byte_order_mark() -> None:
     assert parse("\ufeffdata", "") == [SseEvent("message", "")]
+
+
+def test_bytes_split_into_lines_on_crlf_lf_and_cr_across_chunks() -> None:
+    events = chunks(b"event: a\r", b"\ndata: 1\r\n\r", b"\ndata: 2\r\rdata: 3\n\n")
+    assert events == [SseEvent("a", "1"), SseEvent("message", "2"), SseEvent("message", "3")]
+
+
+def test_other_unicode_line_breaks_stay_inside_the_data() -> None:
+    text = 'data: {"t": "a\u2028b\u0085c"}\n\n'.encode()
+    assert chunks(text) == [SseEvent("message", '{"t": "a\u2028b\u0085c"}')]
+
+
+def test_a_character_split_between_chunks_is_decoded_whole() -> None:
+    encoded = "data: café\n\n".encode()
+    cut = encoded.index("é".encode()) + 1
+    assert chunks(encoded[:cut], encoded[cut:]) == [SseEvent("message", "café")]
+
+
+def test_a_stream_cut_mid_line_dispatches_nothing() -> None:
+    assert chunks(b"event: final\ndata: {", b'"output": 1}') == []

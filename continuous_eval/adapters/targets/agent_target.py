@@ -125,18 +125,17 @@ class AgentTargetAdapter:
             await _check_response(response, url)
             steps: list[Step] = []
             parser = SseParser()
-            async for line in response.aiter_lines():
-                event = parser.feed(line)
-                if event is None:
-                    continue
-                if event.event == "step":
-                    step = self._step(event, len(steps))
-                    await on_step(case.id, len(steps), step)
-                    steps.append(step)
-                elif event.event in _FINAL_EVENTS:
-                    return TargetOutput(text=_final_text(event, url), steps=tuple(steps))
-                elif event.event == "error":
-                    raise TargetError(f"the agent at {url} reported an error: {_message(event)}")
+            async for chunk in response.aiter_bytes():
+                for event in parser.feed(chunk):
+                    if event.event == "step":
+                        step = self._step(event, len(steps))
+                        await on_step(case.id, len(steps), step)
+                        steps.append(step)
+                    elif event.event in _FINAL_EVENTS:
+                        return TargetOutput(text=_final_text(event, url), steps=tuple(steps))
+                    elif event.event == "error":
+                        message = _message(event)
+                        raise TargetError(f"the agent at {url} reported an error: {message}")
             raise TargetError(
                 f"the agent's stream from {url} ended before its final event "
                 f"(after {len(steps)} steps)"

@@ -1,4 +1,4 @@
-"""A minimal Server-Sent Events reader: lines in, events out, as the HTML spec says.
+"""A minimal Server-Sent Events reader: bytes in, events out, as the HTML spec says.
 
 Belongs here: the event-stream format only (fields, comments, multi-line
 data, the blank line that dispatches), not what any event means. No
@@ -13,15 +13,22 @@ colon is a comment; ``data`` lines accumulate joined by newlines; ``event``
 names the event (``message`` when absent); ``id`` is kept as the last event
 id; ``retry`` and unknown fields are ignored; a blank line dispatches the
 event, unless it has no data; an event not ended by a blank line when the
-stream ends is discarded. Lines arrive already split (``httpx`` splits on
-CR, LF and CRLF, as the spec requires).
+stream ends is discarded. The bytes are decoded as UTF-8 whatever the
+headers say, and split into lines on CRLF, LF and CR only, a CRLF split
+between two chunks counting once (``httpx``'s ``aiter_lines`` also splits on
+the other Unicode line breaks, such as U+2028, which may appear inside an
+event's JSON data).
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass
 
 __all__ = ["SseEvent", "SseParser"]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +44,31 @@ class SseEvent:
 
 
 class SseParser:
-    """Turn the lines of an event stream into events, one line at a time."""
+    """Turn an event stream into events, a chunk of bytes (or a line) at a time."""
 
     def __init__(self) -> None:
         self._event = ""
         self._data: list[str] = []
         self._last_id: str | None = None
         self._first = True
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
 
-    def feed(self, line: str) -> SseEvent | None:
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Take the next bytes of the stream; return the events they complete."""
+        text = self._partial + self._decoder.decode(chunk)
+        # A CR at the very end may be the first half of a CRLF: keep it for later.
+        held = "\r" if text.endswith("\r") else ""
+        lines = _LINE_END.split(text[: len(text) - len(held)])
+        self._partial = lines.pop() + held
+        events = []
+        for line in lines:
+            event = self.feed_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def feed_line(self, line: str) -> SseEvent | None:
         """Take one line (without its line ending); return the event a blank line ends."""
         if self._first:
             self._first = False
