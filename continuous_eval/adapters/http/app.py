@@ -35,6 +35,7 @@ from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
+from continuous_eval.adapters.http.steps import steps_router
 from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
 from continuous_eval.settings import Settings
 
@@ -122,6 +123,7 @@ def create_app(
     _health_routes(app, readiness, status)
     _metrics_and_docs(app, settings, registry)
     app.include_router(runs_router(ctx))
+    app.include_router(steps_router(ctx))
     app.include_router(admin_router(ctx))
     gate = None
     if dashboard:

@@ -56,7 +56,7 @@ DESCRIPTIONS: dict[int, str] = {
     413: "The request body is larger than the configured cap (`payload_too_large`).",
     422: (
         "The request is invalid (`validation_error`, `unknown_suite`, `unknown_feature`, "
-        "`invalid_suite`)."
+        "`invalid_suite`, `feature_required`)."
     ),
     500: "A bug (`internal_error`); quote the request id.",
     503: "The database cannot be used right now (`database_unavailable`).",
