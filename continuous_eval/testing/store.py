@@ -10,11 +10,17 @@ from continuous_eval.testing.history import MemoryRunHistory
 from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
 from continuous_eval.testing.results import MemoryResultSink
+from continuous_eval.testing.retention import MemoryResultRetention
 from continuous_eval.testing.runs import MemoryRunLifecycle
 
 
 class InMemoryRunStore(
-    MemoryRunLifecycle, MemoryResultSink, MemoryRunHistory, MemoryAlertOutbox, MemoryRunLookup
+    MemoryRunLifecycle,
+    MemoryResultSink,
+    MemoryRunHistory,
+    MemoryAlertOutbox,
+    MemoryRunLookup,
+    MemoryResultRetention,
 ):
     """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
 
