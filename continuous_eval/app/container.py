@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.suite_files import LoadedSuites
@@ -50,6 +51,16 @@ def open_store(settings: Settings, *, migrate_embedded: bool = True) -> tuple[En
         migrate.require_head(engine)
     # No clock: every time the store writes is the database's (see SqlRunStore).
     return engine, SqlRunStore(engine)
+
+
+def interaction_store(engine: Engine) -> SqlInteractionStore:
+    """The recorded-traffic store on the run store's engine: one database, one pool.
+
+    Do not ``close()`` it where the run store owns the engine: closing
+    disposes of the shared engine.
+    """
+    # No clock: ingested_at and feedback times are the database's, as the run store's.
+    return SqlInteractionStore(engine)
 
 
 @contextlib.contextmanager

@@ -161,3 +161,16 @@ class JobEvents(Protocol):
     def job_event(self, kind: str) -> None:
         """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
         ...
+
+
+class RetentionEvents(Protocol):
+    """Where the retention job's deletes and failures are counted."""
+
+    def retention_deleted(self, kind: str, feature: str, count: int) -> None:
+        """Count ``count`` rows deleted: ``kind`` is ``interactions`` or ``results``;
+        ``feature`` is the interactions' feature (empty for results, deleted per run)."""
+        ...
+
+    def retention_failed(self) -> None:
+        """Count one retention pass that raised (logged; the daemon carries on)."""
+        ...
