@@ -199,6 +199,12 @@ class RetentionMetrics:
     Per replica, like the daemon's counters: only the replica holding the
     retention lock deletes, so the fleet's total is the sum over replicas.
     ``feature`` is empty for results, which are deleted per run.
+
+    ``continuous_eval_interactions_stored{feature}`` is the rows per feature
+    as of this replica's last pass (counted at its start, less what it
+    deleted): counting a million-row table on every scrape would not be
+    cheap, and retention counts them anyway. Take ``max`` over replicas;
+    a replica that never ran a pass has none.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -213,6 +219,12 @@ class RetentionMetrics:
             "Retention passes that raised (logged; the daemon carries on).",
             registry=registry,
         )
+        self.stored = Gauge(
+            "continuous_eval_interactions_stored",
+            "Interactions stored per feature, as of this replica's last retention pass.",
+            ["feature"],
+            registry=registry,
+        )
 
     def retention_deleted(self, kind: str, feature: str, count: int) -> None:
         """Add ``count`` deleted rows of ``kind`` (``interactions`` or ``results``)."""
@@ -221,3 +233,9 @@ class RetentionMetrics:
     def retention_failed(self) -> None:
         """Count one failed pass."""
         self.failures.inc()
+
+    def interactions_stored(self, counts: Mapping[str, int]) -> None:
+        """Set each feature's gauge; features gone since the last pass are dropped."""
+        self.stored.clear()
+        for feature, rows in counts.items():
+            self.stored.labels(feature=feature).set(rows)

@@ -7,7 +7,7 @@ daemon and its metrics share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -173,4 +173,8 @@ class RetentionEvents(Protocol):
 
     def retention_failed(self) -> None:
         """Count one retention pass that raised (logged; the daemon carries on)."""
+        ...
+
+    def interactions_stored(self, counts: Mapping[str, int]) -> None:
+        """The rows each feature has after a pass (read at its start, less what it deleted)."""
         ...

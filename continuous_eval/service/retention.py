@@ -121,15 +121,23 @@ class RetentionJob:
         """
         by_age = by_cap = 0
         store = self._interactions
-        for feature in sorted(store.interaction_features()):
+        counts = store.interaction_features()
+        for feature in sorted(counts):
             rule = self._policy.rule(feature)
             too_old = cutoff(now, rule.max_age_days)
+            deleted = 0
             if too_old is not None:
                 step = partial(store.delete_interactions_before, feature, too_old, self._batch)
-                by_age += self._drain("interactions", feature, keep_going, step)
+                deleted = self._drain("interactions", feature, keep_going, step)
+                by_age += deleted
             if rule.max_rows is not None:
                 step = partial(store.delete_interactions_over, feature, rule.max_rows, self._batch)
-                by_cap += self._drain("interactions", feature, keep_going, step)
+                capped = self._drain("interactions", feature, keep_going, step)
+                by_cap += capped
+                deleted += capped
+            counts[feature] = max(0, counts[feature] - deleted)
+        if self._events is not None:
+            self._events.interactions_stored(counts)
         return RetentionOutcome(
             interactions_by_age=by_age,
             interactions_by_cap=by_cap,

@@ -206,7 +206,10 @@ def test_the_tick_deletes_under_the_lock_and_counts(world: World) -> None:
     registry = CollectorRegistry()
     metrics = RetentionMetrics(registry)
     old = world.clock.now() - timedelta(days=100)
-    world.interactions.add_interactions([interaction(n, started_at=old) for n in range(3)])
+    world.interactions.add_interactions(
+        [interaction(n, started_at=old) for n in range(3)]
+        + [interaction(9, feature="brief", started_at=world.clock.now())]
+    )
     scheduled = tick(world, world.job(events=metrics), metrics)
     try:
         outcome = asyncio.run(scheduled())
@@ -215,6 +218,9 @@ def test_the_tick_deletes_under_the_lock_and_counts(world: World) -> None:
     assert outcome == RetentionOutcome(interactions_by_age=3)
     labels = {"kind": "interactions", "feature": "support"}
     assert registry.get_sample_value("continuous_eval_retention_deleted_total", labels) == 3
+    stored = "continuous_eval_interactions_stored"
+    assert registry.get_sample_value(stored, {"feature": "support"}) == 0
+    assert registry.get_sample_value(stored, {"feature": "brief"}) == 1
 
 
 def test_the_tick_skips_while_another_replica_holds_the_lock(world: World) -> None:
