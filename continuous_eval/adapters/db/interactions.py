@@ -69,11 +69,15 @@ class SqlInteractionStore(SqlStoreBase):
 
         Spans repeated within the batch count once. One transaction: a batch
         is stored whole or not at all.
+
+        Raises:
+            ValueError: A start or end time is naive; nothing was written.
         """
         if not items:
             return 0
         first: dict[tuple[str, str], Interaction] = {}
         for item in items:
+            _require_times_aware(item)
             first.setdefault((item.trace_id, item.span_id), item)
         with self._translate("store interactions"), self._writer.begin() as conn:
             now = self._time.now().value(conn)
@@ -283,6 +287,12 @@ def _times(row: dict[str, Any]) -> dict[str, str | None]:
         name: None if row[name] is None else row[name].astimezone(UTC).isoformat()
         for name in ("started_at", "ended_at", "ingested_at")
     }
+
+
+def _require_times_aware(item: Interaction) -> None:
+    """Refuse a naive start or end: which instant it means is a guess (see ``UTCDateTime``)."""
+    require_aware(item.started_at, "started_at")
+    require_aware(item.ended_at, "ended_at")
 
 
 def _interaction_row(item: Interaction, now: datetime) -> dict[str, Any]:
