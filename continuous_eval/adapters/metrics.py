@@ -191,3 +191,51 @@ class UserCodeCollector:
     def describe(self) -> list[Metric]:
         """Nothing up front: the samples depend on the pools made so far."""
         return []
+
+
+class RetentionMetrics:
+    """The retention job's deletes and failures (implements ``RetentionEvents``).
+
+    Per replica, like the daemon's counters: only the replica holding the
+    retention lock deletes, so the fleet's total is the sum over replicas.
+    ``feature`` is empty for results, which are deleted per run.
+
+    ``continuous_eval_interactions_stored{feature}`` is the rows per feature
+    as of this replica's last pass (counted at its start, less what it
+    deleted): counting a million-row table on every scrape would not be
+    cheap, and retention counts them anyway. Take ``max`` over replicas;
+    a replica that never ran a pass has none.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deleted = Counter(
+            "continuous_eval_retention_deleted",
+            "Rows deleted by retention: interactions (by feature) and raw results of old runs.",
+            ["kind", "feature"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "continuous_eval_retention_failures",
+            "Retention passes that raised (logged; the daemon carries on).",
+            registry=registry,
+        )
+        self.stored = Gauge(
+            "continuous_eval_interactions_stored",
+            "Interactions stored per feature, as of this replica's last retention pass.",
+            ["feature"],
+            registry=registry,
+        )
+
+    def retention_deleted(self, kind: str, feature: str, count: int) -> None:
+        """Add ``count`` deleted rows of ``kind`` (``interactions`` or ``results``)."""
+        self.deleted.labels(kind=kind, feature=feature).inc(count)
+
+    def retention_failed(self) -> None:
+        """Count one failed pass."""
+        self.failures.inc()
+
+    def interactions_stored(self, counts: Mapping[str, int]) -> None:
+        """Set each feature's gauge; features gone since the last pass are dropped."""
+        self.stored.clear()
+        for feature, rows in counts.items():
+            self.stored.labels(feature=feature).set(rows)

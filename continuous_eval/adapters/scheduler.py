@@ -1,4 +1,4 @@
-"""APScheduler 3 wiring: one interval job that calls the daemon's tick.
+"""APScheduler 3 wiring: the interval jobs of `serve`, the daemon's tick and retention.
 
 Each process has its own in-memory job store (never a shared one: several
 processes sharing an APScheduler 3 job store run jobs twice); coordination
@@ -82,3 +82,41 @@ def make_scheduler(
 
     scheduler.add_listener(on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
     return scheduler
+
+
+RETENTION_JOB_ID = "continuous-eval-retention"
+
+
+def add_retention_job(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    startup_delay_s: float,
+    jitter_s: float,
+    now: datetime | None = None,
+) -> None:
+    """Add the retention pass, every ``interval_s``, first after the start-up delay and jitter.
+
+    The first pass comes soon after start rather than an interval later, so
+    a replica restarted more often than the interval still enforces
+    retention; the jitter spreads replicas started together (and the lock
+    makes one of them do the work). Overlaps are skipped (``max_instances=1``)
+    and a backlog of missed passes is one (``coalesce``). The job never
+    raises (``service.retention.RetentionTick``); the listener above still
+    logs and counts it if it ever did.
+    """
+    start = (now or datetime.now(UTC)) + timedelta(
+        seconds=startup_delay_s + random.uniform(0, jitter_s)
+    )
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
+        id=RETENTION_JOB_ID,
+        next_run_time=start,
+        coalesce=True,
+        max_instances=1,
+        # A pass is never too late to be worth running.
+        misfire_grace_time=None,
+        replace_existing=True,
+    )

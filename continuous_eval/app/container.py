@@ -53,6 +53,16 @@ def open_store(settings: Settings, *, migrate_embedded: bool = True) -> tuple[En
     return engine, SqlRunStore(engine)
 
 
+def interaction_store(engine: Engine) -> SqlInteractionStore:
+    """The recorded-traffic store on the run store's engine: one database, one pool.
+
+    Do not ``close()`` it where the run store owns the engine: closing
+    disposes of the shared engine.
+    """
+    # No clock: ingested_at and feedback times are the database's, as the run store's.
+    return SqlInteractionStore(engine)
+
+
 @contextlib.contextmanager
 def read_side(settings: Settings) -> Iterator[tuple[RunReader, RunStore]]:
     """Open the configured store and its reader, for commands that only read; close both after.
@@ -128,7 +138,7 @@ async def local_daemon(
         locks=locks,
         runner=runner,
         # Online features sample the recorded traffic on the same database.
-        plans=SuitePlans(settings, loaded, builder, SqlInteractionStore(engine)),
+        plans=SuitePlans(settings, loaded, builder, interaction_store(engine)),
         config=config,
         events=events,
         deliver_alerts=dispatcher.deliver_due,

@@ -22,13 +22,14 @@ from prometheus_client import CollectorRegistry
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
-from continuous_eval.adapters.metrics import DaemonMetrics, UserCodeCollector
+from continuous_eval.adapters.metrics import DaemonMetrics, RetentionMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.adapters.scheduler import make_scheduler
+from continuous_eval.adapters.scheduler import add_retention_job, make_scheduler
 from continuous_eval.adapters.suite_files import load_suite_file
 from continuous_eval.adapters.user_code import DaemonThreadPool
 from continuous_eval.app.config import daemon_config
 from continuous_eval.app.container import local_daemon, readiness
+from continuous_eval.app.retention import retention_tick
 from continuous_eval.app.scanning import scan_suites
 from continuous_eval.settings import Settings
 
@@ -94,6 +95,16 @@ async def serve(settings: Settings, config_path: Path) -> int:
             misfire_grace_s=settings.schedule_misfire_grace_s,
             events=metrics,
         )
+        retention = retention_tick(
+            settings, loaded, store, owner=daemon.owner, events=RetentionMetrics(registry)
+        )
+        add_retention_job(
+            scheduler,
+            retention,
+            interval_s=settings.retention_interval_s,
+            startup_delay_s=settings.schedule_startup_delay_s,
+            jitter_s=settings.schedule_startup_jitter_s,
+        )
         engine = store.engine
         registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
         registry.register(UserCodeCollector(lambda: builder.pools))
@@ -155,6 +166,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
         finally:
             scheduler.shutdown(wait=False)
             await daemon.shutdown(settings.shutdown_timeout_s)
+            retention.close()
             server.should_exit = True
             await asyncio.gather(server_task, return_exceptions=True)
             stop_task.cancel()

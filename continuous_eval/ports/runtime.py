@@ -7,7 +7,7 @@ daemon and its metrics share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -160,4 +160,21 @@ class JobEvents(Protocol):
 
     def job_event(self, kind: str) -> None:
         """Count one ``missed``, ``error`` or ``max_instances`` event of the tick job."""
+        ...
+
+
+class RetentionEvents(Protocol):
+    """Where the retention job's deletes and failures are counted."""
+
+    def retention_deleted(self, kind: str, feature: str, count: int) -> None:
+        """Count ``count`` rows deleted: ``kind`` is ``interactions`` or ``results``;
+        ``feature`` is the interactions' feature (empty for results, deleted per run)."""
+        ...
+
+    def retention_failed(self) -> None:
+        """Count one retention pass that raised (logged; the daemon carries on)."""
+        ...
+
+    def interactions_stored(self, counts: Mapping[str, int]) -> None:
+        """The rows each feature has after a pass (read at its start, less what it deleted)."""
         ...

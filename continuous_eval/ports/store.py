@@ -8,7 +8,7 @@ them on SQL, ``continuous_eval.testing`` in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -316,6 +316,31 @@ class RunLookup(Protocol):
 
 class HistoryReader(RunLookup, RunHistory, Protocol):
     """What the detector, the backtest and the alert planner read: runs by id and their history."""
+
+
+class ResultRetention(Protocol):
+    """Deleting the raw results of old runs; their aggregates, decisions and alerts stay.
+
+    A separate seam, not part of ``RunStore``: only the retention job uses it.
+    A run qualifies when it is finished (a terminal status) and was created,
+    and finished, before the cutoff.
+    """
+
+    def suites_with_old_results(self, cutoff: datetime) -> list[str]:
+        """The suites, sorted, with a qualifying run that still has results or steps."""
+        ...
+
+    def delete_old_results(
+        self, suite: str, cutoff: datetime, keep_run_ids: Collection[str], batch: int
+    ) -> int:
+        """Delete up to ``batch`` result rows, then up to ``batch`` less those of case
+        steps, of the suite's qualifying runs not in ``keep_run_ids``; return how many."""
+        ...
+
+
+class RetentionReader(ResultRetention, HistoryReader, Protocol):
+    """What the retention job needs of the run store: old results, and the history
+    that says which runs the detector will still pair with."""
 
 
 class RunStore(

@@ -51,6 +51,9 @@ class InMemoryInteractionStore:
 
     def add_interactions(self, items: Sequence[Interaction]) -> int:
         """Store the spans not stored yet; the first write of a span wins."""
+        for item in items:
+            require_aware(item.started_at, "started_at")
+            require_aware(item.ended_at, "ended_at")
         with self._lock:
             now = self.clock.now()
             added = 0

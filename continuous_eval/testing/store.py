@@ -10,6 +10,7 @@ from continuous_eval.testing.history import MemoryRunHistory
 from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
 from continuous_eval.testing.results import MemoryResultSink
+from continuous_eval.testing.retention import MemoryResultRetention
 from continuous_eval.testing.runs import MemoryRunLifecycle
 from continuous_eval.testing.steps import MemoryCaseSteps
 
@@ -21,6 +22,7 @@ class InMemoryRunStore(
     MemoryRunHistory,
     MemoryAlertOutbox,
     MemoryRunLookup,
+    MemoryResultRetention,
 ):
     """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
 

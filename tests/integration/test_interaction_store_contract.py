@@ -93,6 +93,15 @@ def test_ids_increase_and_every_field_round_trips(interaction_store: Interaction
     assert second.interaction == interaction(2)
 
 
+def test_a_naive_time_is_refused_and_nothing_of_the_batch_is_stored(
+    interaction_store: InteractionStore,
+) -> None:
+    naive = interaction(2, started_at=datetime(2025, 1, 1, 12))  # noqa: DTZ001
+    with pytest.raises(ValueError, match="started_at"):
+        interaction_store.add_interactions([interaction(1), naive])
+    assert interaction_store.list_interactions() == []
+
+
 # -------------------------------------------------------------------- listing
 
 

@@ -1,9 +1,9 @@
 """``SqlRunStore``: the ``RunStore`` port on SQLAlchemy Core, for SQLite and Postgres.
 
 Only the facade belongs here: ``SqlRunStore`` joins the store's seams, one
-module each (``runs``, ``results``, ``steps``, ``history``, ``outbox``, ``lookup``, over
-``base`` and the row mapping in ``rows``). The lifecycle rules (which status a
-run may be written, released, adopted or controlled in) live in
+module each (``runs``, ``results``, ``steps``, ``history``, ``outbox``, ``lookup``,
+``retention``, over ``base`` and the row mapping in ``rows``). The lifecycle
+rules (which status a run may be written, released, adopted or controlled in) live in
 ``core.lifecycle`` and the outbox's in ``core.outbox``, shared with
 ``continuous_eval.testing.InMemoryRunStore`` so both stores refuse and decide
 the same things the same way.
@@ -23,6 +23,7 @@ from continuous_eval.adapters.db.history import SqlRunHistory
 from continuous_eval.adapters.db.lookup import SqlRunLookup
 from continuous_eval.adapters.db.outbox import SqlAlertOutbox
 from continuous_eval.adapters.db.results import STREAM_BATCH, SqlResultSink
+from continuous_eval.adapters.db.retention import SqlResultRetention
 from continuous_eval.adapters.db.rows import callbacks_from_json, callbacks_to_json, run_record
 from continuous_eval.adapters.db.runs import SqlRunLifecycle
 from continuous_eval.adapters.db.steps import SqlCaseSteps
@@ -39,7 +40,13 @@ __all__ = [
 
 
 class SqlRunStore(
-    SqlRunLifecycle, SqlResultSink, SqlCaseSteps, SqlRunHistory, SqlAlertOutbox, SqlRunLookup
+    SqlRunLifecycle,
+    SqlResultSink,
+    SqlCaseSteps,
+    SqlRunHistory,
+    SqlAlertOutbox,
+    SqlRunLookup,
+    SqlResultRetention,
 ):
     """Store runs, results and aggregates in SQLite or Postgres.
 
