@@ -294,13 +294,15 @@ def scan_dataset(
 
 
 def _file_dataset(dataset: Dataset | TracesDataset, config_file: str | Path, where: str) -> Dataset:
-    """Recorded traffic is read from the database, never from a file; until the
-    interaction store is wired into runs, say so at the dataset's key."""
+    """Recorded traffic is sampled from the interaction store when a run is
+    planned (``app.scanning.sample_cases``), never read from a file: say so at
+    the dataset's key if anything asks for it as a file."""
     if isinstance(dataset, TracesDataset):
         raise ConfigError(
             display_path(Path(config_file)),
             where,
-            "recorded traffic ('source: traces') cannot be read by this version yet",
+            "recorded traffic ('source: traces') is sampled from the interaction store "
+            "when a run is planned; it has no file to read",
         )
     return dataset
 

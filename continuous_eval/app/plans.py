@@ -7,6 +7,7 @@ Adapters are imported where they are built, not at the top: an offline
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from continuous_eval.core.suite import (
     LlmJudgeScorer,
     PythonScorer,
     PythonTarget,
+    RecordedTarget,
     Scorer,
     scorer_name,
 )
@@ -38,6 +40,7 @@ from continuous_eval.ports import (
     RunPlan,
     Target,
 )
+from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,6 +111,10 @@ class PlanBuilder:
             from continuous_eval.adapters.targets.frozen_target import FrozenOutputTarget
 
             built = FrozenOutputTarget()
+        elif isinstance(target, RecordedTarget):
+            from continuous_eval.adapters.targets.frozen_target import RecordedOutputTarget
+
+            built = RecordedOutputTarget()
         else:  # pragma: no cover - the union is exhaustive
             raise ConfigError(self._loaded.file, location, "unknown target type")
         self._targets[(suite, feature)] = built
@@ -184,6 +191,8 @@ class PlanBuilder:
         return self._scorers[key]
 
     def _cases(self, suite: str, item: ScannedFeature) -> Iterator[Case]:
+        if item.cases is not None:
+            return iter(item.cases)  # an online feature's sample, taken once
         return iter_cases(
             item.feature.dataset,
             self._loaded.base_dir,
@@ -206,13 +215,27 @@ class PlanBuilder:
 
 
 class SuitePlans:
-    """The daemon's plan source: each run re-reads its datasets, adapters are reused."""
+    """The daemon's plan source: each run re-reads its datasets, adapters are reused.
 
-    def __init__(self, settings: Settings, loaded: LoadedSuites, builder: PlanBuilder) -> None:
+    Online features sample their cases from ``traffic``, the store of recorded
+    interactions, in the window that ends at the run's ``as_of``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        loaded: LoadedSuites,
+        builder: PlanBuilder,
+        traffic: InteractionStore | None = None,
+    ) -> None:
         self._settings = settings
         self._loaded = loaded
         self._builder = builder
+        self._traffic = traffic
 
-    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
-        """Validate and fingerprint the suite's datasets, then build the plan."""
-        return self._builder.build(scan_suite(self._loaded, suite, features, self._settings))
+    def plan(self, suite: str, features: Sequence[str], as_of: datetime | None = None) -> RunPlan:
+        """Validate and fingerprint the suite's datasets (sample its online ones), then build."""
+        scanned = scan_suite(
+            self._loaded, suite, features, self._settings, traffic=self._traffic, as_of=as_of
+        )
+        return self._builder.build(scanned)

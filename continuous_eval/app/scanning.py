@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from continuous_eval.adapters.suite_files import (
@@ -17,8 +18,10 @@ from continuous_eval.adapters.suite_files import (
     scan_dataset,
 )
 from continuous_eval.core.fingerprint import FeatureFingerprint, hash_json
+from continuous_eval.core.online_cases import cases_from_sample, span_limit, traces_window
 from continuous_eval.core.suite import (
     ANCHOR_SUFFIX,
+    Case,
     Feature,
     FrozenTarget,
     LlmJudgeScorer,
@@ -26,9 +29,11 @@ from continuous_eval.core.suite import (
     PythonTarget,
     Scorer,
     Suite,
+    TracesDataset,
     scorer_name,
 )
 from continuous_eval.errors import ConfigError
+from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.settings import Settings
 
 
@@ -40,6 +45,9 @@ class ScannedFeature:
     feature: Feature
     case_count: int
     fingerprint: FeatureFingerprint
+    cases: tuple[Case, ...] | None = None
+    """An online feature's sampled cases (read once, so every pass over the
+    plan's cases sees the same ones); None for a dataset file, re-read each time."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,28 @@ def _scorer_hash(scorer: Scorer, judge_model: str) -> str:
 
 
 def scan_suite(
-    loaded: LoadedSuites, suite_name: str, features: Sequence[str], settings: Settings
+    loaded: LoadedSuites,
+    suite_name: str,
+    features: Sequence[str],
+    settings: Settings,
+    *,
+    traffic: InteractionStore | None = None,
+    as_of: datetime | None = None,
 ) -> ScannedSuite:
     """Validate a suite's selected datasets end to end (streaming) and fingerprint them.
 
     Called before a run is created, so a bad row at line 19,000 stops the run
     before any money is spent and no run is left ``running``.
+
+    Args:
+        loaded: The suite file.
+        suite_name: The suite.
+        features: The features to run; none: all of them.
+        settings: For the judge model (part of a judge scorer's fingerprint).
+        traffic: Where online features sample their cases. Without it (a
+            start-up or ``check-config`` scan) they are validated, not sampled.
+        as_of: Where an online feature's window ends: the run's scheduled time
+            (a manual run: its creation); none: now.
     """
     suite = loaded.suites.suites[suite_name]
     # A run's features name its anchors too (``<feature>@anchors``); they come with it.
@@ -99,6 +123,7 @@ def scan_suite(
             f"suites.{suite_name}.features",
             f"no feature named {unknown[0]!r} (have: {', '.join(suite.features)})",
         )
+    end = as_of or datetime.now(UTC)
     scanned = []
     problems: list[ConfigError] = []
     for name in selected:
@@ -110,26 +135,55 @@ def scan_suite(
         for run_name, feature, field in parts:
             where = f"suites.{suite_name}.features.{name}.{field}"
             try:
-                scan = scan_dataset(
-                    feature.dataset, loaded.base_dir, config_file=loaded.path, where=where
-                )
-                if isinstance(feature.target, FrozenTarget):
-                    _check_frozen_outputs(loaded, feature, where)
+                item = _scan_feature(loaded, run_name, feature, where, settings, traffic, end)
+                scanned.append(item)
             except ConfigError as exc:
                 problems.append(exc)  # every dataset's first problem, in one report
-                continue
-            fp = FeatureFingerprint(
-                feature=run_name,
-                dataset=scan.sha256,
-                target=hash_json(feature.target.model_dump(mode="json")),
-                scorers={
-                    scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers
-                },
-            )
-            scanned.append(ScannedFeature(run_name, feature, scan.count, fp))
     if problems:
         raise ConfigError.combine(problems)
     return ScannedSuite(suite_name, suite, tuple(scanned))
+
+
+def _scan_feature(
+    loaded: LoadedSuites,
+    run_name: str,
+    feature: Feature,
+    where: str,
+    settings: Settings,
+    traffic: InteractionStore | None,
+    as_of: datetime,
+) -> ScannedFeature:
+    dataset = feature.dataset
+    cases: tuple[Case, ...] | None = None
+    if isinstance(dataset, TracesDataset):
+        # Fingerprinted by its configuration, not its cases: every online run
+        # scores other interactions, and they are comparable as long as the
+        # window, the sample, the target and the scorers are the same.
+        digest = hash_json(dataset.model_dump(mode="json"))
+        cases = sample_cases(traffic, dataset, as_of) if traffic is not None else None
+        count = len(cases) if cases is not None else dataset.sample.max
+    else:
+        scan = scan_dataset(dataset, loaded.base_dir, config_file=loaded.path, where=where)
+        if isinstance(feature.target, FrozenTarget):
+            _check_frozen_outputs(loaded, feature, where)
+        digest, count = scan.sha256, scan.count
+    fp = FeatureFingerprint(
+        feature=run_name,
+        dataset=digest,
+        target=hash_json(feature.target.model_dump(mode="json")),
+        scorers={scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers},
+    )
+    return ScannedFeature(run_name, feature, count, fp, cases)
+
+
+def sample_cases(
+    traffic: InteractionStore, dataset: TracesDataset, as_of: datetime
+) -> tuple[Case, ...]:
+    """An online feature's cases: the window's sampled interactions, one case per trace."""
+    start, end = traces_window(dataset, as_of)
+    limit = span_limit(dataset)
+    rows = traffic.sample(dataset.feature, start, end, dataset.sample.rate, limit)
+    return tuple(cases_from_sample(rows, dataset.sample.max, truncated=len(rows) >= limit))
 
 
 def _check_frozen_outputs(loaded: LoadedSuites, feature: Feature, where: str) -> None:

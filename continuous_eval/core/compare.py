@@ -65,6 +65,11 @@ class CaseChange:
         """What the case expected, from the newer run when it kept it."""
         return _first(self.after, self.before, "expected_excerpt")
 
+    @property
+    def trace_id(self) -> str | None:
+        """The recorded interaction an online case scored (one run scored it)."""
+        return _first(self.after, self.before, "trace_id")
+
 
 def _first(a: ResultRecord | None, b: ResultRecord | None, name: str) -> str | None:
     for record in (a, b):

@@ -123,6 +123,8 @@ class CaseResult:
     after the dataset file changed."""
     expected_excerpt: str | None = None
     """The case's expected answer, if any, capped the same way."""
+    trace_id: str | None = None
+    """The recorded interaction an online case scored, so a result links back to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +234,15 @@ class RunRecord:
         """Scored results as a share of the expected ones (1.0 for an empty run)."""
         return self.scored / self.total if self.total else 1.0
 
+    @property
+    def as_of(self) -> datetime:
+        """Where its online features' window of traffic ends: its slot, else its creation.
+
+        A takeover plans the run again with this, so it samples the same
+        interactions the first attempt did.
+        """
+        return self.scheduled_for or self.created_at
+
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
@@ -263,6 +274,8 @@ class ResultRecord:
     """What the case asked (see ``CaseResult.input_excerpt``); None for results
     stored before inputs were kept."""
     expected_excerpt: str | None = None
+    trace_id: str | None = None
+    """The recorded interaction an online case scored (see ``CaseResult.trace_id``)."""
 
 
 @dataclass(frozen=True, slots=True)

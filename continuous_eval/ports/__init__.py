@@ -20,6 +20,7 @@ from continuous_eval.ports.execution import (
     RunPlan,
     Target,
 )
+from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.ports.reader import (
     RunReader,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "DaemonEvents",
     "FeaturePlan",
     "HistoryReader",
+    "InteractionStore",
     "JobEvents",
     "PlanSource",
     "ResultSink",

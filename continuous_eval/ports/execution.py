@@ -88,8 +88,13 @@ class RunPlan:
 class PlanSource(Protocol):
     """Builds a runnable plan for a suite (reading its datasets anew each time)."""
 
-    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
-        """Validate and fingerprint the suite's datasets and return the plan."""
+    def plan(self, suite: str, features: Sequence[str], as_of: datetime | None = None) -> RunPlan:
+        """Validate and fingerprint the suite's datasets and return the plan.
+
+        ``as_of`` is where an online feature's window of recorded traffic ends:
+        the run's scheduled time (a manual run: its creation), so a retry or a
+        takeover samples the same interactions; none: now.
+        """
         ...
 
 

@@ -45,7 +45,7 @@ class DaemonControls(DaemonTicks):
 
     def _store_aggregates(self, run: RunRecord) -> None:
         try:
-            plan = self._plans.plan(run.suite, run.features)
+            plan = self._plans.plan(run.suite, run.features, run.as_of)
             expected = [(f.name, s.name) for f in plan.features for s in f.scorers]
             fingerprints = plan.pair_fingerprints
         except ContinuousEvalError:

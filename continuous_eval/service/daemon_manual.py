@@ -89,7 +89,8 @@ class DaemonManualRuns(DaemonExecution):
             if lock is None:
                 raise GateBusy(f"suite {suite!r} is running in another process", elsewhere=True)
             self._events.lock_held(suite, True)
-            plan = await self._io(partial(self._plans.plan, suite, features))
+            now = await self._io(self._store.db_now)
+            plan = await self._io(partial(self._plans.plan, suite, features, now))
             new = new_run(
                 plan,
                 "manual",

@@ -107,7 +107,7 @@ class DaemonTicks(DaemonExecution):
         if budget.spend_unreadable:
             log.warning(budget.reason, extra={"event": "budget_unreadable", "suite": suite})
             self._events.budget_unreadable()
-        plan = await self._io(partial(self._plans.plan, suite, ()))
+        plan = await self._io(partial(self._plans.plan, suite, (), decision.slot))
         new = new_run(
             plan, "scheduled", scheduled_for=decision.slot, callbacks=self._callbacks(None)
         )
@@ -157,7 +157,7 @@ class DaemonTicks(DaemonExecution):
             "taking over a run",
             extra={"event": "run_adopted", "run_id": run.id, "attempt": run.attempt},
         )
-        plan = await self._io(partial(self._plans.plan, suite, run.features))
+        plan = await self._io(partial(self._plans.plan, suite, run.features, run.as_of))
         spent = await self._spend_today(await self._io(self._store.db_now))
         tracker = BudgetTracker(self._config.daily_budget_usd, spent or 0.0)
         await self._execute(run, plan, lock, schedule, tracker)

@@ -71,7 +71,10 @@ async def run_case(
     outcome = await _answer_and_score(state, feature, case, excerpt_chars)
     asked = case_text(case.input, excerpt_chars)
     expected = case_text(case.expected, excerpt_chars)
-    results = [replace(r, input_excerpt=asked, expected_excerpt=expected) for r in outcome.results]
+    results = [
+        replace(r, input_excerpt=asked, expected_excerpt=expected, trace_id=case.trace_id)
+        for r in outcome.results
+    ]
     return CaseOutcome(results, outcome.delta, outcome.refusal)
 
 

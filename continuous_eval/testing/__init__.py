@@ -10,8 +10,10 @@ uses them never loads SQLAlchemy.
 of sleeping (``GatedTarget``); ``reader`` the read side over the in-memory
 store (``InMemoryRunReader``); ``store`` joins the in-memory store's seams
 (``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``);
-``builders`` the records a test arranges (``new_run``, ``ok``, ``failed``,
-``add_finished_run``, ...), the same for every test that builds them.
+``interactions`` the interaction store in memory
+(``InMemoryInteractionStore``); ``builders`` the records a test arranges
+(``new_run``, ``ok``, ``failed``, ``add_finished_run``, ...), the same for
+every test that builds them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from continuous_eval.testing.builders import (
 )
 from continuous_eval.testing.clock import DEFAULT_START, FakeClock
 from continuous_eval.testing.doubles import GatedTarget
+from continuous_eval.testing.interactions import InMemoryInteractionStore
 from continuous_eval.testing.reader import InMemoryRunReader
 from continuous_eval.testing.store import InMemoryRunStore
 
@@ -39,6 +42,7 @@ __all__ = [
     "Decide",
     "FakeClock",
     "GatedTarget",
+    "InMemoryInteractionStore",
     "InMemoryRunReader",
     "InMemoryRunStore",
     "add_finished_run",

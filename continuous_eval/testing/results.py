@@ -59,6 +59,7 @@ class MemoryResultSink(MemoryStoreBase):
                     created_at=now,
                     input_excerpt=result.input_excerpt,
                     expected_excerpt=result.expected_excerpt,
+                    trace_id=result.trace_id,
                 )
             self.runs[run_id] = replace(
                 run,

@@ -252,6 +252,7 @@ def test_results_keep_every_field(store: RunStore, clock: FakeClock) -> None:
         latency_ms=812.5,
         usage=Usage(1200, 85, 0.0015),
         attempt=1,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
     )
 
     store.save_results("run-1", [stored], ProgressDelta(cases_done=1, scored=1))
@@ -269,6 +270,7 @@ def test_results_keep_every_field(store: RunStore, clock: FakeClock) -> None:
     assert row.error is None
     assert row.latency_ms == 812.5
     assert row.usage == Usage(1200, 85, 0.0015)
+    assert row.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert row.created_at == clock.now()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -79,8 +79,10 @@ class Plans:
         self.target = target
         self.judge = judge
         self.fail_with: Exception | None = None
+        self.as_of: list[datetime | None] = []
 
-    def plan(self, suite: str, features: Sequence[str]) -> RunPlan:
+    def plan(self, suite: str, features: Sequence[str], as_of: datetime | None = None) -> RunPlan:
+        self.as_of.append(as_of)
         if self.fail_with is not None:
             raise self.fail_with
         items = [Case(id=f"c{i}", input=f"q{i}") for i in range(self.cases)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import httpx
@@ -304,6 +304,19 @@ async def test_compare_shows_the_fallen_cases_with_inputs_outputs_and_rationales
     assert "because new says c1" in page
     fell = (await board.client.get("/ui/compare?run=new&base=base&show=fell")).text
     assert re.findall(r'data-case="(\w+)"', fell) == ["c1"]
+    assert "recorded interaction" not in page  # cases from a file have no trace
+
+
+async def test_compare_links_an_online_case_to_its_recorded_interaction(board: Board) -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    for run_id in ("base", "new"):
+        board.store.create_run(new_run(run_id, cases_total=1, total=1))
+        result = replace(_result(trace, 4.0, "ok"), trace_id=trace)
+        board.store.save_results(run_id, [result], ProgressDelta(cases_done=1))
+        board.clock.advance(timedelta(minutes=1))
+    await board.sign_in()
+    page = (await board.client.get("/ui/compare?run=new&base=base")).text
+    assert f'href="/api/traces/{trace}"' in page
 
 
 async def test_the_alerts_page_lists_incidents_and_deliveries(board: Board) -> None:

@@ -117,6 +117,7 @@ def result_row(run_id: str, result: CaseResult, now: datetime) -> dict[str, Any]
         "created_at": now,
         "input_excerpt": result.input_excerpt,
         "expected_excerpt": result.expected_excerpt,
+        "trace_id": result.trace_id,
     }
 
 
@@ -141,6 +142,7 @@ def result_record(row: Row[*tuple[Any, ...]]) -> ResultRecord:
         created_at=m["created_at"],
         input_excerpt=m["input_excerpt"],
         expected_excerpt=m["expected_excerpt"],
+        trace_id=m["trace_id"],
     )
 
 

@@ -215,6 +215,9 @@ class ResultOut(BaseModel):
     for results stored before inputs were kept."""
     expected_excerpt: str | None = None
     """The case's expected answer, capped the same way; null when it has none."""
+    trace_id: str | None = None
+    """The recorded interaction an online case scored (``GET /api/traces/{trace_id}``);
+    null for cases from a dataset file."""
 
 
 class ResultPage(BaseModel):
