@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from continuous_eval.adapters.http.app import create_app
-from continuous_eval.testing import InMemoryRunReader, InMemoryRunStore
+from continuous_eval.core.interactions import Interaction
+from continuous_eval.testing import InMemoryInteractionStore, InMemoryRunReader, InMemoryRunStore
 from tests.fixtures.api_suite import AUTH, expect_error, make_settings
 from tests.fixtures.asgi import BASE_URL, SUITES, UNUSED_DATABASE, _Idle
 from tests.fixtures.otlp_requests import (
@@ -25,7 +26,6 @@ from tests.fixtures.otlp_requests import (
     http_span,
     request_of,
 )
-from tests.unit.interaction_doubles import MemoryInteractions
 
 INGEST_TOKEN = "ingest-only-token"
 INGEST_AUTH = {"Authorization": f"Bearer {INGEST_TOKEN}"}
@@ -39,8 +39,12 @@ INGEST_CAP = 64 * 1024
 class TracesApi:
     client: httpx.AsyncClient
     ingest: httpx.AsyncClient
-    store: MemoryInteractions
+    store: InMemoryInteractionStore
     registry: CollectorRegistry
+
+    @property
+    def rows(self) -> list[Interaction]:
+        return [row.interaction for row in self.store.interactions.values()]
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.registry.get_sample_value(name, labels)
@@ -55,7 +59,7 @@ async def api() -> AsyncIterator[TracesApi]:
         ingest_max_body_bytes=INGEST_CAP,
     )
     store = InMemoryRunStore()
-    interactions = MemoryInteractions()
+    interactions = InMemoryInteractionStore()
     registry = CollectorRegistry()
     app = create_app(
         settings=settings,
@@ -105,8 +109,8 @@ async def test_otlp_protobuf_stores_genai_spans_once_and_skips_others(api: Trace
         assert response.headers["content-type"] == "application/x-protobuf"
         answer = ExportTraceServiceResponse.FromString(response.content)
         assert not answer.HasField("partial_success")
-    assert len(api.store.rows) == 3
-    assert {r.interaction.feature for r in api.store.rows} == {"support-bot"}
+    assert len(api.rows) == 3
+    assert {r.feature for r in api.rows} == {"support-bot"}
     assert api.metric("continuous_eval_interactions_ingested_total", feature="support-bot") == 3
     assert api.metric("continuous_eval_spans_skipped_total") == 2
 
@@ -119,8 +123,8 @@ async def test_otlp_json_with_gzip_is_answered_in_json(api: TracesApi) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {}
-    assert [r.interaction.span_id for r in api.store.rows] == [f"{i:016x}" for i in (1, 2)]
-    assert api.store.rows[0].interaction.trace_id == TRACE
+    assert [r.span_id for r in api.rows] == [f"{i:016x}" for i in (1, 2)]
+    assert api.rows[0].trace_id == TRACE
 
 
 async def test_otlp_partial_success_names_the_refused_spans(api: TracesApi) -> None:
@@ -134,7 +138,7 @@ async def test_otlp_partial_success_names_the_refused_spans(api: TracesApi) -> N
     partial = response.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1"
     assert "trace id" in partial["errorMessage"]
-    assert len(api.store.rows) == 1
+    assert len(api.rows) == 1
     assert api.metric("continuous_eval_interactions_rejected_total", reason="bad_trace_id") == 1
 
 
@@ -146,7 +150,7 @@ async def test_otlp_without_a_feature_is_rejected_no_feature(api: TracesApi) -> 
     )
     answer = ExportTraceServiceResponse.FromString(response.content)
     assert answer.partial_success.rejected_spans == 1
-    assert api.store.rows == []
+    assert api.rows == []
 
 
 @pytest.mark.parametrize(
@@ -192,7 +196,7 @@ async def test_plain_json_stores_once_and_counts_duplicates(api: TracesApi) -> N
     again = await api.ingest.post("/api/traces", json=body)
     assert again.json()["stored"] == 0
     assert again.json()["duplicates"] == 3
-    stored = api.store.rows[0].interaction
+    stored = api.rows[0]
     assert stored.trace_id == TRACE  # lowercased
     assert stored.steps[0].name == "lookup"
     assert stored.metadata == {"user": "u1"}
@@ -212,7 +216,7 @@ async def test_plain_json_stores_once_and_counts_duplicates(api: TracesApi) -> N
 async def test_plain_json_refuses_a_bad_item_whole(api: TracesApi, bad: dict[str, Any]) -> None:
     body = {"interactions": [item(1), item(2, **bad)]}
     expect_error(await api.ingest.post("/api/traces", json=body), 422, "validation_error")
-    assert api.store.rows == []
+    assert api.rows == []
 
 
 async def test_plain_json_over_the_ingest_cap_is_413(api: TracesApi) -> None:
