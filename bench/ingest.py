@@ -231,6 +231,7 @@ def bench(server_url: str, seconds: float, senders: int, spans: int) -> None:
                     time.sleep(0.1)
             server = psutil.Process(proc.pid)
             rss = [server.memory_info().rss]
+            cpu_before = server.cpu_times()
             sender = subprocess.Popen(
                 [
                     sys.executable,
@@ -251,6 +252,7 @@ def bench(server_url: str, seconds: float, senders: int, spans: int) -> None:
             rss.append(server.memory_info().rss)
             out, _ = sender.communicate(timeout=seconds + 60)
             rss.append(server.memory_info().rss)
+            cpu_after = server.cpu_times()
             report = json.loads(out.strip().splitlines()[-1])
             stored, distinct = _count(url)
         finally:
@@ -266,10 +268,15 @@ def bench(server_url: str, seconds: float, senders: int, spans: int) -> None:
     p99 = latencies[min(requests - 1, int(requests * 0.99))] * 1000
     rate = requests * spans / report["wall"]
     mib = [f"{r / 2**20:.1f}" for r in rss]
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     print(
         f"{requests} requests x {spans} spans from {senders} senders in {report['wall']:.1f} s: "
         f"{rate:,.0f} spans/s; latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"max {latencies[-1] * 1000:.1f} ms; server RSS start/middle/end {' / '.join(mib)} MiB"
+    )
+    print(
+        f"server CPU {cpu:.1f} s ({1000 * cpu / requests:.1f} ms per request, "
+        f"{100 * cpu / report['wall']:.0f}% of a core)"
     )
     print(f"stored {stored:,} rows ({distinct:,} distinct) for {requests * spans:,} spans sent")
     if report["errors"]:

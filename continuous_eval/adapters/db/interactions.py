@@ -16,15 +16,27 @@ of it goes too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.base import SqlStoreBase, insert_ignore
 from continuous_eval.adapters.db.tables import interaction_feedback, interactions
+from continuous_eval.adapters.db.types import UTCDateTime
 from continuous_eval.core.interactions import (
     SAMPLE_KEY_SPACE,
     Feedback,
@@ -84,6 +96,8 @@ class SqlInteractionStore(SqlStoreBase):
             first: dict[tuple[str, str], Interaction] = {}
             for item in items:
                 first.setdefault((item.trace_id, item.span_id), item)
+            if self._dialect == "postgresql":
+                return _insert_postgres(conn, list(first.values()), now)
             rows = [_interaction_row(item, now) for item in first.values()]
             added = 0
             for start in range(0, len(rows), chunk):
@@ -262,6 +276,73 @@ def _delete(conn: Connection, doomed: Sequence[Row[Any]]) -> int:
     orphaned = ~exists().where(interactions.c.trace_id == fb.trace_id)
     conn.execute(delete(interaction_feedback).where(fb.trace_id.in_(traces), orphaned))
     return len(ids)
+
+
+_PG_RECORD = {
+    "trace_id": "varchar",
+    "span_id": "varchar",
+    "parent_span_id": "varchar",
+    "feature": "varchar",
+    "name": "varchar",
+    "operation": "varchar",
+    "model": "varchar",
+    "input": "text",
+    "output": "text",
+    "steps": "json",
+    "attributes": "json",
+    "input_tokens": "integer",
+    "output_tokens": "integer",
+    "error": "text",
+    "sample_key": "bigint",
+    "started_at": "timestamptz",
+    "ended_at": "timestamptz",
+}
+"""The columns a batch sends as one JSON document on Postgres, and their SQL types."""
+
+_PG_COLUMNS = ", ".join(_PG_RECORD)
+_PG_INSERT = text(
+    # Every name here is a constant of this module: nothing from a request.
+    f"INSERT INTO interactions ({_PG_COLUMNS}, ingested_at) "  # noqa: S608
+    f"SELECT {_PG_COLUMNS}, :now FROM ROWS FROM (json_to_recordset(CAST(:rows AS json)) "
+    f"AS ({', '.join(f'{k} {v}' for k, v in _PG_RECORD.items())})) "
+    f"WITH ORDINALITY AS r({_PG_COLUMNS}, n) "
+    "ORDER BY n ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+"""Postgres: a whole batch as one JSON parameter, unpacked by the server.
+
+Binding 18 parameters a row costs the Python side ~0.3 ms a row (SQLAlchemy's
+and psycopg's per-parameter work); one JSON document, written by the ``json``
+module in C, costs a tenth of that, which is what lets one replica ingest
+thousands of spans a second. ``json_to_recordset``, not ``jsonb``: ``jsonb``
+refuses a ``\\u0000`` escape that a step's content may carry."""
+
+
+def _insert_postgres(conn: Connection, items: Sequence[Interaction], now: datetime) -> int:
+    rows = [_json_row(item) for item in items]
+    document = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return len(conn.execute(_PG_INSERT, {"rows": document, "now": now}).all())
+
+
+def _json_row(item: Interaction) -> dict[str, Any]:
+    return {
+        "trace_id": item.trace_id,
+        "span_id": item.span_id,
+        "parent_span_id": item.parent_span_id,
+        "feature": item.feature,
+        "name": item.name,
+        "operation": item.operation,
+        "model": item.model,
+        "input": item.input,
+        "output": item.output,
+        "steps": [step.model_dump(mode="json", exclude_none=True) for step in item.steps],
+        "attributes": item.metadata,
+        "input_tokens": item.input_tokens,
+        "output_tokens": item.output_tokens,
+        "error": item.error,
+        "sample_key": sample_key(item.trace_id),
+        "started_at": item.started_at.astimezone(UTC).isoformat(),
+        "ended_at": item.ended_at.astimezone(UTC).isoformat() if item.ended_at else None,
+    }
 
 
 def _interaction_row(item: Interaction, now: datetime) -> dict[str, Any]:
