@@ -22,10 +22,14 @@ What is read, and why:
   agent step fed only tool results) keeps its whole input messages as JSON
   instead, so nothing is lost. ``output`` is the final assistant text, or
   the output messages as JSON when they hold no text (only tool calls).
-- ``steps`` is the trajectory: the assistant's tool calls, the tools'
-  results and the assistant's texts, in conversation order (the input
-  history, then the output). An ``execute_tool`` span is one tool call and
-  its result.
+- ``steps`` is what this span did, not the history it was given: the tool
+  results it was fed (the input after its last assistant message), then its
+  output's tool calls and texts. Every model call of an agent repeats the
+  conversation so far in its input; taking the history too would repeat each
+  earlier call in every later span, and an online case joins the steps of
+  all of a trace's spans. An ``execute_tool`` span is one tool call and its
+  result (an instrumentation that records both these spans and the calls in
+  the messages reports a call twice; ids tell them apart).
 - ``metadata`` is the span's own attributes that are not ``gen_ai.*`` (the
   application's: user ids, tenant, release), bounded in count and size.
 """
@@ -162,7 +166,7 @@ def to_interaction(span: Span, feature_attributes: Sequence[str]) -> Interaction
     else:
         inputs, outputs = input_messages(span), output_messages(span)
         input_text, output_text = input_of(inputs), output_of(outputs)
-        steps = steps_of([*inputs, *outputs])
+        steps = steps_of([*fed_results(inputs), *outputs])
     return Interaction(
         trace_id=trace_id,
         span_id=span_id,
@@ -282,6 +286,15 @@ def steps_of(messages: Iterable[Message]) -> list[Step]:
             if step is not None:
                 steps.append(step)
     return steps
+
+
+def fed_results(messages: Sequence[Message]) -> list[Message]:
+    """The messages after the input's last assistant message: the tool results this call
+    was fed (the calls that asked for them were the previous call's output)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "assistant":
+            return list(messages[index + 1 :])
+    return list(messages)
 
 
 def _step(part: Mapping[str, Any], role: str | None) -> Step | None:

@@ -46,7 +46,7 @@ def span(
     return Span(**base)  # type: ignore[arg-type]
 
 
-def messages(*items: dict[str, object]) -> str:
+def messages(*items: Mapping[str, object]) -> str:
     return json.dumps(list(items))
 
 
@@ -92,10 +92,8 @@ def test_the_current_conventions_map_ids_model_usage_times_and_texts() -> None:
     assert item.output == "It ships today."
     assert item.metadata == {"user.id": "u-7"}
     assert item.error is None
-    assert item.steps == (
-        Step(kind="message", role="assistant", content="ok"),
-        Step(kind="message", role="assistant", content="It ships today."),
-    )
+    # The history's "ok" is an earlier call's output, not this span's.
+    assert item.steps == (Step(kind="message", role="assistant", content="It ships today."),)
 
 
 def test_tool_calls_and_results_of_the_messages_are_the_trajectory() -> None:
@@ -129,15 +127,48 @@ def test_tool_calls_and_results_of_the_messages_are_the_trajectory() -> None:
         ),
         FEATURES,
     )
-    assert item.steps[:2] == (
-        Step(kind="tool_call", name="get_weather", id="call_1", arguments={"city": "Paris"}),
+    # This call was fed the result; the call itself was the previous span's output.
+    assert item.steps == (
         Step(kind="tool_result", id="call_1", content="rainy"),
+        Step(kind="message", role="assistant", content="Rainy."),
     )
-    calls = tool_calls(item.steps)
-    assert [(c.name, c.arguments, c.result) for c in calls] == [
-        ("get_weather", {"city": "Paris"}, "rainy")
-    ]
     assert item.input == "Weather in Paris?"
+
+
+def test_an_agents_spans_report_each_tool_call_once_across_the_trace() -> None:
+    question: dict[str, object] = {
+        "role": "user",
+        "parts": [{"type": "text", "content": "Weather in Paris?"}],
+    }
+    call: dict[str, object] = {
+        "role": "assistant",
+        "parts": [
+            {"type": "tool_call", "id": "c1", "name": "get_weather", "arguments": {"city": "P"}}
+        ],
+    }
+    result: dict[str, object] = {
+        "role": "tool",
+        "parts": [{"type": "tool_call_response", "id": "c1", "response": 9}],
+    }
+    answer: dict[str, object] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": "9 degrees."}],
+    }
+    first = span(
+        {"gen_ai.input.messages": messages(question), "gen_ai.output.messages": messages(call)},
+        span_id="1111111111111111",
+    )
+    second = span(
+        {
+            "gen_ai.input.messages": messages(question, call, result),
+            "gen_ai.output.messages": messages(answer),
+        },
+        span_id="2222222222222222",
+    )
+    steps = [step for s in (first, second) for step in to_interaction(s, FEATURES).steps]
+    calls = tool_calls(steps)
+    assert [(c.name, c.arguments, c.result) for c in calls] == [("get_weather", {"city": "P"}, 9)]
+    assert steps[-1] == Step(kind="message", role="assistant", content="9 degrees.")
 
 
 def test_output_with_only_tool_calls_is_kept_as_json() -> None:
@@ -194,10 +225,26 @@ def test_the_older_event_form_maps_the_same() -> None:
     assert item.input == "Weather in Paris?"
     assert item.output == "Rainy, take a coat."
     assert item.steps == (
-        Step(kind="tool_call", name="get_weather", id="call_1", arguments={"city": "Paris"}),
         Step(kind="tool_result", id="call_1", content="rainy"),
         Step(kind="message", role="assistant", content="Rainy, take a coat."),
     )
+
+
+def test_the_older_events_tool_calls_are_read_from_the_assistant_message() -> None:
+    event = SpanEvent(
+        "gen_ai.choice",
+        {
+            "message": json.dumps(
+                {
+                    "tool_calls": [
+                        {"id": "c2", "function": {"name": "search", "arguments": '{"q": "x"}'}}
+                    ]
+                }
+            )
+        },
+    )
+    item = to_interaction(span({"gen_ai.system": "openai"}, [event]), FEATURES)
+    assert item.steps == (Step(kind="tool_call", name="search", id="c2", arguments={"q": "x"}),)
 
 
 def test_an_event_body_carried_as_a_json_attribute_is_read() -> None:
