@@ -95,7 +95,9 @@ class LlmJudge:
                 the usage spent so far.
         """
         config = self._config
-        system, user = build_judge_messages(config.rubric, case, output)
+        system, user = build_judge_messages(
+            config.rubric, case, output, trajectory=config.trajectory
+        )
         try:
             message = await self._client.messages.create(
                 model=self.model,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from continuous_eval.adapters.db import migrate
 from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.suite_files import LoadedSuites
@@ -144,7 +145,8 @@ async def local_daemon(
         store=store,
         locks=locks,
         runner=runner,
-        plans=SuitePlans(settings, loaded, builder),
+        # Online features sample the recorded traffic on the same database.
+        plans=SuitePlans(settings, loaded, builder, SqlInteractionStore(engine)),
         config=config,
         events=events,
         deliver_alerts=dispatcher.deliver_due,

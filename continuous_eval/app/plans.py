@@ -21,6 +21,7 @@ from continuous_eval.app.scanning import ScannedFeature, ScannedSuite, scan_suit
 from continuous_eval.core.fingerprint import fingerprint_run
 from continuous_eval.core.scorers import DeterministicScorer
 from continuous_eval.core.suite import (
+    AgentTarget,
     AnthropicTarget,
     Case,
     Feature,
@@ -115,6 +116,10 @@ class PlanBuilder:
             from continuous_eval.adapters.targets.frozen_target import RecordedOutputTarget
 
             built = RecordedOutputTarget()
+        elif isinstance(target, AgentTarget):
+            from continuous_eval.adapters.targets.agent_target import AgentTargetAdapter
+
+            built = AgentTargetAdapter(target)
         else:  # pragma: no cover - the union is exhaustive
             raise ConfigError(self._loaded.file, location, "unknown target type")
         self._targets[(suite, feature)] = built

@@ -85,6 +85,9 @@ def _scorer_hash(scorer: Scorer, judge_model: str) -> str:
     payload = scorer.model_dump(mode="json", by_alias=True, exclude={"regression_drop"})
     if isinstance(scorer, LlmJudgeScorer):
         payload["model"] = scorer.model or judge_model
+        if not scorer.trajectory:
+            # Judges configured before the option existed keep their fingerprint.
+            del payload["trajectory"]
     return hash_json(payload)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from continuous_eval.core.suite import Case
 from continuous_eval.core.templating import as_text
+from continuous_eval.core.trajectory_text import render_trajectory
 from continuous_eval.errors import JudgeError
 
 MIN_SCORE: Final = 1
@@ -69,6 +70,17 @@ _SYSTEM = (
     "with an integer score and a rationale of one or two sentences."
 )
 
+# Only judges asked to see the trajectory get the longer text: every other
+# judge's prompt stays byte for byte what it was, and so do its scores.
+_SYSTEM_WITH_TRAJECTORY = _SYSTEM.replace(
+    "<expected> and <output> tags", "<expected>, <trajectory> and <output> tags"
+).replace(
+    "need not match its wording. ",
+    "need not match its wording. The <trajectory> lists, in order, the tool calls the "
+    "system made with their arguments, the tools' results and its messages on the way "
+    "to the output. ",
+)
+
 # Stop reasons worth a specific message; any other non-tool_use reason is rejected too.
 _STOP_REASON_PROBLEMS: Final[Mapping[str, str]] = {
     "max_tokens": "the judge's answer was cut off at max_tokens; raise the scorer's max_tokens",
@@ -95,12 +107,16 @@ def _section(tag: str, text: str) -> str:
     return f"<{tag}>\n{neutral}\n</{tag}>"
 
 
-def build_judge_messages(rubric: str, case: Case, output: str) -> tuple[str, str]:
+def build_judge_messages(
+    rubric: str, case: Case, output: str, *, trajectory: bool = False
+) -> tuple[str, str]:
     """Return the judge's system prompt and user message for one output.
 
     The rubric, the case input, the reference answer (only when the case has
     one) and the output each sit in their own tag, so the judge can tell
-    them apart and the output cannot pose as the rubric.
+    them apart and the output cannot pose as the rubric. With ``trajectory``,
+    the case's steps (``core.trajectory_text``) sit in a ``<trajectory>`` tag
+    before the output.
     """
     parts = [
         "Grade the output of an AI system against the rubric.",
@@ -109,12 +125,14 @@ def build_judge_messages(rubric: str, case: Case, output: str) -> tuple[str, str
     ]
     if case.expected is not None:
         parts.append(_section("expected", as_text(case.expected)))
+    if trajectory:
+        parts.append(_section("trajectory", render_trajectory(case.steps)))
     parts.append(_section("output", output))
     parts.append(
         f"Call {RECORD_SCORE_TOOL_NAME} with a score from {MIN_SCORE} to {MAX_SCORE} "
         "and a short rationale."
     )
-    return _SYSTEM, "\n\n".join(parts)
+    return (_SYSTEM_WITH_TRAJECTORY if trajectory else _SYSTEM), "\n\n".join(parts)
 
 
 def _excerpt(value: object, limit: int = 80) -> str:

@@ -1,4 +1,4 @@
-"""Deterministic scorers: exact, contains, regex, json and numeric.
+"""Deterministic scorers: exact, contains, regex, json, numeric and trajectory.
 
 Pure functions of (scorer config, output text, case) returning a
 ``ScoreOutcome`` with score 1.0 or 0.0, so a feature's mean is its pass rate.
@@ -33,9 +33,11 @@ from continuous_eval.core.suite import (
     JsonScorer,
     NumericScorer,
     RegexScorer,
+    TrajectoryScorer,
     scorer_name,
 )
 from continuous_eval.core.templating import as_text
+from continuous_eval.core.trajectory_scores import score_trajectory
 from continuous_eval.errors import ScorerError
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 DeterministicConfig: TypeAlias = (
-    ExactScorer | ContainsScorer | RegexScorer | JsonScorer | NumericScorer
+    ExactScorer | ContainsScorer | RegexScorer | JsonScorer | NumericScorer | TrajectoryScorer
 )
 """The scorer configs this module can grade without any I/O."""
 
@@ -256,6 +258,8 @@ _SCORERS: dict[type[Any], Callable[[Any, str, Case], ScoreOutcome]] = {
     RegexScorer: score_regex,
     JsonScorer: score_json,
     NumericScorer: score_numeric,
+    # The trajectory is on the case (its steps), not in the output text.
+    TrajectoryScorer: lambda config, _output, case: score_trajectory(config, case),
 }
 
 

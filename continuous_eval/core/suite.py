@@ -232,8 +232,30 @@ class RecordedTarget(_Strict):
     type: Literal["recorded"]
 
 
+class AgentTarget(_Strict):
+    """An agent endpoint that streams its steps over Server-Sent Events, then its answer.
+
+    The case is POSTed as JSON like the ``http`` target's body; the answer is a
+    ``text/event-stream`` of ``step`` events (one ``Step`` each) and one
+    ``final`` event (see ``adapters.targets.agent_target`` for the protocol).
+    """
+
+    type: Literal["agent"]
+    url: str = Field(pattern=r"^https?://")
+    body: JsonValue = Field(default_factory=_default_http_body)
+    """JSON body template, as for the ``http`` target."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra headers; ``${ENV_NAME}`` is replaced from the environment at run time."""
+    timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    """Longest the whole answer may take, from the request to the ``final`` event."""
+    idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """Longest the stream may stay silent (no event, no comment) before the case errors."""
+    max_steps: int = Field(default=1000, ge=1, le=100_000)
+    """More steps than this and the case errors: a looping agent must not fill the store."""
+
+
 Target = Annotated[
-    PythonTarget | HttpTarget | AnthropicTarget | FrozenTarget | RecordedTarget,
+    PythonTarget | HttpTarget | AnthropicTarget | FrozenTarget | RecordedTarget | AgentTarget,
     Field(discriminator="type"),
 ]
 
@@ -333,6 +355,33 @@ class LlmJudgeScorer(_ScorerBase):
     """Sent only when set here: current Messages API models choose their own sampling."""
     pass_threshold: int = Field(default=4, ge=1, le=5)
     """A score at or above this counts as passed."""
+    trajectory: bool = False
+    """Show the judge the answer's whole trajectory (each tool call with its
+    arguments and result, and the messages, in order) beside the output: for
+    rubrics about how an agent got to its answer."""
+
+
+TrajectoryMatch = Literal["exact", "in_order", "any_order", "precision", "recall", "f1"]
+"""How a trajectory scorer compares the answered tool calls with the expected ones."""
+
+ArgumentMatch = Literal["ignore", "keys", "exact"]
+"""When an answered call matches an expected one of the same name: ``ignore``
+(names only), ``keys`` (the expected arguments are present with equal values;
+extra ones allowed) or ``exact`` (equal arguments)."""
+
+
+class TrajectoryScorer(_ScorerBase):
+    """The answer's tool calls against the case's ``expected_trajectory``.
+
+    ``exact``, ``in_order`` and ``any_order`` score 1 or 0; ``precision``,
+    ``recall`` and ``f1`` score the share of matched calls, from 0 to 1.
+    """
+
+    type: Literal["trajectory"]
+    match: TrajectoryMatch = "in_order"
+    arguments: ArgumentMatch = "keys"
+    pass_threshold: float = Field(default=1.0, ge=0.0, le=1.0)
+    """For ``precision``, ``recall`` and ``f1``: a score at or above this counts as passed."""
 
 
 Scorer = Annotated[
@@ -342,7 +391,8 @@ Scorer = Annotated[
     | JsonScorer
     | NumericScorer
     | PythonScorer
-    | LlmJudgeScorer,
+    | LlmJudgeScorer
+    | TrajectoryScorer,
     Field(discriminator="type"),
 ]
 
@@ -476,12 +526,14 @@ _UNION_TAGS = frozenset(
         "anthropic",
         "frozen",
         "recorded",
+        "agent",
         "exact",
         "contains",
         "regex",
         "json",
         "numeric",
         "llm_judge",
+        "trajectory",
         "file",
         "traces",
     }

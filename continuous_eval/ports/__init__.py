@@ -18,6 +18,8 @@ from continuous_eval.ports.execution import (
     PlanSource,
     RunObserver,
     RunPlan,
+    StepListener,
+    StreamingTarget,
     Target,
 )
 from continuous_eval.ports.interactions import InteractionStore
@@ -37,6 +39,7 @@ from continuous_eval.ports.runtime import (
 )
 from continuous_eval.ports.store import (
     AlertOutbox,
+    CaseStepStore,
     HistoryReader,
     ResultSink,
     RunHistory,
@@ -50,6 +53,7 @@ __all__ = [
     "AlertEvents",
     "AlertOutbox",
     "CaseScorer",
+    "CaseStepStore",
     "Clock",
     "DaemonEvents",
     "FeaturePlan",
@@ -66,6 +70,8 @@ __all__ = [
     "RunPlan",
     "RunReader",
     "RunStore",
+    "StepListener",
+    "StreamingTarget",
     "SuiteLock",
     "SuiteLocks",
     "SuiteSchedule",

@@ -6,16 +6,17 @@ suite file, and a test builds them by hand over fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from continuous_eval.core.models import (
     ScoreOutcome,
     TargetOutput,
 )
 from continuous_eval.core.suite import Case
+from continuous_eval.core.trajectory import Step
 
 
 class Clock(Protocol):
@@ -35,6 +36,22 @@ class Target(Protocol):
 
     async def aclose(self) -> None:
         """Release connections; called once when the run ends."""
+        ...
+
+
+StepListener = Callable[[str, int, Step], Awaitable[None]]
+"""Told of each step of a case as it arrives: ``(case_id, index, step)``, index from 0."""
+
+
+@runtime_checkable
+class StreamingTarget(Target, Protocol):
+    """A target whose answer comes step by step (an agent): it can report each step live."""
+
+    async def answer_streaming(self, case: Case, on_step: StepListener) -> TargetOutput:
+        """Answer one case, awaiting ``on_step`` for each step before reading the next.
+
+        The returned output's ``steps`` are the same steps, in the same order.
+        """
         ...
 
 

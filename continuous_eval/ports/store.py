@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from continuous_eval.core.case_steps import StoredStep
 from continuous_eval.core.models import (
     AlertKind,
     AlertRecord,
@@ -31,6 +32,7 @@ from continuous_eval.core.models import (
     ScoreAggregate,
 )
 from continuous_eval.core.regression import Decision, KeyState, ScoreKey
+from continuous_eval.core.trajectory import Step
 
 
 class RunLifecycle(Protocol):
@@ -147,6 +149,41 @@ class ResultSink(Protocol):
 
     def replace_aggregates(self, run_id: str, aggregates: Sequence[ScoreAggregate]) -> None:
         """Store a run's aggregates, whatever its status (a cancelled run keeps what finished)."""
+        ...
+
+
+class CaseStepStore(Protocol):
+    """The steps agent targets streamed, per case of a run: written live, read back whole."""
+
+    def save_case_steps(
+        self, run_id: str, feature: str, case_id: str, steps: Sequence[Step], *, first: int = 0
+    ) -> None:
+        """Store ``steps`` at positions ``first``, ``first + 1``... of the case, atomically.
+
+        ``first == 0`` replaces whatever the case had (a retried case starts
+        over); a later ``first`` adds to it, replacing a step already stored
+        at the same position. Steps are not fenced: a run taken over repeats
+        its unfinished cases, which start again from 0.
+
+        Raises:
+            RunNotFound: No such run; nothing was written.
+        """
+        ...
+
+    def case_steps(self, run_id: str, feature: str, case_id: str) -> list[Step]:
+        """A case's steps in order; empty when it streamed none.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        ...
+
+    def steps_after(self, run_id: str, *, after_id: int, limit: int) -> list[StoredStep]:
+        """Up to ``limit`` of the run's steps with id > ``after_id``, by id (for live streams)."""
+        ...
+
+    def newest_step_id(self, run_id: str) -> int:
+        """The id of the run's newest stored step, 0 when none: where a live stream starts."""
         ...
 
 
@@ -281,7 +318,9 @@ class HistoryReader(RunLookup, RunHistory, Protocol):
     """What the detector, the backtest and the alert planner read: runs by id and their history."""
 
 
-class RunStore(RunLifecycle, ResultSink, RunHistory, AlertOutbox, RunLookup, Protocol):
+class RunStore(
+    RunLifecycle, ResultSink, CaseStepStore, RunHistory, AlertOutbox, RunLookup, Protocol
+):
     """Durable storage of runs, results, aggregates, decisions and the outbox: every seam.
 
     For the runner and the daemon, which use nearly all of it. Implementations

@@ -25,7 +25,7 @@ from continuous_eval.core.models import (
 )
 from continuous_eval.core.suite import Case
 from continuous_eval.errors import CaseError
-from continuous_eval.ports import FeaturePlan
+from continuous_eval.ports import FeaturePlan, StreamingTarget
 from continuous_eval.service.run_state import RunState, describe
 
 
@@ -78,6 +78,28 @@ async def run_case(
     return CaseOutcome(results, outcome.delta, outcome.refusal)
 
 
+async def _answer(state: RunState, feature: FeaturePlan, case: Case) -> tuple[TargetOutput, Case]:
+    """Call the target and return its output and the case as the scorers see it.
+
+    A target that streams its steps has each stored as it arrives; any
+    other's steps are stored once it answers. The case carries the answer's
+    steps, so the trajectory scorers and the judge read them from it.
+    """
+    target = feature.target
+    if state.steps is None:
+        output = await target.answer(case)
+    else:
+        writer = state.steps.for_case(feature.name, case.id)
+        if isinstance(target, StreamingTarget):
+            output = await target.answer_streaming(case, writer.on_step)
+        else:
+            output = await target.answer(case)
+        await writer.finish(output.steps)
+    if output.steps:
+        case = case.model_copy(update={"steps": output.steps})
+    return output, case
+
+
 async def _answer_and_score(
     state: RunState, feature: FeaturePlan, case: Case, excerpt_chars: int
 ) -> CaseOutcome:
@@ -85,7 +107,7 @@ async def _answer_and_score(
     attempt = state.run.attempt
     started = time.perf_counter()
     try:
-        output: TargetOutput = await feature.target.answer(case)
+        output, case = await _answer(state, feature, case)
     except Exception as exc:
         latency_ms = (time.perf_counter() - started) * 1000
         refusal = exc.refusal if isinstance(exc, CaseError) else None

@@ -26,6 +26,7 @@ from continuous_eval.core.suite import Case
 from continuous_eval.errors import CaseError, ContinuousEvalError
 from continuous_eval.ports import CaseScorer, FeaturePlan, RunPlan
 from continuous_eval.service.run_control import RunControl, StopReason
+from continuous_eval.service.run_steps import StepRecorder
 
 
 def describe(exc: BaseException) -> str:
@@ -49,6 +50,7 @@ class RunState:
         scrub: Scrubber,
         breaker: Breaker,
         control: RunControl,
+        steps: StepRecorder | None = None,
     ) -> None:
         self.scrub = scrub
         self.breaker = breaker
@@ -59,6 +61,8 @@ class RunState:
         self.fence = fence
         self.budget = budget
         self.budget_skipped = 0
+        self.steps = steps
+        """Stores the cases' agent steps; None keeps them only on the case being scored."""
 
     def record(self, refusal: str | None) -> None:
         """Note a finished case for the breaker; stop the run when it trips."""

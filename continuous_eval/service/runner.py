@@ -47,6 +47,7 @@ from continuous_eval.service.run_cases import CaseOutcome, run_case
 from continuous_eval.service.run_control import RunControl, StopReason
 from continuous_eval.service.run_finish import PlanAlerts, RunFinisher
 from continuous_eval.service.run_state import RunState, describe
+from continuous_eval.service.run_steps import StepRecorder
 from continuous_eval.service.run_writer import BATCH_MAX, ResultWriter
 
 __all__ = ["CaseOutcome", "PlanAlerts", "RunControl", "Runner", "StopReason"]
@@ -145,7 +146,14 @@ class Runner:
         """
         control = control if control is not None else RunControl()
         state = RunState(
-            run, plan, fence, budget, self._scrub, Breaker(self._breaker_refusals), control
+            run,
+            plan,
+            fence,
+            budget,
+            self._scrub,
+            Breaker(self._breaker_refusals),
+            control,
+            StepRecorder(self._store, self._io, run.id),
         )
         # Bounded: when the store falls behind, finished cases wait here holding
         # their concurrency slot, which stops new cases from starting.

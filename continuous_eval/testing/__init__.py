@@ -9,8 +9,8 @@ uses them never loads SQLAlchemy.
 ``clock`` holds ``FakeClock``; ``doubles`` the doubles a test awaits instead
 of sleeping (``GatedTarget``); ``reader`` the read side over the in-memory
 store (``InMemoryRunReader``); ``store`` joins the in-memory store's seams
-(``runs``, ``results``, ``history``, ``outbox``, ``lookup`` over ``base``);
-``interactions`` the interaction store in memory
+(``runs``, ``results``, ``steps``, ``history``, ``outbox``, ``lookup``, over
+``base``); ``interactions`` the interaction store in memory
 (``InMemoryInteractionStore``); ``builders`` the records a test arranges
 (``new_run``, ``ok``, ``failed``, ``add_finished_run``, ...), the same for
 every test that builds them.

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from continuous_eval.core.case_steps import StoredStep
 from continuous_eval.core.lifecycle import (
     FENCED_STATUSES,
     TERMINAL_STATUSES,
@@ -63,12 +64,15 @@ class MemoryStoreBase:
         """The outbox, by alert id (ids count up from 1, in insertion order)."""
         self.decisions: dict[str, list[Decision]] = {}
         """Per run id, the stored decisions by feature and scorer."""
+        self.steps: dict[str, dict[tuple[str, str, int], StoredStep]] = {}
+        """Per run id, the agent steps by (feature, case_id, seq)."""
         self.closed = False
         """Whether ``close()`` was called."""
         self._lock = _NotifyingLock()
         self._alert_ids = itertools.count(1)
         self._result_ids = itertools.count(1)
         """Result ids, one sequence for every run, as the SQL table's."""
+        self._step_ids = itertools.count(1)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         """Block until ``predicate()`` holds, re-checked after every call into the store.

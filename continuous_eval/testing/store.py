@@ -11,10 +11,16 @@ from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
 from continuous_eval.testing.results import MemoryResultSink
 from continuous_eval.testing.runs import MemoryRunLifecycle
+from continuous_eval.testing.steps import MemoryCaseSteps
 
 
 class InMemoryRunStore(
-    MemoryRunLifecycle, MemoryResultSink, MemoryRunHistory, MemoryAlertOutbox, MemoryRunLookup
+    MemoryRunLifecycle,
+    MemoryResultSink,
+    MemoryCaseSteps,
+    MemoryRunHistory,
+    MemoryAlertOutbox,
+    MemoryRunLookup,
 ):
     """A ``RunStore`` in dictionaries, with the same semantics as ``SqlRunStore``.
 

@@ -18,6 +18,7 @@ from continuous_eval.adapters.db.lookup import SqlRunLookup
 from continuous_eval.adapters.db.outbox import SqlAlertOutbox
 from continuous_eval.adapters.db.results import SqlResultSink
 from continuous_eval.adapters.db.runs import SqlRunLifecycle
+from continuous_eval.adapters.db.steps import SqlCaseSteps
 from continuous_eval.core.models import (
     CaseResult,
     NewRun,
@@ -26,9 +27,11 @@ from continuous_eval.core.models import (
     RunStatus,
     ScoreAggregate,
 )
+from continuous_eval.core.trajectory import Step
 from continuous_eval.errors import RunNotFound
 from continuous_eval.ports import (
     AlertOutbox,
+    CaseStepStore,
     HistoryReader,
     ResultSink,
     RunHistory,
@@ -42,6 +45,7 @@ from continuous_eval.testing.lookup import MemoryRunLookup
 from continuous_eval.testing.outbox import MemoryAlertOutbox
 from continuous_eval.testing.results import MemoryResultSink
 from continuous_eval.testing.runs import MemoryRunLifecycle
+from continuous_eval.testing.steps import MemoryCaseSteps
 
 RUN = NewRun(
     id="run-1",
@@ -61,8 +65,10 @@ def test_each_sql_seam_works_alone_on_one_engine(db_engine: Engine, clock: FakeC
     history: RunHistory = SqlRunHistory(db_engine, clock)
     lookup: RunLookup = SqlRunLookup(db_engine, clock)
     outbox: AlertOutbox = SqlAlertOutbox(db_engine, clock)
+    steps: CaseStepStore = SqlCaseSteps(db_engine, clock)
 
     run = lifecycle.create_run(RUN)
+    steps.save_case_steps(run.id, "refunds", "c1", [Step(kind="message", content="hi")])
     result = CaseResult("refunds", "c1", "judge", ResultStatus.OK, score=0.5)
     sink.save_results(run.id, [result], ProgressDelta(cases_done=1, scored=1))
     aggregate = ScoreAggregate("refunds", "judge", 0.5, 0.0, 1, 0, "f" * 64)
@@ -74,6 +80,7 @@ def test_each_sql_seam_works_alone_on_one_engine(db_engine: Engine, clock: FakeC
     assert lookup.get_run(run.id).cases_done == 1
     assert lookup.get_aggregates(run.id) == [aggregate]
     assert outbox.list_alerts() == []
+    assert steps.case_steps(run.id, "refunds", "c1") == [Step(kind="message", content="hi")]
 
 
 def test_each_in_memory_seam_is_its_port(clock: FakeClock) -> None:
@@ -82,8 +89,10 @@ def test_each_in_memory_seam_is_its_port(clock: FakeClock) -> None:
     history: RunHistory = MemoryRunHistory(clock)
     lookup: RunLookup = MemoryRunLookup(clock)
     outbox: AlertOutbox = MemoryAlertOutbox(clock)
+    steps: CaseStepStore = MemoryCaseSteps(clock)
 
     assert lifecycle.adoptable_run("support") is None
+    assert steps.newest_step_id("run-1") == 0
     with pytest.raises(RunNotFound):
         sink.case_result_counts("run-1")
     assert history.db_now() == clock.now()

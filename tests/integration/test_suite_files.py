@@ -156,7 +156,8 @@ def test_unknown_target_type(tmp_path: Path) -> None:
     err = load_error(write_yaml(tmp_path / "suites.yaml", doc))
     assert err.location == "suites.support.features.refunds.target.type"
     assert err.problem == (
-        "unknown target type 'grpc'; expected one of: python, http, anthropic, frozen, recorded"
+        "unknown target type 'grpc'; expected one of: "
+        "python, http, anthropic, frozen, recorded, agent"
     )
 
 
@@ -232,7 +233,7 @@ def test_suggestions_follow_scorer_types_and_aliases(tmp_path: Path) -> None:
         (
             "suites.support.features.refunds.scorers[1].type",
             "unknown scorer type 'containz' (did you mean 'contains'?); expected one of: "
-            "exact, contains, regex, json, numeric, python, llm_judge",
+            "exact, contains, regex, json, numeric, python, llm_judge, trajectory",
         ),
     ]
 

@@ -197,6 +197,8 @@ async def test_due_runs_once_per_slot_and_again_after_the_interval(world: World)
     runs = world.scheduled()
     assert len(runs) == 2
     assert {r.scheduled_for for r in runs} == {first.scheduled_for, first.started_at + DAY}
+    # Each run is planned as of its slot: an online feature's window ends there.
+    assert world.plans.as_of == sorted(r.scheduled_for for r in runs if r.scheduled_for)
     assert world.locks.held == set()
     assert not world.daemon.gate.busy("s")
 
@@ -365,6 +367,8 @@ async def test_an_orphaned_run_is_taken_over_without_rerunning_finished_cases(
     assert sorted(world.target.calls) == [f"c{i}" for i in range(2, 6)]
     assert (run.cases_done, run.scored, run.total) == (6, 6, 6)
     assert len(world.store.worst_results("orphan", 100)) == 6
+    # The takeover planned as of the run's slot, so it samples what the first attempt did.
+    assert world.plans.as_of[-1] == dead.scheduled_for
 
 
 async def test_losing_the_lock_stops_writing_and_the_daemon_lives_on(world: World) -> None:

@@ -1,7 +1,7 @@
 """``SqlRunStore``: the ``RunStore`` port on SQLAlchemy Core, for SQLite and Postgres.
 
 Only the facade belongs here: ``SqlRunStore`` joins the store's seams, one
-module each (``runs``, ``results``, ``history``, ``outbox``, ``lookup``, over
+module each (``runs``, ``results``, ``steps``, ``history``, ``outbox``, ``lookup``, over
 ``base`` and the row mapping in ``rows``). The lifecycle rules (which status a
 run may be written, released, adopted or controlled in) live in
 ``core.lifecycle`` and the outbox's in ``core.outbox``, shared with
@@ -25,6 +25,7 @@ from continuous_eval.adapters.db.outbox import SqlAlertOutbox
 from continuous_eval.adapters.db.results import STREAM_BATCH, SqlResultSink
 from continuous_eval.adapters.db.rows import callbacks_from_json, callbacks_to_json, run_record
 from continuous_eval.adapters.db.runs import SqlRunLifecycle
+from continuous_eval.adapters.db.steps import SqlCaseSteps
 
 __all__ = [
     "SQLITE_CLOCK_FORMAT",
@@ -37,7 +38,9 @@ __all__ = [
 ]
 
 
-class SqlRunStore(SqlRunLifecycle, SqlResultSink, SqlRunHistory, SqlAlertOutbox, SqlRunLookup):
+class SqlRunStore(
+    SqlRunLifecycle, SqlResultSink, SqlCaseSteps, SqlRunHistory, SqlAlertOutbox, SqlRunLookup
+):
     """Store runs, results and aggregates in SQLite or Postgres.
 
     One class per seam, joined by inheritance rather than composition: the

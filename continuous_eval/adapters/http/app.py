@@ -35,6 +35,7 @@ from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
+from continuous_eval.adapters.http.steps import steps_router
 from continuous_eval.adapters.http.traces import INGEST_ROUTES, TracesContext, traces_router
 from continuous_eval.adapters.ingest import Ingestor
 from continuous_eval.adapters.ingest_metrics import IngestMetrics
@@ -133,6 +134,7 @@ def create_app(
     _health_routes(app, readiness, status)
     _metrics_and_docs(app, settings, registry)
     app.include_router(runs_router(ctx))
+    app.include_router(steps_router(ctx))
     app.include_router(admin_router(ctx))
     if interactions is not None:
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))

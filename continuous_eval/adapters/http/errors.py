@@ -58,7 +58,7 @@ DESCRIPTIONS: dict[int, str] = {
     413: "The request body is larger than the configured cap (`payload_too_large`).",
     422: (
         "The request is invalid (`validation_error`, `unknown_suite`, `unknown_feature`, "
-        "`invalid_suite`)."
+        "`invalid_suite`, `feature_required`)."
     ),
     415: (
         "Not `application/x-protobuf` or `application/json` (`unsupported_media_type`), "

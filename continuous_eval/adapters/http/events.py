@@ -18,11 +18,15 @@ The stream, in order:
   scorers' results, in the order they were stored, each followed by
 - ``progress``: {done, total, errors, ...} after that case, counted from the
   results the stream sent, so subscribers at the same event id agree exactly;
+- ``step`` (no id): one step of an agent target's case as the runner stored
+  it, before that case's ``case`` event; only steps stored after the stream
+  opened (a resumed stream does not repeat or recover them: a case's whole
+  trajectory is read from ``GET /api/runs/{id}/cases/{case}/steps``);
 - ``status``: when a poll finds the status (or the attempt, after a
   takeover) changed; a status that lasted less than a poll may be skipped;
 - ``end``: once the run is final, after its last ``case``; then the stream closes.
 
-``progress``, ``status`` and ``end`` carry no id (the client's last id stays
+``step``, ``progress``, ``status`` and ``end`` carry no id (the client's last id stays
 the last case's): a resumed stream's ``snapshot`` restates them. A comment
 line every ``keepalive_s`` keeps proxies from closing an idle stream.
 
@@ -51,12 +55,13 @@ from continuous_eval.adapters.http.schemas import (
     EndEvent,
     ProgressEvent,
     StatusEvent,
+    StepEvent,
     run_out,
     snapshot_event,
 )
 from continuous_eval.core.models import ResultRecord, ResultStatus, RunRecord
 from continuous_eval.core.reads import RunSnapshot
-from continuous_eval.ports import RunReader
+from continuous_eval.ports import CaseStepStore, RunReader
 
 _T = TypeVar("_T")
 
@@ -124,38 +129,50 @@ class EventStreams:
         self._stopping = stopping
 
     async def follow(
-        self, reader: RunReader, run_id: str, last_event_id: str | None
+        self,
+        reader: RunReader,
+        run_id: str,
+        last_event_id: str | None,
+        steps: CaseStepStore | None = None,
     ) -> EventStream:
         """The stream of a run from ``Last-Event-ID`` (or its newest result) on.
+
+        With ``steps``, the agent steps stored from now on are streamed too.
 
         Raises:
             RunNotFound: No such run.
         """
         after = int(last_event_id) if last_event_id is not None else None
         snapshot = await _in_thread(lambda: reader.run_snapshot(run_id, after))
-        return self.response(reader, snapshot)
+        cursor = None
+        if steps is not None:
+            cursor = _StepCursor(steps, run_id)
+            await cursor.start()
+        return self.response(reader, snapshot, cursor)
 
-    def response(self, reader: RunReader, snapshot: RunSnapshot) -> EventStream:
+    def response(
+        self, reader: RunReader, snapshot: RunSnapshot, steps: _StepCursor | None = None
+    ) -> EventStream:
         """Stream the run's events from the snapshot's position on (see the module docstring)."""
         s = self.settings
         return EventStream(
-            self._events(reader, snapshot),
+            self._events(reader, snapshot, steps),
             ping=s.keepalive_s,
             send_timeout=s.send_timeout_s,
         )
 
     async def _events(
-        self, reader: RunReader, snapshot: RunSnapshot
+        self, reader: RunReader, snapshot: RunSnapshot, steps: _StepCursor | None
     ) -> AsyncIterator[ServerSentEvent]:
         self._open += 1
         try:
-            async for event in self._watch(reader, snapshot):
+            async for event in self._watch(reader, snapshot, steps):
                 yield event
         finally:
             self._open -= 1
 
     async def _watch(
-        self, reader: RunReader, snapshot: RunSnapshot
+        self, reader: RunReader, snapshot: RunSnapshot, steps: _StepCursor | None
     ) -> AsyncIterator[ServerSentEvent]:
         s = self.settings
         run, last = snapshot.run, snapshot.cursor
@@ -167,6 +184,10 @@ class EventStreams:
             # Closing still takes one last look, so a subscriber leaves with the
             # state the shutdown left (e.g. ``interrupted``) before reconnecting.
             last_look = self.closing
+            if steps is not None:
+                # Before the results: a case's steps come before its ``case`` event.
+                for event in await steps.poll(s.batch):
+                    yield event
             poll = await _in_thread(partial(reader.poll_run, run.id, after_id=last, limit=s.batch))
             run = poll.run
             more = len(poll.results) >= s.batch
@@ -187,6 +208,33 @@ class EventStreams:
             if last_look:
                 return
             await anyio.sleep(s.poll_s)
+
+
+class _StepCursor:
+    """Where a stream is in its run's agent steps: the id of the last one it sent."""
+
+    def __init__(self, store: CaseStepStore, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self.last = 0
+
+    async def start(self) -> None:
+        """Begin after the newest step stored so far: a stream shows steps live."""
+        self.last = await _in_thread(partial(self._store.newest_step_id, self._run_id))
+
+    async def poll(self, limit: int) -> list[ServerSentEvent]:
+        """The ``step`` events of the steps stored since the last poll (at most ``limit``)."""
+        rows = await _in_thread(
+            partial(self._store.steps_after, self._run_id, after_id=self.last, limit=limit)
+        )
+        if rows:
+            self.last = rows[-1].id
+        return [
+            _event(
+                "step", StepEvent(feature=r.feature, case_id=r.case_id, index=r.seq, step=r.step)
+            )
+            for r in rows
+        ]
 
 
 class _Counts:

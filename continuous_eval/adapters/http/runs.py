@@ -389,7 +389,8 @@ def runs_router(ctx: ApiContext) -> APIRouter:
                 "description": (
                     "Server-Sent Events: `snapshot`, then `case` (each followed by `progress`) "
                     "and `status` as they happen, and `end` once the run is final (the stream "
-                    "then closes). "
+                    "then closes). An agent target's steps arrive as `step` events (no id) "
+                    "before their case's `case` event. "
                     "Event ids are result ids: reconnect with `Last-Event-ID` to resume "
                     "exactly; `Last-Event-ID: 0` replays every case."
                 ),
@@ -405,7 +406,7 @@ def runs_router(ctx: ApiContext) -> APIRouter:
         ] = None,
     ) -> EventStream:
         """Follow a run live (see the 200 response for the events)."""
-        return await ctx.streams.follow(ctx.reader, run_id, last_event_id)
+        return await ctx.streams.follow(ctx.reader, run_id, last_event_id, ctx.store)
 
     @router.get("/suites", response_model=SuiteList, tags=["runs"], responses=error_responses(401))
     def list_suites() -> SuiteList:

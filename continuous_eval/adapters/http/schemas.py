@@ -26,6 +26,7 @@ from continuous_eval.core.models import (
     Usage,
 )
 from continuous_eval.core.reads import TrendPoint
+from continuous_eval.core.trajectory import Step
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 """Client-chosen run ids: up to 64 characters (the column's width), URL-safe, no leading dot."""
@@ -361,6 +362,17 @@ class CaseEvent(BaseModel):
     case_id: str
     latency_ms: float | None
     results: list[CaseScoreOut]
+
+
+class StepEvent(BaseModel):
+    """``step``: one step an agent target took on a case, as it arrived (before the case's
+    ``case`` event)."""
+
+    feature: str
+    case_id: str
+    index: int
+    """The step's position in its case, from 0."""
+    step: Step
 
 
 class EndEvent(BaseModel):

@@ -23,7 +23,7 @@ from continuous_eval.core.suite import Case, HttpTarget
 from continuous_eval.core.templating import TemplateError, as_text, render_json
 from continuous_eval.errors import REFUSED_STATUSES, TargetError
 
-__all__ = ["HttpTargetAdapter"]
+__all__ = ["HttpTargetAdapter", "body_excerpt", "resolve_headers"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _EXCERPT_CHARS = 200
@@ -58,7 +58,7 @@ class HttpTargetAdapter:
         if client is not None and transport is not None:
             raise ValueError("give either a client or a transport, not both")
         self.config = config
-        self._headers, self._header_error = _resolve_headers(
+        self._headers, self._header_error = resolve_headers(
             config.headers, os.environ if env is None else env
         )
         self._owns_client = client is None
@@ -87,7 +87,7 @@ class HttpTargetAdapter:
         except httpx.HTTPError as exc:
             raise TargetError(f"{type(exc).__name__} calling {url}: {exc}") from exc
         if not response.is_success:
-            excerpt = _excerpt(response.text)
+            excerpt = body_excerpt(response.text)
             status = response.status_code
             raise TargetError(
                 f"HTTP {status} from {url}" + (f": {excerpt}" if excerpt else ""),
@@ -98,7 +98,7 @@ class HttpTargetAdapter:
         except ValueError as exc:
             raise TargetError(
                 f"response from {url} is not valid JSON (wanted field "
-                f"{self.config.response_field!r}): {_excerpt(response.text)!r}"
+                f"{self.config.response_field!r}): {body_excerpt(response.text)!r}"
             ) from exc
         value = _field(document, self.config.response_field, url)
         return TargetOutput(text=as_text(value))
@@ -112,9 +112,13 @@ class HttpTargetAdapter:
         return f"HttpTargetAdapter({self.config.url!r})"
 
 
-def _resolve_headers(
+def resolve_headers(
     headers: Mapping[str, str], env: Mapping[str, str]
 ) -> tuple[dict[str, str], str | None]:
+    """Fill ``${NAME}`` in header values from ``env``: (headers, None), or ({}, the error).
+
+    The error names the missing variables, never a header's value.
+    """
     missing: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
@@ -162,6 +166,7 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _excerpt(text: str) -> str:
+def body_excerpt(text: str) -> str:
+    """An error response's body on one line, capped: safe to quote in an error."""
     flat = " ".join(text.split())
     return flat if len(flat) <= _EXCERPT_CHARS else flat[: _EXCERPT_CHARS - 1] + "…"
