@@ -10,6 +10,7 @@ stored once.
 
     python bench/ingest.py                                # 30 s, 4 senders, 100 spans
     python bench/ingest.py --seconds 10 --senders 8
+    python bench/ingest.py --async-commit     # what the commit's WAL flush costs
     CONTINUOUS_EVAL_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test ...
 
 The server logs at WARNING (``CONTINUOUS_EVAL_LOG_LEVEL``): at INFO, uvicorn's
@@ -154,7 +155,7 @@ def send(url: str, seconds: float, senders: int, spans: int) -> None:
 # ------------------------------------------------------------------ the bench
 
 
-def _database(server_url: str) -> tuple[str, object]:
+def _database(server_url: str, async_commit: bool = False) -> tuple[str, object]:
     import sqlalchemy as sa
 
     from continuous_eval.adapters.db import migrate
@@ -164,6 +165,8 @@ def _database(server_url: str) -> tuple[str, object]:
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        if async_commit:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -192,10 +195,12 @@ def _count(url: str) -> tuple[int, int]:
     return int(rows[0]), int(rows[1])
 
 
-def bench(server_url: str, seconds: float, senders: int, spans: int) -> None:
+def bench(
+    server_url: str, seconds: float, senders: int, spans: int, async_commit: bool = False
+) -> None:
     import psutil
 
-    url, admin = _database(server_url)
+    url, admin = _database(server_url, async_commit)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "app.py").write_text("def answer(q):\n    return q\n")
@@ -290,13 +295,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--spans", type=int, default=100, help="spans per request")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="synchronous_commit=off on the bench database: what waiting for the WAL flush costs",
+    )
     parser.add_argument("--send", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.send:
         send(args.send, args.seconds, args.senders, args.spans)
         return
     server = os.environ.get("CONTINUOUS_EVAL_BENCH_POSTGRES_URL", DEFAULT_PG)
-    bench(server, args.seconds, args.senders, args.spans)
+    bench(server, args.seconds, args.senders, args.spans, args.async_commit)
 
 
 if __name__ == "__main__":
