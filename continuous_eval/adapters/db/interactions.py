@@ -2,9 +2,10 @@
 
 Only the queries of recorded traffic belong here (``interactions`` and
 ``interaction_feedback``); the row mapping is at the bottom. Ingestion is on
-the hot path: a batch is one multi-row ``INSERT ... ON CONFLICT DO NOTHING``
-per chunk, in one transaction, and the row count it reports is the number of
-spans that were new, so a re-sent batch is counted as duplicates.
+the hot path: a batch is ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` in
+one transaction (on Postgres one statement over the batch sent as one JSON
+document, on SQLite multi-row statements per chunk), and the ids it returns
+are the spans that were new, so a re-sent batch is counted as duplicates.
 
 Deletes go by id in batches (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``)
 so retention never holds a long lock on a table ingestion writes to. Feedback
@@ -54,10 +55,6 @@ INSERT_CHUNK = {"postgresql": 1000, "sqlite": 500}
 (19 a row; Postgres allows 65,535, SQLite 32,766)."""
 
 
-VALUES_PAGE = 10
-"""Rows per INSERT statement sent (see ``SqlInteractionStore._insert``)."""
-
-
 class SqlInteractionStore(SqlStoreBase):
     """Store, sample and bound recorded interactions in SQLite or Postgres.
 
@@ -75,12 +72,7 @@ class SqlInteractionStore(SqlStoreBase):
         # RETURNING rather than the row count, which the driver does not report
         # for a multi-row INSERT on every backend: the ids returned are the rows new.
         ignore = insert_ignore(self._dialect, interactions, ("trace_id", "span_id"))
-        # Pages of VALUES_PAGE rows: psycopg caches the conversion of a statement's
-        # placeholders only up to 4 KiB of SQL, and converting a 100-row statement
-        # afresh each time cost more than sending ten cached ones.
-        return ignore.returning(interactions.c.id).execution_options(
-            insertmanyvalues_page_size=VALUES_PAGE
-        )
+        return ignore.returning(interactions.c.id)
 
     def add_interactions(self, items: Sequence[Interaction]) -> int:
         """Store the spans not stored yet; return how many were new (first write wins).
@@ -101,9 +93,9 @@ class SqlInteractionStore(SqlStoreBase):
             rows = [_interaction_row(item, now) for item in first.values()]
             added = 0
             for start in range(0, len(rows), chunk):
-                # Parameters, not .values(rows): one statement whose compiled form is
-                # cached, sent as multi-row batches by SQLAlchemy's insertmanyvalues.
-                # Compiling a fresh 100-row VALUES each time cost ~0.2 s per batch.
+                # SQLite. Parameters, not .values(rows): one statement whose compiled
+                # form is cached, sent as multi-row batches by SQLAlchemy's
+                # insertmanyvalues (compiling a fresh 100-row VALUES cost ~0.2 s).
                 added += len(conn.execute(self._insert(), rows[start : start + chunk]).all())
             return added
 
