@@ -24,6 +24,7 @@ from continuous_eval.app.plans import PlanBuilder, SuitePlans
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.errors import ContinuousEvalError
 from continuous_eval.ports import RunReader, RunStore
+from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.service.detection import make_detect
@@ -73,6 +74,23 @@ def read_side(settings: Settings) -> Iterator[tuple[RunReader, RunStore]]:
     engine, store = open_store(settings)
     try:
         yield SqlRunReader(engine), store
+    finally:
+        store.close()
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def interactions_side(settings: Settings) -> Iterator[InteractionStore]:
+    """Open the configured store of recorded traffic (``traces import``); close it after.
+
+    Raises:
+        ContinuousEvalError: The database could not be opened (``open_store``).
+    """
+    from continuous_eval.adapters.db.interactions import SqlInteractionStore
+
+    engine, store = open_store(settings)
+    try:
+        yield SqlInteractionStore(engine)
     finally:
         store.close()
         engine.dispose()

@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
@@ -121,6 +122,8 @@ async def serve(settings: Settings, config_path: Path) -> int:
             # streams end once uvicorn shuts down, or it would wait for them forever.
             stopping=lambda: server.should_exit,
             schedules=schedules,
+            # Shares the run store's engine, which the run store disposes of.
+            interactions=SqlInteractionStore(engine),
         )
         host = settings.http_host
         if not settings.api_tokens:

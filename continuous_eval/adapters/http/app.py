@@ -36,7 +36,11 @@ from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
 from continuous_eval.adapters.http.steps import steps_router
+from continuous_eval.adapters.http.traces import INGEST_ROUTES, TracesContext, traces_router
+from continuous_eval.adapters.ingest import Ingestor
+from continuous_eval.adapters.ingest_metrics import IngestMetrics
 from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
+from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,8 @@ Runs LLM eval suites on a schedule and on demand, and shows their results.
 **Auth**: every route except `/healthz` and `/readyz` (and `/metrics` when the
 operator made it public) needs `Authorization: Bearer <token>`, a token from
 `CONTINUOUS_EVAL_API_TOKENS`. The scheme is matched case-sensitively: `Bearer`.
+A token from `CONTINUOUS_EVAL_INGEST_TOKENS` may only send traces
+(`POST /v1/traces`, `POST /api/traces`).
 
 **Errors** are JSON `{"error": {"code", "message", "details", "request_id"}}`;
 branch on `code`. Every response carries `X-Request-ID` (yours, if you sent a
@@ -71,6 +77,7 @@ def create_app(
     stopping: Callable[[], bool] | None = None,
     schedules: Mapping[str, SuiteSchedule] | None = None,
     dashboard: bool = True,
+    interactions: InteractionStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -97,6 +104,10 @@ def create_app(
             passes ``lambda: server.should_exit``.
         schedules: Each suite's schedule, for the dashboard's "next run".
         dashboard: Serve the dashboard at ``/`` (sign-in with an API token).
+        interactions: The store of recorded traffic; with it the app serves
+            trace ingestion (``/v1/traces``, ``/api/traces``), interactions
+            and feedback (``traces``), counted on ``registry``. None: no
+            trace routes (an app that only runs suites).
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -125,6 +136,8 @@ def create_app(
     app.include_router(runs_router(ctx))
     app.include_router(steps_router(ctx))
     app.include_router(admin_router(ctx))
+    if interactions is not None:
+        app.include_router(traces_router(_traces_context(settings, registry, interactions)))
     gate = None
     if dashboard:
         sessions = Sessions(
@@ -155,8 +168,28 @@ def create_app(
         public_paths=public,
         max_body_bytes=settings.max_request_body_bytes,
         dashboard=gate,
+        **_ingest_guard(settings) if interactions is not None else {},
     )
     return app
+
+
+def _traces_context(
+    settings: Settings, registry: CollectorRegistry, interactions: InteractionStore
+) -> TracesContext:
+    ingestor = Ingestor(interactions, settings.trace_feature_attributes, IngestMetrics(registry))
+    return TracesContext(
+        store=interactions, ingestor=ingestor, max_body_bytes=settings.ingest_max_body_bytes
+    )
+
+
+def _ingest_guard(settings: Settings) -> dict[str, Any]:
+    """The guard's ingest-only tokens, the routes they may call, and those routes' body cap."""
+    cap = settings.ingest_max_body_bytes
+    return {
+        "ingest_auth": TokenAuth(settings.ingest_tokens),
+        "ingest_routes": INGEST_ROUTES,
+        "body_caps": {path: cap for _, path in INGEST_ROUTES},
+    }
 
 
 def _token_auth(settings: Settings) -> TokenAuth:

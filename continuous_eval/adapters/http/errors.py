@@ -46,8 +46,10 @@ STATUS_CODES: dict[int, str] = {
 """The code of an error that has no more specific one, by HTTP status."""
 
 DESCRIPTIONS: dict[int, str] = {
+    400: "The body cannot be decoded (`invalid_otlp`, `invalid_body`).",
     401: "No valid bearer token (`unauthorized`).",
-    404: "No such run (`not_found`).",
+    403: "An ingest-only token on a route that is not ingestion (`forbidden`).",
+    404: "No such run or trace (`not_found`, `trace_not_found`, `span_not_found`).",
     409: (
         "`conflict`: the run id is taken by a run with another spec (the stored run is in "
         "`details.run`); or `gate_busy`: the suite is already running (the request is "
@@ -57,6 +59,10 @@ DESCRIPTIONS: dict[int, str] = {
     422: (
         "The request is invalid (`validation_error`, `unknown_suite`, `unknown_feature`, "
         "`invalid_suite`, `feature_required`)."
+    ),
+    415: (
+        "Not `application/x-protobuf` or `application/json` (`unsupported_media_type`), "
+        "or a `Content-Encoding` other than gzip (`unsupported_encoding`)."
     ),
     500: "A bug (`internal_error`); quote the request id.",
     503: "The database cannot be used right now (`database_unavailable`).",

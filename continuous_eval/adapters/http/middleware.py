@@ -13,9 +13,12 @@ In order, for every HTTP request:
    its path is public, so no route can be added without auth by mistake, and
    an unknown route reveals nothing to a stranger; the dashboard's paths
    need a session cookie instead (``dashboard.gate``): a page load without
-   one is sent to sign in (303), anything else is refused (401);
-3. refuse a body over the cap: at once from ``Content-Length``, or as soon
-   as a streamed (chunked) body passes it, without reading the rest (413);
+   one is sent to sign in (303), anything else is refused (401); an
+   ingest-only token is accepted on the ingestion routes alone (403
+   elsewhere: it is a valid token, for another purpose);
+3. refuse a body over the cap (the path's own, for ingestion's larger
+   bodies): at once from ``Content-Length``, or as soon as a streamed
+   (chunked) body passes it, without reading the rest (413);
 4. answer an unexpected exception with a 500 envelope (logged with the
    request id) instead of Starlette's plain-text page.
 """
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse, RedirectResponse
@@ -95,6 +98,9 @@ class RequestGuard:
         public_paths: Paths (relative to the root path) served without a token.
         max_body_bytes: Largest request body accepted.
         dashboard: The dashboard's paths and sessions; None serves no dashboard.
+        ingest_auth: Accepts the ingest-only tokens, on ``ingest_routes`` only.
+        ingest_routes: The (method, path) pairs an ingest-only token may call.
+        body_caps: Paths with a cap of their own instead of ``max_body_bytes``.
     """
 
     def __init__(
@@ -105,12 +111,18 @@ class RequestGuard:
         public_paths: Collection[str],
         max_body_bytes: int,
         dashboard: DashboardGate | None = None,
+        ingest_auth: TokenAuth | None = None,
+        ingest_routes: Collection[tuple[str, str]] = (),
+        body_caps: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self._auth = auth
         self._public = frozenset(public_paths)
         self._max_body = max_body_bytes
         self._dashboard = dashboard
+        self._ingest_auth = ingest_auth
+        self._ingest_routes = frozenset(ingest_routes)
+        self._body_caps = dict(body_caps or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Guard one request (HTTP only; lifespan and websockets pass through)."""
@@ -132,26 +144,20 @@ class RequestGuard:
         headers: list[tuple[bytes, bytes]],
         request_id: str,
     ) -> None:
-        exchange = _Exchange(receive, send, request_id, self._max_body)
         path = _route_path(scope)
+        max_body = self._body_caps.get(path, self._max_body)
+        exchange = _Exchange(receive, send, request_id, max_body)
         if self._dashboard is not None and self._dashboard.covers(path):
             if not await self._dashboard_session(scope, receive, exchange.send, path, request_id):
                 return
-        elif path not in self._public and not self._auth.allows(headers):
-            await self._reply(
-                scope,
-                receive,
-                exchange.send,
-                401,
-                "unauthorized",
-                "a valid bearer token is required: Authorization: Bearer <token>",
-                request_id,
-                {"WWW-Authenticate": "Bearer"},
-            )
-            return
+        elif path not in self._public:
+            refusal = self._refusal(scope, headers, path)
+            if refusal is not None:
+                await self._refuse(scope, receive, exchange.send, refusal, request_id)
+                return
         declared = _content_length(headers)
-        if declared is not None and declared > self._max_body:
-            await self._too_large(scope, receive, exchange.send, request_id)
+        if declared is not None and declared > max_body:
+            await self._too_large(scope, receive, exchange.send, request_id, max_body)
             return
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -164,7 +170,42 @@ class RequestGuard:
                 return
         if exchange.refused:
             exchange.refused = False  # let our own answer through
-            await self._too_large(scope, receive, exchange.send, request_id)
+            await self._too_large(scope, receive, exchange.send, request_id, max_body)
+
+    def _refusal(self, scope: Scope, headers: list[tuple[bytes, bytes]], path: str) -> int | None:
+        """None when the token may call the route; else the status to refuse with."""
+        if self._auth.allows(headers):
+            return None
+        if self._ingest_auth is None or not self._ingest_auth.allows(headers):
+            return 401
+        if (scope.get("method", ""), path) in self._ingest_routes:
+            return None
+        return 403
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, request_id: str
+    ) -> None:
+        if status == 403:
+            await self._reply(
+                scope,
+                receive,
+                send,
+                403,
+                "forbidden",
+                "this token may only send traces (POST /v1/traces, POST /api/traces)",
+                request_id,
+            )
+            return
+        await self._reply(
+            scope,
+            receive,
+            send,
+            401,
+            "unauthorized",
+            "a valid bearer token is required: Authorization: Bearer <token>",
+            request_id,
+            {"WWW-Authenticate": "Bearer"},
+        )
 
     async def _dashboard_session(
         self, scope: Scope, receive: Receive, send: Send, path: str, request_id: str
@@ -209,16 +250,18 @@ class RequestGuard:
             request_id,
         )
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, max_body: int
+    ) -> None:
         await self._reply(
             scope,
             receive,
             send,
             413,
             "payload_too_large",
-            f"the request body is larger than {self._max_body} bytes",
+            f"the request body is larger than {max_body} bytes",
             request_id,
-            details={"max_bytes": self._max_body},
+            details={"max_bytes": max_body},
         )
 
     async def _reply(

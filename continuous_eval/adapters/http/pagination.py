@@ -87,3 +87,20 @@ def decode_result_cursor(cursor: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise _invalid()
     return value
+
+
+def encode_interaction_cursor(interaction_id: int) -> str:
+    """Return the cursor of the interactions page that follows interaction ``interaction_id``."""
+    return _encode({"k": "interactions", "i": interaction_id})
+
+
+def decode_interaction_cursor(cursor: str) -> int:
+    """Return the interaction id an interactions cursor names.
+
+    Raises:
+        ApiError: 422 ``validation_error`` for anything that is not such a cursor.
+    """
+    value = _decode(cursor, "interactions").get("i")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise _invalid()
+    return value
