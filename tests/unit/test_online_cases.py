@@ -27,6 +27,7 @@ def _span(
     text_in: str = "q",
     text_out: str = "a",
     steps: tuple[Step, ...] = (),
+    operation: str = "chat",
 ) -> StoredInteraction:
     interaction = Interaction(
         trace_id=trace,
@@ -36,6 +37,7 @@ def _span(
         output=text_out,
         started_at=T0 + timedelta(seconds=at),
         parent_span_id=parent,
+        operation=operation,
         model="claude-haiku-4-5",
         steps=steps,
         metadata={"tenant": "acme"},
@@ -56,10 +58,33 @@ def test_the_root_gives_the_texts_and_every_span_gives_its_steps_in_start_order(
     result = Step(kind="tool_result", id="t1", content="shipped")
     trace = "c" * 32
     rows = [
-        # The agent's invocation answered nothing itself; its last chat span did.
-        _span(3, trace, "a" * 16, at=0, text_in="where is order 7?", text_out=""),
-        _span(4, trace, "b" * 16, parent="a" * 16, at=1, text_out="", steps=(call,)),
+        # The agent's invocation recorded no text itself; its chat spans did.
+        _span(3, trace, "a" * 16, at=0, text_in="", text_out=""),
+        _span(
+            4,
+            trace,
+            "b" * 16,
+            parent="a" * 16,
+            at=1,
+            text_in="where is order 7?",
+            text_out="",
+            steps=(call,),
+        ),
+        # The tool span records the same call again: it counts once.
+        _span(
+            6, trace, "e" * 16, parent="a" * 16, at=1, text_in="", text_out="", steps=(call, result)
+        ),
         _span(1, trace, "d" * 16, parent="a" * 16, at=2, text_out="It shipped.", steps=(result,)),
+        _span(
+            9,
+            trace,
+            "f" * 16,
+            parent="a" * 16,
+            at=3,
+            text_in="{}",
+            text_out="{}",
+            operation="execute_tool",
+        ),
     ]
     [case] = cases_from_sample(rows, 10, truncated=False)
     assert case.input == "where is order 7?"
