@@ -203,11 +203,11 @@ class Settings(BaseSettings):
     )
     """Span (then resource) attributes naming an interaction's feature; the first
     present wins. A span with none is rejected (``no_feature``)."""
-    retention_days: float | None = Field(default=90.0, gt=0)
+    retention_days: float | None = Field(default=90.0, ge=0)
     """Interactions older than this, and the raw results of runs that finished longer
-    ago, are deleted (aggregates, decisions and alerts stay). Unset: kept forever."""
-    retention_max_rows: int | None = Field(default=1_000_000, ge=1)
-    """At most this many interactions per feature; the oldest go first. Unset: no cap."""
+    ago, are deleted (aggregates, decisions and alerts stay). 0: kept forever."""
+    retention_max_rows: int | None = Field(default=1_000_000, ge=0)
+    """At most this many interactions per feature; the oldest go first. 0: no cap."""
     retention_features: dict[str, RetentionOverride] = Field(default_factory=dict)
     """Per-feature overrides: ``{"support-bot": {"days": 7, "max_rows": 200000}}``."""
     retention_interval_s: float = Field(default=3600.0, gt=0)
@@ -264,6 +264,12 @@ class Settings(BaseSettings):
     where nothing changed."""
     regression_baseline_runs: int = Field(default=7, ge=1, le=50)
     """How many known-good scheduled runs are pooled into each case's baseline."""
+
+    @field_validator("retention_days", "retention_max_rows")
+    @classmethod
+    def _zero_is_no_limit(cls, value: float | None) -> float | None:
+        # An environment variable cannot be unset to None; 0 says "no limit".
+        return None if value == 0 else value
 
     @field_validator("log_level", mode="before")
     @classmethod

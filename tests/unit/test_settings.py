@@ -120,3 +120,17 @@ def test_a_mistyped_variable_is_found_with_what_it_meant() -> None:
     assert mistyped_variables(environ) == [
         ("CONTINUOUS_EVAL_SCHEDULE_ENABLE", "CONTINUOUS_EVAL_SCHEDULE_ENABLED")
     ]
+
+
+def test_retention_zero_means_no_limit_and_a_bad_override_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONTINUOUS_EVAL_RETENTION_DAYS", "0")
+    monkeypatch.setenv("CONTINUOUS_EVAL_RETENTION_MAX_ROWS", "0")
+    monkeypatch.setenv("CONTINUOUS_EVAL_RETENTION_FEATURES", '{"bot": {"days": 7}}')
+    settings = load_settings()
+    assert (settings.retention_days, settings.retention_max_rows) == (None, None)
+    assert settings.retention_features["bot"].days == 7
+    lines = problems(monkeypatch, CONTINUOUS_EVAL_RETENTION_FEATURES='{"bot": {"dayz": 7}}')
+    assert len(lines) == 1
+    assert lines[0].startswith("environment: CONTINUOUS_EVAL_RETENTION_FEATURES")
