@@ -36,16 +36,19 @@ level and the power curve starts to rise (README, "Online features").
 from __future__ import annotations
 
 import math
+import operator
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Literal
 
 from continuous_eval.core.paired_test import Z_LIMIT, t_quantile_975
 
 MIN_SAMPLES = 30
 """Fewest scores, in the current sample and in the baseline's, for the test to decide."""
+
+_BINARY = frozenset((0.0, 1.0))
 
 Method = Literal["fisher", "mann_whitney"]
 """``fisher``: exact two-proportion test of 0/1 scores; ``mann_whitney``: rank test."""
@@ -88,7 +91,7 @@ class UnpairedTest:
 
 def is_binary(values: Sequence[float]) -> bool:
     """Whether every score is 0 or 1 (a pass rate)."""
-    return all(v in (0.0, 1.0) for v in values)
+    return set(values) <= _BINARY
 
 
 def unpaired_test(
@@ -107,7 +110,7 @@ def unpaired_test(
     """
     if min_samples < 2:
         raise ValueError("min_samples must be at least 2")
-    if not all(math.isfinite(v) for v in (*current, *baseline)):
+    if not (all(map(math.isfinite, current)) and all(map(math.isfinite, baseline))):
         raise ValueError("a score is not a finite number")
     if len(current) < min_samples or len(baseline) < min_samples:
         return None
@@ -167,15 +170,16 @@ def _mann_whitney(
     """(p_lower, p_floor, z) of the rank test, normal approximation with tie correction."""
     n1, n2 = len(current), len(baseline)
     n = n1 + n2
-    mid_rank: dict[float, float] = {}
+    counts = Counter(current)
+    counts.update(baseline)
     ties = 0
-    start = 1  # ranks start at 1; tied scores share the mean of their ranks
-    for value, group in groupby(sorted([*current, *baseline])):
-        size = sum(1 for _ in group)
-        mid_rank[value] = start + (size - 1) / 2
+    below = 0  # ranks start at 1; tied scores share the mean of their ranks
+    mid_rank: dict[float, float] = {}
+    for value, size in sorted(counts.items()):
+        mid_rank[value] = below + (size + 1) / 2
         ties += size**3 - size
-        start += size
-    rank_sum = math.fsum(mid_rank[v] for v in current)
+        below += size
+    rank_sum = math.fsum(mid_rank[v] * c for v, c in Counter(current).items())
     u = rank_sum - n1 * (n1 + 1) / 2
     mean = n1 * n2 / 2
     variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1)))
@@ -207,8 +211,10 @@ def _welch_interval(
 
 def _variance(values: Sequence[float]) -> float:
     """Sample variance in floating point (``statistics.variance`` is exact, and slow here)."""
-    mean = math.fsum(values) / len(values)
-    return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    n = len(values)
+    mean = math.fsum(values) / n
+    squares = math.fsum(map(operator.mul, values, values))
+    return max(0.0, squares - n * mean * mean) / (n - 1)
 
 
 _NORMAL = statistics.NormalDist()
