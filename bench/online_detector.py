@@ -27,11 +27,18 @@ runs' scores pooled, in the same run-level family as the paired keys. The model:
 
 A day-to-day wobble of the traffic (``--day-sd``: each run's pass rate and
 score mean moved by a normal draw of that sd, the judge's ratings too) shows
-what the test assumes: days are samples of the same traffic.
+what the test assumes: days are samples of the same traffic. ``--fdr`` sets
+the family's level (what a month-level bound costs in power).
 
-    python bench/online_detector.py                     # 200 months per n, about 2-3 minutes
-    python bench/online_detector.py --months 1000       # tighter intervals
-    python bench/online_detector.py --day-sd 0.02       # what a wobbling traffic mix does
+Each chunk of 10 months or histories is seeded from ``--seed``, its kind, n
+and index, so figures do not depend on ``--jobs``. A month (37 decisions of
+23 keys) costs about 8 s, a power history about 1.3 s; the default run takes
+about 3 minutes on two cores, the figures in the README about 25:
+
+    python bench/online_detector.py                                   # a quick look
+    python bench/online_detector.py --months 60 --histories 200       # the README's figures
+    python bench/online_detector.py --sizes 100 --fdr 0.002           # a month-level bound
+    python bench/online_detector.py --sizes 100 --day-sd 0.02         # a wobbling traffic mix
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ ONLINE_KEYS = [(f, s) for f in ONLINE for s in ("judge", "pass", "score")]
 PAIRED_KEYS = [(f, s) for f in PAIRED for s in ("judge", "pass")]
 POLICY = RegressionPolicy(unpaired_features=frozenset(ONLINE))
 HISTORY_KEPT = history_limit(POLICY)
+_FDR: list[float] = []
+"""``--fdr``, when given: the family's level in the worker processes."""
 WARMUP, MONTH, PAIRED_N = 7, 30, 100
 RATINGS = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
 RATING_P = np.array([0.05, 0.10, 0.20, 0.35, 0.30])
@@ -82,7 +91,6 @@ DROPS: tuple[tuple[str, float], ...] = (
     ("judge", 0.3),
     ("judge", 0.5),
 )
-SIZES = (50, 100, 200)
 MIN_N = (10, 20, 30, 50)
 
 
@@ -140,13 +148,17 @@ class History:
             for k, v in lists.items()
         }
         current = RunScores.build(run_id, SUITE, "scheduled", 1.0, aggs, cases)
-        result = decide_run(current, self.runs, POLICY)
+        result = decide_run(current, self.runs, _policy())
         if keep:
             states = {d.key: d.state() for d in result.decisions}
             self.runs.insert(0, replace(current, states=states))
             del self.runs[HISTORY_KEPT:]
             self.count += 1
         return result
+
+
+def _policy() -> RegressionPolicy:
+    return replace(POLICY, fdr=_FDR[0]) if _FDR else POLICY
 
 
 def _run_scores(rng: Rng, paired: Paired, n: int, day_sd: float) -> dict[ScoreKey, Floats]:
@@ -206,8 +218,10 @@ def _min_n(rng: Rng, n: int, trials: int) -> Tally:
 
 
 def _task(
-    kind: str, n: int, count: int, seed: int, index: int, day_sd: float
+    kind: str, n: int, count: int, seed: int, index: int, day_sd: float, fdr: float | None
 ) -> tuple[str, int, Tally]:
+    if fdr is not None:
+        _FDR[:] = [fdr]
     rng = np.random.default_rng([seed, zlib.crc32(f"{kind}/{n}".encode()), index])
     if kind == "min_n":
         return kind, n, _min_n(rng, n, count)
@@ -241,34 +255,41 @@ def _mean(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Simulate months and the minimum-n table; print one line per figure."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--months", type=int, default=10, help="simulated months per n")
-    parser.add_argument("--histories", type=int, default=40, help="power histories per n")
+    parser.add_argument("--months", type=int, default=6, help="simulated months per n")
+    parser.add_argument("--histories", type=int, default=30, help="power histories per n")
     parser.add_argument(
-        "--trials", type=int, default=4000, help="tests per cell of the min-n table"
+        "--trials", type=int, default=2000, help="tests per cell of the min-n table"
     )
     parser.add_argument(
         "--day-sd", type=float, default=0.0, help="day-to-day wobble of the traffic"
     )
+    parser.add_argument("--fdr", type=float, help="the family's level (default: the policy's)")
+    parser.add_argument(
+        "--sizes", default="50,100,200", help="online sample sizes, comma-separated"
+    )
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    args.sizes = tuple(int(n) for n in args.sizes.split(",") if n)
     started = time.perf_counter()
     chunk = 10
     tasks: list[tuple[str, int, int, int]] = [
         ("month", n, min(chunk, args.months - start), i)
-        for n in SIZES
+        for n in args.sizes
         for i, start in enumerate(range(0, args.months, chunk))
     ]
     tasks += [
         ("power", n, min(chunk, args.histories - start), i)
-        for n in SIZES
+        for n in args.sizes
         for i, start in enumerate(range(0, args.histories, chunk))
     ]
     tasks += [("min_n", n, args.trials, 0) for n in MIN_N]
     tasks.sort(key=lambda t: {"month": 0, "power": 1, "min_n": 2}[t[0]])
     results: dict[tuple[str, int], Tally] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(_task, k, n, c, args.seed, i, args.day_sd) for k, n, c, i in tasks]
+        futures = [
+            pool.submit(_task, k, n, c, args.seed, i, args.day_sd, args.fdr) for k, n, c, i in tasks
+        ]
         for done, future in enumerate(futures, 1):
             kind, n, tally = future.result()
             merged = results.setdefault((kind, n), {})
@@ -284,9 +305,10 @@ def _report(results: Mapping[tuple[str, int], Tally], args: argparse.Namespace) 
         f"online detector: {args.months} months per n ({WARMUP} warm-up + {MONTH} runs), "
         f"{args.histories} power histories per n, "
         f"{len(ONLINE_KEYS)} online + {len(PAIRED_KEYS)} paired keys, "
-        f"{POLICY.correction} at {POLICY.fdr:g}, day sd {args.day_sd:g}, seed {args.seed}"
+        f"{POLICY.correction} at {args.fdr or POLICY.fdr:g}, "
+        f"day sd {args.day_sd:g}, seed {args.seed}"
     )
-    for n in SIZES:
+    for n in args.sizes:
         tally = results["month", n]
         for who in ("any", "online", "paired"):
             print(
@@ -295,7 +317,7 @@ def _report(results: Mapping[tuple[str, int], Tally], args: argparse.Namespace) 
             )
     for scorer, drop in DROPS:
         cells = "  ".join(
-            f"n={n}: {_share(results['power', n][f'detect_{scorer}_{drop:g}'])}" for n in SIZES
+            f"n={n}: {_share(results['power', n][f'detect_{scorer}_{drop:g}'])}" for n in args.sizes
         )
         print(f"figure power {scorer} -{drop:g}: {cells}")
     labels: dict[str, Callable[[str], str]] = {
