@@ -8,10 +8,13 @@ runs' scores pooled, in the same run-level family as the paired keys. The model:
   interactions (n = 50, 100 or 200): ``judge`` (1-5, heavily tied: each
   interaction's rating drawn from P(1..5) = 0.05, 0.10, 0.20, 0.35, 0.30),
   ``pass`` (0/1, passes with probability 0.8) and ``score`` (fractional 0-1,
-  Beta(7, 3): mean 0.7, sd 0.14); plus 10 paired features x (a 1-5 judge and a
+  Beta(7, 3): mean 0.7, sd 0.14); plus 4 paired features x (a 1-5 judge and a
   pass rate) over 100 fixed cases, modelled as in ``bench/detector_power.py``
   (true quality uniform in 2..5 moved -1/+1 with p = 0.3; pass truth 0.8 with
-  10% flips). 35 keys.
+  10% flips). 23 keys in one family. (``bench/detector_power.py`` measures
+  the paired detector on its own 150-key suite; here the paired keys are
+  there to share the family, and few, because their exact tests cost most
+  of the time.)
 - A month: 7 warm-up runs, then 30 daily runs with no change, decided one
   after the other by ``decide_run`` with the states their decisions stored
   (CUSUMs and incidents carried). Reported: the share of runs with any alert,
@@ -20,7 +23,7 @@ runs' scores pooled, in the same run-level family as the paired keys. The model:
   key fell: ``pass`` by 5 or 10 points of pass rate, ``score`` by 0.05 or 0.10
   in mean (every score shifted down, clipped at 0), ``judge`` by 0.3 or 0.5
   points (each interaction lowered one point with that probability, clipped
-  at 1). Alerted on that run, inside the whole suite's family.
+  at 1: a fall of 0.95 times that). Alerted on that run, inside the whole suite's family.
 - Minimum sample size: the unpaired test alone, a sample of n against 7 runs
   of n pooled, n = 10 to 50: its size at the 5% level per score type, and its
   power for the 10-point and 0.5-point drops (the figures behind ``MIN_SAMPLES``).
