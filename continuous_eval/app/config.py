@@ -100,6 +100,10 @@ def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, R
             correction=settings.regression_correction,
             fdr=settings.regression_fdr,
             baseline_window=settings.regression_baseline_runs,
+            # An online feature samples fresh traffic every run: nothing pairs.
+            unpaired_features=frozenset(
+                name for name, feature in suite.features.items() if feature.online
+            ),
         )
     return policies
 

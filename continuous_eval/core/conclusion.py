@@ -21,8 +21,9 @@ from continuous_eval.core.decisions import (
     RegressionPolicy,
     Transition,
 )
-from continuous_eval.core.key_decision import PendingKey
+from continuous_eval.core.key_decision import KeyTest, PendingKey
 from continuous_eval.core.paired_test import PairedTest, t_quantile_975
+from continuous_eval.core.unpaired_test import UnpairedTest
 
 
 def conclude(p: PendingKey, policy: RegressionPolicy, as_candidate: bool) -> Decision:
@@ -35,7 +36,7 @@ def conclude(p: PendingKey, policy: RegressionPolicy, as_candidate: bool) -> Dec
     judged = anchor is not None and anchor.drifted
     shift = anchor.mean_difference if anchor is not None and judged else 0.0
     difference = test.mean_difference - shift
-    moved = f"{test.baseline_mean:.3f} -> {test.current_mean:.3f} over {test.n_paired} cases"
+    moved = f"{test.baseline_mean:.3f} -> {test.current_mean:.3f} over {_sample(test)}"
     if judged:
         # Under judge drift the run's evidence is the judge's as much as the
         # product's: the CUSUM adds none of it, and only a corrected fall alerts.
@@ -51,7 +52,7 @@ def conclude(p: PendingKey, policy: RegressionPolicy, as_candidate: bool) -> Dec
 
 
 def _in_incident(
-    d: Decision, test: PairedTest, incident: Incident, minimum: float, moved: str
+    d: Decision, test: KeyTest, incident: Incident, minimum: float, moved: str
 ) -> Decision:
     """A key with an open regression incident: recovered, fallen further, or still down."""
     if test.mean_difference + EPSILON >= -minimum / 2:
@@ -74,7 +75,7 @@ def _in_incident(
 def _alarm(
     p: PendingKey,
     d: Decision,
-    test: PairedTest,
+    test: KeyTest,
     policy: RegressionPolicy,
     judged: bool,
     difference: float,
@@ -148,7 +149,7 @@ def _judge_drift(
 def _no_regression(
     p: PendingKey,
     d: Decision,
-    test: PairedTest,
+    test: KeyTest,
     policy: RegressionPolicy,
     as_candidate: bool,
     incident: Incident | None,
@@ -160,7 +161,7 @@ def _no_regression(
         transition = "recovered"  # the judge is back; the key is decided normally again
     if d.kind is DecisionKind.INSUFFICIENT_EVIDENCE:
         message = (
-            f"{test.n_paired} paired cases: even a fall of every case could not reach "
+            f"{_sample(test, 'paired cases')}: even a fall of every case could not reach "
             f"p <= {policy.fdr:g} ({moved})"
         )
     else:
@@ -179,6 +180,13 @@ def _no_regression(
     )  # fmt: skip
 
 
+def _sample(test: KeyTest, cases: str = "cases") -> str:
+    """What the test compared: paired cases, or two samples of traffic."""
+    if isinstance(test, UnpairedTest):
+        return f"{test.n_current} interactions (baseline: {test.n_baseline})"
+    return f"{test.n_paired} {cases}"
+
+
 def _drift_text(p: PendingKey, policy: RegressionPolicy) -> str:
     assert p.drift is not None
     return (
@@ -188,7 +196,7 @@ def _drift_text(p: PendingKey, policy: RegressionPolicy) -> str:
     )
 
 
-def _corrected_significant(test: PairedTest, anchor: PairedTest | None, difference: float) -> bool:
+def _corrected_significant(test: KeyTest, anchor: PairedTest | None, difference: float) -> bool:
     """Whether the difference in differences is itself significant (normal approximation)."""
     if anchor is None or test.ci_low is None or anchor.ci_low is None:
         return False

@@ -14,6 +14,7 @@ from typing import Literal
 
 from continuous_eval.core.error_control import Correction
 from continuous_eval.core.models import CaseDrop, RunType, ScoreAggregate
+from continuous_eval.core.unpaired_test import MIN_SAMPLES
 
 ScoreKey = tuple[str, str]
 """(feature, scorer)."""
@@ -76,6 +77,12 @@ class RegressionPolicy:
     pass_rate: ScorerPolicy = PASS_RATE_DEFAULTS
     scorers: Mapping[str, ScorerPolicy] = field(default_factory=dict)
     """Per scorer name; a listed scorer skips scale inference."""
+    unpaired_features: frozenset[str] = frozenset()
+    """Features whose cases never repeat (online features: a fresh sample of
+    traffic every run): their keys are tested unpaired (``core.unpaired_test``),
+    the current sample against the baseline runs' scores pooled."""
+    min_samples: int = MIN_SAMPLES
+    """Fewest scores a side for an unpaired test to decide (``MIN_SAMPLES``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.completeness_floor <= 1.0:
@@ -90,6 +97,12 @@ class RegressionPolicy:
             raise ValueError("cusum_k must not be negative and cusum_h must be positive")
         if self.excursion_limit < 1:
             raise ValueError("excursion_limit must be at least 1")
+        if self.min_samples < 2:
+            raise ValueError("min_samples must be at least 2")
+
+    def unpaired(self, feature: str) -> bool:
+        """Whether the feature's keys are tested unpaired (its case ids never repeat)."""
+        return feature in self.unpaired_features
 
     def for_scorer(self, scorer: str, observed: Iterable[float] = ()) -> ScorerPolicy:
         """The scorer's override, else the defaults of its inferred scale."""

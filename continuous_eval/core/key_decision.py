@@ -36,6 +36,11 @@ from continuous_eval.core.decisions import (
 )
 from continuous_eval.core.models import CaseDrop
 from continuous_eval.core.paired_test import PairedTest, paired_test
+from continuous_eval.core.unpaired_baselines import pooled, unpaired_cusum, unpaired_drift_test
+from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_test
+
+KeyTest = PairedTest | UnpairedTest
+"""A key's drop test: paired by case, or unpaired for a feature whose cases never repeat."""
 
 
 @dataclass(slots=True)
@@ -46,7 +51,7 @@ class PendingKey:
     run_id: str
     reference_ids: tuple[str, ...] = ()
     """The drift reference's runs: a drift incident is measured against them."""
-    test: PairedTest | None = None
+    test: KeyTest | None = None
     minimum: float = 0.0
     in_family: bool = False
     drift: DriftTest | None = None
@@ -88,7 +93,8 @@ def decide_key(
     chosen = select(current, key, history, policy, candidate=as_candidate)
     if not chosen.pool:
         return _without_pool(chosen, agg.mean, prior, make, as_candidate)
-    pending = _compared(current, key, agg.mean, chosen, policy, make)
+    compare = _compared_unpaired if policy.unpaired(key[0]) else _compared
+    pending = compare(current, key, agg.mean, chosen, policy, make)
     in_regression = pending.incident is not None and pending.incident.kind == "regression"
     if pending.test is not None and not in_regression:
         _sequential(pending, chosen, key, current.case_scores.get(key, {}), policy, as_candidate)
@@ -186,6 +192,76 @@ def _compared(
     return pending
 
 
+def _compared_unpaired(
+    current: RunScores,
+    key: ScoreKey,
+    mean: float,
+    chosen: Selection,
+    policy: RegressionPolicy,
+    make: _Make,
+) -> PendingKey:
+    """The unpaired test of the current sample against the pool's scores, pooled.
+
+    An online feature's cases are fresh traffic every run: nothing pairs, so
+    the evidence is the two samples (``core.unpaired_baselines``). The
+    "fallen" cases are the current interactions scored below the baseline's
+    mean, worst first, so a person can open the traces behind a fall.
+    """
+    pool = chosen.pool
+    cur_cases = current.case_scores.get(key, {})
+    baseline = pooled(pool, key)
+    test = unpaired_test(list(cur_cases.values()), baseline, min_samples=policy.min_samples)
+    ids = tuple(run.run_id for run in pool)
+    observed = [mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
+    minimum = policy.for_scorer(key[1], observed).min_effect
+    if test is None:
+        message = (
+            f"{len(cur_cases)} interactions scored now, {len(baseline)} in the known-good runs: "
+            f"an online key needs {policy.min_samples} on each side"
+        )
+        # A sample too small to test whose mean fell by the minimum effect is
+        # not a baseline (as for a paired feature too small to test).
+        fell = bool(baseline) and mean - sum(baseline) / len(baseline) <= -minimum + EPSILON
+        return make(
+            DecisionKind.INSUFFICIENT_EVIDENCE,
+            message,
+            current=mean,
+            baseline_run_ids=ids,
+            known_good=not fell,
+        )
+    fallen = tuple(
+        sorted(
+            (
+                CaseDrop(case_id, test.baseline_mean, score)
+                for case_id, score in cur_cases.items()
+                if score < test.baseline_mean - EPSILON
+            ),
+            key=lambda d: (d.after - d.before, d.case_id),
+        )
+    )
+    pending = make(
+        DecisionKind.NOT_SIGNIFICANT,
+        "",
+        current=test.current_mean,
+        baseline=test.baseline_mean,
+        mean_difference=test.mean_difference,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        p_value=test.p_lower,
+        n_paired=test.n_current,
+        baseline_run_ids=ids,
+        fallen=fallen,
+    )
+    pending.test = test
+    pending.reference_ids = tuple(run.run_id for run in chosen.reference)
+    pending.minimum = minimum
+    cur_anchors = current.anchor_scores.get(key)
+    if cur_anchors:
+        # Anchors are frozen outputs with fixed ids: they pair, online feature or not.
+        pending.anchor_test = paired_test(evidence(cur_anchors, pool, key, anchors=True))
+    return pending
+
+
 def _sequential(
     pending: PendingKey,
     chosen: Selection,
@@ -202,10 +278,17 @@ def _sequential(
     else:
         pending.in_family = True
         pending.drop_p = test.p_lower
-    statistic, _ = cusum(chosen, key, cur_cases, test, policy)
+    if isinstance(test, UnpairedTest):
+        statistic = unpaired_cusum(chosen, key, cur_cases, test, policy)
+    else:
+        statistic, _ = cusum(chosen, key, cur_cases, test, policy)
     pending.base = replace(pending.base, cusum=statistic)
     if not as_candidate and statistic + EPSILON >= policy.cusum_h:
-        found = drift_test(chosen, key, cur_cases)
+        found = (
+            unpaired_drift_test(chosen, key, cur_cases, policy)
+            if isinstance(test, UnpairedTest)
+            else drift_test(chosen, key, cur_cases)
+        )
         if found is not None and found.mean_difference <= -pending.minimum / 2 + EPSILON:
             pending.drift = found
 

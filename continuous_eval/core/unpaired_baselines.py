@@ -1,0 +1,89 @@
+"""The baseline, CUSUM and drift test of a key whose cases never repeat (an online feature).
+
+Pure, the unpaired counterpart of the pairing in ``core.baselines``. The runs
+are chosen the same way (``core.baselines.select``: the known-good pool, the
+drift reference from before an excursion); what changes is the evidence. A
+paired key compares each case with its own history; an online key's current
+sample is compared with the scores of the baseline runs pooled.
+
+Why pool the known-good runs rather than take the last one: the current
+sample's own noise cannot be reduced, but the baseline's can. With one
+baseline run of the same size the difference of two means has twice the
+variance of one; pooling the ``baseline_window`` (7) runs brings it to 8/7 of
+one, a standard error 24% smaller, which is most of the power there is to
+gain (the current sample's share cannot shrink). The pool is known-good
+runs only, so a regression never becomes its own baseline, exactly as for
+paired keys. The price is an assumption:
+the pooled days are draws from the same traffic as today. A feature whose
+traffic mix moves from day to day more than its sampling noise sees that
+movement as evidence: in the bench a wobble of 2 points a day (pass rate,
+score mean) raises the share of runs with a false online alert from 2% to
+19% at n = 100 (``--day-sd 0.02``). No single-run test can tell such a
+wobble from a change without a between-run variance estimated from the
+runs themselves; until the detector has one, an online alert says "this
+sample is lower than the last known-good week's traffic", and a changed
+fingerprint (a new rubric, target or sampling rule) still resets the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from continuous_eval.core.baselines import DriftTest, Selection, state
+from continuous_eval.core.decisions import RegressionPolicy, RunScores, ScoreKey
+from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_test
+
+
+def pooled(runs: Sequence[RunScores], key: ScoreKey) -> list[float]:
+    """Every score the runs gave the key, whatever the case: the unpaired baseline sample."""
+    return [score for run in runs for score in run.case_scores.get(key, {}).values()]
+
+
+def unpaired_cusum(
+    selection: Selection,
+    key: ScoreKey,
+    current_scores: Mapping[str, float],
+    test: UnpairedTest,
+    policy: RegressionPolicy,
+) -> float:
+    """Return the CUSUM after this run: S = max(0, S_previous - z - k), as for paired keys.
+
+    z is this run's evidence against the drift reference (the pool itself when
+    there is no excursion and the history is no longer than the pool).
+    """
+    previous = state(selection.excursion[0], key).cusum if selection.excursion else 0.0
+    same = [r.run_id for r in selection.reference] == [r.run_id for r in selection.pool]
+    now = (
+        test
+        if same
+        else unpaired_test(
+            list(current_scores.values()),
+            pooled(selection.reference, key),
+            min_samples=policy.min_samples,
+        )
+    )
+    if now is None:
+        return previous
+    return max(0.0, previous - now.z - policy.cusum_k)
+
+
+def unpaired_drift_test(
+    selection: Selection,
+    key: ScoreKey,
+    current_scores: Mapping[str, float],
+    policy: RegressionPolicy,
+) -> DriftTest | None:
+    """Test whether the excursion's runs, pooled, sit below the reference runs, pooled.
+
+    Under no change every score of both samples is a draw of the same
+    traffic, so the unpaired test applies to the pooled samples; its p is
+    multiplied by the runs looked at (the CUSUM looked once per run), as for
+    paired keys.
+    """
+    recent = [*current_scores.values(), *pooled(selection.excursion, key)]
+    reference = pooled(selection.reference, key)
+    found = unpaired_test(recent, reference, min_samples=policy.min_samples)
+    if found is None:
+        return None
+    looks = 1 + len(selection.excursion)
+    return DriftTest(looks, found.mean_difference, min(1.0, found.p_lower * looks))
