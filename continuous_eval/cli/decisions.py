@@ -128,10 +128,10 @@ def _print_fallen(d: Decision) -> None:
             f"(p={_p(a.p_value)}, adj. p={_p(a.p_adjusted)}): {verdict}"
         )
     if not d.fallen:
-        line("  no paired case is below its known-good level")
+        line("  no case is below its known-good level")
         return
     table = Table(
-        title=f"  {len(d.fallen)} of {d.n_paired} paired cases fell (known-good level -> now)",
+        title=f"  {len(d.fallen)} of {d.n_paired} cases fell (known-good level -> now)",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
