@@ -72,9 +72,13 @@ def check_config(config: ConfigOption = None) -> None:
     # A feature's anchor set is scanned like a feature, but it is not one.
     own = [f for f in scanned_features if not f.name.endswith(ANCHOR_SUFFIX)]
     anchors = sum(f.case_count for f in scanned_features if f.name.endswith(ANCHOR_SUFFIX))
-    cases = sum(f.case_count for f in own)
+    # An online feature's cases are sampled from recorded traffic at each run:
+    # what the file says is only how many it may take.
+    cases = sum(f.case_count for f in own if not f.feature.online)
+    sampled = sum(f.case_count for f in own if f.feature.online)
     suites = len(loaded.suites.suites)
     extra = f", {anchors:,} anchors" if anchors else ""
+    extra += f", up to {sampled:,} sampled from traffic" if sampled else ""
     line(f"{path}: OK ({suites} suites, {len(own)} features, {cases:,} cases{extra})")
 
 

@@ -78,6 +78,19 @@ def test_check_config_counts_anchor_sets_apart_from_features(tmp_path: Path) -> 
     assert "(1 suites, 1 features, 2 cases, 1 anchors)" in result.stdout
 
 
+def test_check_config_says_an_online_feature_samples_up_to_its_max(tmp_path: Path) -> None:
+    (tmp_path / "suites.yaml").write_text(
+        "suites:\n  s:\n    features:\n      f:\n"
+        "        dataset: {source: traces, feature: bot, sample: {max: 50}}\n"
+        "        target: recorded\n"
+        "        scorers: [{type: contains, value: refund}]\n"
+    )
+    result = cli("check-config", "--config", str(tmp_path / "suites.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(1 suites, 1 features, 0 cases, up to 50 sampled from traffic)" in result.stdout
+    assert not (tmp_path / "continuous-eval.db").exists()  # validated, nothing read
+
+
 BAD_CONFIGS = {
     "unknown scorer": (
         "suites:\n  s:\n    features:\n      f:\n        dataset: {cases: [{input: hi}]}\n"
