@@ -156,6 +156,16 @@ class Connection:
         }
 
     def post(self, body: bytes) -> int:
+        """POST ``body``; reconnect once when the server closed the idle connection."""
+        import http.client
+
+        try:
+            return self._exchange(body)
+        except (ConnectionError, http.client.RemoteDisconnected):
+            self._conn.close()
+            return self._exchange(body)
+
+    def _exchange(self, body: bytes) -> int:
         self._conn.request("POST", self._path, body=body, headers=self._headers)
         response = self._conn.getresponse()
         response.read()
