@@ -450,8 +450,9 @@ def _print(report: dict[str, Any], load: Load, stored: int, distinct: int) -> No
         f"{shape}, {load.spans} spans a request, {load.warmup:g} s warm-up then "
         f"{report['wall']:.1f} s measured: {requests} requests, {rate:,.0f} spans/s"
     )
+    since = "the send" if load.closed else "the scheduled send"
     print(
-        f"latency (from the scheduled send) p50 {ms[0.5]:.1f} ms, p95 {ms[0.95]:.1f} ms, "
+        f"latency (from {since}) p50 {ms[0.5]:.1f} ms, p95 {ms[0.95]:.1f} ms, "
         f"p99 {ms[0.99]:.1f} ms, max {ms[1.0]:.1f} ms"
         + ("" if load.closed else f"; {report['late']} sent > 5 ms late")
     )
@@ -465,6 +466,8 @@ def _print(report: dict[str, Any], load: Load, stored: int, distinct: int) -> No
     print(f"stored {stored:,} rows ({distinct:,} distinct) for {sent:,} spans answered 200")
     if report["errors"]:
         print(f"errors: {report['errors']}")
+    if load.closed:
+        return  # a saturation figure: its latency is queueing by construction
     goal = rate >= 2000 and ms[0.99] <= 50
     print(f"goal (>= 2,000 spans/s at p99 <= 50 ms): {'met' if goal else 'NOT met'}")
 
