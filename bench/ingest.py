@@ -303,7 +303,12 @@ def _database(server_url: str, async_commit: bool = False) -> tuple[str, object]
             conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
-    migrate.upgrade(engine)
+    try:
+        migrate.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        _drop(admin, url)  # a failed run leaves no database behind
+        raise
     engine.dispose()
     return url, admin
 
