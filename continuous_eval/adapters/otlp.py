@@ -179,11 +179,19 @@ def _span(span: PbSpan, resource: dict[str, object]) -> Span:
 
 
 def attributes_of(pairs: Any) -> dict[str, object]:
-    """Key-value pairs as a dict of plain values (the last value of a repeated key wins)."""
+    """Key-value pairs as a dict of plain values (the last value of a repeated key wins).
+
+    Every attribute of every span passes here: a string (nearly all of them)
+    is read in place rather than through ``value_of``'s generic lookup.
+    """
     result: dict[str, object] = {}
     pair: KeyValue
     for pair in pairs:
-        result[pair.key] = value_of(pair.value)
+        value = pair.value
+        if value.WhichOneof("value") == "string_value":
+            result[pair.key] = value.string_value
+        else:
+            result[pair.key] = value_of(value)
     return result
 
 

@@ -4,7 +4,9 @@ Only the queries of recorded traffic belong here (``interactions`` and
 ``interaction_feedback``); the row mapping is at the bottom. Ingestion is on
 the hot path: a batch is one transaction and, on Postgres, one
 ``INSERT ... SELECT FROM json_populate_recordset(...) ON CONFLICT DO NOTHING``
-(on SQLite an executemany of one cached multi-row INSERT); the rows it
+run in autocommit, stamped by its own ``now()``: one round trip, where
+BEGIN, a read of the clock, the INSERT and COMMIT were four (on SQLite an
+executemany of one cached multi-row INSERT); the rows it
 reports are the spans that were new, so a re-sent batch counts as duplicates.
 
 Deletes go by id in batches (``DELETE ... WHERE id IN (SELECT id ... LIMIT n)``)
@@ -23,7 +25,18 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, exists, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    TextClause,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.sql.dml import Insert
 
 from continuous_eval.adapters.db.base import SqlStoreBase, insert_ignore
@@ -64,6 +77,13 @@ class SqlInteractionStore(SqlStoreBase):
         ignore = insert_ignore(self._dialect, interactions, ("trace_id", "span_id"))
         return ignore.returning(interactions.c.id)
 
+    @cached_property
+    def _autocommit(self) -> Engine:
+        # Postgres's. The batch is one statement, atomic on its own: run in
+        # autocommit it is its own transaction, with no BEGIN and COMMIT round
+        # trips (the commit still waits for the WAL flush: as durable as before).
+        return self._engine.execution_options(isolation_level="AUTOCOMMIT")
+
     def add_interactions(self, items: Sequence[Interaction]) -> int:
         """Store the spans not stored yet; return how many were new (first write wins).
 
@@ -79,12 +99,32 @@ class SqlInteractionStore(SqlStoreBase):
         for item in items:
             _require_times_aware(item)
             first.setdefault((item.trace_id, item.span_id), item)
+        if self._dialect == "postgresql":
+            return self._add_recordset(list(first.values()))
         with self._translate("store interactions"), self._writer.begin() as conn:
             now = self._time.now().value(conn)
             rows = [_interaction_row(item, now) for item in first.values()]
-            if self._dialect == "postgresql":
-                return _insert_recordset(conn, rows)
             return len(conn.execute(self._insert, rows).all())
+
+    def _add_recordset(self, items: Sequence[Interaction]) -> int:
+        """Postgres: the whole batch as one INSERT ... SELECT FROM json_populate_recordset.
+
+        One statement with one parameter, whatever the batch size: the server
+        parses one JSON text into typed rows. A multi-row VALUES has 18
+        parameters a row, and the driver's parse of a 1,800-parameter statement
+        (or its escaping of 18 text arrays, for ``unnest``) took most of a
+        100-span request; ``json.dumps`` is C. ``ingested_at`` is the
+        statement's own ``now()`` (or the injected clock's reading, bound), so
+        nothing is read first: one round trip. The row count is the rows new.
+        """
+        payload = _recordset_json(items)
+        stamp = self._time.now().stamp()
+        if isinstance(stamp, datetime):
+            statement, params = _INSERT_RECORDSET_AT, {"rows": payload, "ingested_at": stamp}
+        else:
+            statement, params = _INSERT_RECORDSET_NOW, {"rows": payload}
+        with self._translate("store interactions"), self._autocommit.connect() as conn:
+            return conn.execute(statement, params).rowcount
 
     def list_interactions(
         self,
@@ -257,36 +297,62 @@ def _delete(conn: Connection, doomed: Sequence[Row[Any]]) -> int:
     return len(ids)
 
 
-_COLUMNS = ", ".join(c.name for c in interactions.columns if c.name != "id")
+_RECORD_COLUMNS = [c.name for c in interactions.columns if c.name not in ("id", "ingested_at")]
+_COLUMNS = ", ".join(_RECORD_COLUMNS)
 
-# Only the table's own column names are interpolated; the rows are one bound parameter.
-_INSERT_RECORDSET = text(
-    f"INSERT INTO interactions ({_COLUMNS}) SELECT {_COLUMNS}"  # noqa: S608
-    " FROM json_populate_recordset(NULL::interactions, CAST(:rows AS json))"
-    " ON CONFLICT (trace_id, span_id) DO NOTHING"
-)
+
+def _recordset_insert(ingested_at: str) -> TextClause:
+    # Only the table's own column names are interpolated; the rows are one bound parameter.
+    return text(
+        f"INSERT INTO interactions ({_COLUMNS}, ingested_at)"  # noqa: S608
+        f" SELECT {_COLUMNS}, {ingested_at}"
+        " FROM json_populate_recordset(NULL::interactions, CAST(:rows AS json))"
+        " ON CONFLICT (trace_id, span_id) DO NOTHING"
+    )
+
+
+_INSERT_RECORDSET_NOW = _recordset_insert("now()")
 """Postgres: a whole batch as one JSON array of rows, typed by the table's own row type."""
 
-
-def _insert_recordset(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Postgres: the whole batch as one INSERT ... SELECT FROM json_populate_recordset.
-
-    One statement with one parameter, whatever the batch size: the server
-    parses one JSON text into typed rows. A multi-row VALUES has 18
-    parameters a row, and the driver's parse of a 1,800-parameter statement
-    (or its escaping of 18 text arrays, for ``unnest``) took most of a
-    100-span request; ``json.dumps`` is C. The row count is the rows new.
-    """
-    payload = json.dumps([{**row, **_times(row)} for row in rows])
-    return conn.execute(_INSERT_RECORDSET, {"rows": payload}).rowcount
+_INSERT_RECORDSET_AT = _recordset_insert("CAST(:ingested_at AS timestamptz)")
+"""The same with an injected clock's reading as ``ingested_at``."""
 
 
-def _times(row: dict[str, Any]) -> dict[str, str | None]:
-    """The row's datetimes as ISO 8601 text with their offset, as JSON carries them."""
-    return {
-        name: None if row[name] is None else row[name].astimezone(UTC).isoformat()
-        for name in ("started_at", "ended_at", "ingested_at")
-    }
+def _recordset_json(items: Sequence[Interaction]) -> str:
+    """The batch as the JSON array ``json_populate_recordset`` reads: one object a row,
+    times as ISO 8601 text with their offset, built straight from the interactions."""
+    keys: dict[str, int] = {}
+    rows = []
+    for item in items:
+        key = keys.get(item.trace_id)
+        if key is None:
+            key = keys[item.trace_id] = sample_key(item.trace_id)
+        rows.append(
+            {
+                "trace_id": item.trace_id,
+                "span_id": item.span_id,
+                "parent_span_id": item.parent_span_id,
+                "feature": item.feature,
+                "name": item.name,
+                "operation": item.operation,
+                "model": item.model,
+                "input": item.input,
+                "output": item.output,
+                "steps": [step.model_dump(mode="json", exclude_none=True) for step in item.steps],
+                "attributes": item.metadata,
+                "input_tokens": item.input_tokens,
+                "output_tokens": item.output_tokens,
+                "error": item.error,
+                "sample_key": key,
+                "started_at": _iso(item.started_at),
+                "ended_at": None if item.ended_at is None else _iso(item.ended_at),
+            }
+        )
+    return json.dumps(rows)
+
+
+def _iso(when: datetime) -> str:
+    return (when if when.tzinfo is UTC else when.astimezone(UTC)).isoformat()
 
 
 def _require_times_aware(item: Interaction) -> None:
