@@ -140,9 +140,14 @@ def test_metrics_agree_with_the_database_after_a_scheduled_run(tmp_path: Path) -
         )
         # Every outcome of every configured suite is exposed, 0 until it happens.
         ticks = "continuous_eval_scheduler_ticks_total"
-        for outcome in ("gate_busy", "locked_elsewhere", "budget_skipped", "error"):
+        for outcome in ("locked_elsewhere", "budget_skipped", "error"):
             for suite in ("alpha", "beta"):
                 assert _value(samples, ticks, suite=suite, outcome=outcome) == 0
+        # A check every 0.5 s may find alpha's first run still starting in this
+        # process (benign, and timing-dependent on a loaded machine): the series
+        # must exist, whatever it counts; beta is disabled and never gets that far.
+        assert _value(samples, ticks, suite="alpha", outcome="gate_busy") is not None
+        assert _value(samples, ticks, suite="beta", outcome="gate_busy") == 0
         assert (_value(samples, ticks, suite="beta", outcome="disabled") or 0) >= 1
         assert _value(samples, "continuous_eval_schedule_enabled", suite="beta") == 0
         assert _value(samples, "continuous_eval_schedule_interval_seconds", **alpha) == 86400
