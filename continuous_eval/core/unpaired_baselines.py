@@ -31,12 +31,21 @@ from collections.abc import Mapping, Sequence
 
 from continuous_eval.core.baselines import DriftTest, Selection, state
 from continuous_eval.core.decisions import RegressionPolicy, RunScores, ScoreKey
-from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_test
+from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_runs_test
 
 
 def pooled(runs: Sequence[RunScores], key: ScoreKey) -> list[float]:
     """Every score the runs gave the key, whatever the case: the unpaired baseline sample."""
     return [score for run in runs for score in run.case_scores.get(key, {}).values()]
+
+
+def per_run(runs: Sequence[RunScores], key: ScoreKey) -> list[list[float]]:
+    """The key's scores run by run: the unpaired baseline, its runs kept apart.
+
+    The grouping is what lets the test see how much the runs' means move from
+    day to day (``core.random_effects``); pooled, the wobble looks like sampling.
+    """
+    return [list(run.case_scores.get(key, {}).values()) for run in runs]
 
 
 def unpaired_cusum(
@@ -56,9 +65,9 @@ def unpaired_cusum(
     now = (
         test
         if same
-        else unpaired_test(
-            list(current_scores.values()),
-            pooled(selection.reference, key),
+        else unpaired_runs_test(
+            [list(current_scores.values())],
+            per_run(selection.reference, key),
             min_samples=policy.min_samples,
         )
     )
@@ -80,9 +89,9 @@ def unpaired_drift_test(
     multiplied by the runs looked at (the CUSUM looked once per run), as for
     paired keys.
     """
-    recent = [*current_scores.values(), *pooled(selection.excursion, key)]
-    reference = pooled(selection.reference, key)
-    found = unpaired_test(recent, reference, min_samples=policy.min_samples)
+    recent = [list(current_scores.values()), *per_run(selection.excursion, key)]
+    reference = per_run(selection.reference, key)
+    found = unpaired_runs_test(recent, reference, min_samples=policy.min_samples)
     if found is None:
         return None
     looks = 1 + len(selection.excursion)
