@@ -39,6 +39,7 @@ from continuous_eval.core.paired_test import PairedTest, paired_test
 from continuous_eval.core.unpaired_baselines import (
     per_run,
     pooled,
+    spread_runs,
     unpaired_cusum,
     unpaired_drift_test,
 )
@@ -216,7 +217,10 @@ def _compared_unpaired(
     cur_cases = current.case_scores.get(key, {})
     baseline = pooled(pool, key)
     test = unpaired_runs_test(
-        [list(cur_cases.values())], per_run(pool, key), min_samples=policy.min_samples
+        [list(cur_cases.values())],
+        per_run(pool, key),
+        spread=spread_runs(chosen, key),
+        min_samples=policy.min_samples,
     )
     ids = tuple(run.run_id for run in pool)
     observed = [mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]

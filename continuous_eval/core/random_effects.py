@@ -76,56 +76,95 @@ def _summary(values: Sequence[float]) -> tuple[int, float, float]:
     return n, mean, math.fsum((v - mean) ** 2 for v in values) / (n - 1)
 
 
+@dataclass(frozen=True, slots=True)
+class Wobble:
+    """What a set of runs says of the movement of their means (the method of moments)."""
+
+    runs: int
+    """Runs with 2 scores or more, the ones counted."""
+    means_variance: float
+    """Sample variance of their means (k - 1 degrees of freedom)."""
+    sampling: float
+    """Mean of s_i^2 / n_i: the part of that variance sampling explains."""
+
+    @property
+    def tau2(self) -> float:
+        """The variance of the runs' true means, truncated at 0."""
+        return max(0.0, self.means_variance - self.sampling)
+
+
+def wobble(runs: Sequence[Sequence[float]]) -> Wobble | None:
+    """The runs' spread of means; None with fewer than 2 runs of 2 scores or more."""
+    summaries = [_summary(run) for run in runs if len(run) >= 2]
+    if len(summaries) < 2:
+        return None
+    means = [mean for _, mean, _ in summaries]
+    sampling = statistics.fmean(var / n for n, _, var in summaries)
+    return Wobble(len(summaries), statistics.variance(means), sampling)
+
+
 def between_run_variance(runs: Sequence[Sequence[float]]) -> float:
     """tau^2: the variance of the runs' true means, by the method of moments (0 if below).
 
     Runs of fewer than 2 scores are left out (they have no within variance);
     fewer than 2 runs left give 0: a single run says nothing of the wobble.
     """
-    usable = [run for run in runs if len(run) >= 2]
-    if len(usable) < 2:
-        return 0.0
-    summaries = [_summary(run) for run in usable]
-    means = [mean for _, mean, _ in summaries]
-    sampling = statistics.fmean(var / n for n, _, var in summaries)
-    return max(0.0, statistics.variance(means) - sampling)
+    found = wobble(runs)
+    return 0.0 if found is None else found.tau2
 
 
 def random_effects_test(
-    recent: Sequence[Sequence[float]], reference: Sequence[Sequence[float]]
+    recent: Sequence[Sequence[float]],
+    reference: Sequence[Sequence[float]],
+    *,
+    spread: Sequence[Sequence[float]] | None = None,
 ) -> RandomEffectsTest | None:
     """Test whether the recent runs' pooled mean is below the reference runs' pooled mean.
 
     ``recent`` is one run (the current sample) for a run's drop test, or the
     current run and its excursion for the drift test; each side is a list of
     runs so the between-run part of the variance counts each side's runs.
-    None when fewer than 2 reference runs have 2 scores or more (the wobble
-    cannot be estimated), a side is empty, or every reference score is equal.
+    ``spread`` are the runs tau^2 is estimated from (default: ``reference``):
+    the wobble is a property of the feature's traffic, so every known-good
+    run of the history can measure it, while the baseline mean stays the
+    pool's. With k = 7 runs the estimate has 6 degrees of freedom and the
+    test pays for them in power; with the 30 or so a history holds, little.
+
+    None when fewer than 2 runs of ``spread`` have 2 scores or more (the
+    wobble cannot be estimated), a side is empty, or every reference score
+    is equal.
     """
     recent = [run for run in recent if run]
     usable = [run for run in reference if len(run) >= 2]
-    if not recent or len(usable) < 2:
+    moved = wobble(usable if spread is None else spread)
+    if not recent or not usable or moved is None:
         return None
     n_recent = sum(map(len, recent))
     n_reference = sum(map(len, usable))
     recent_mean = math.fsum(math.fsum(run) for run in recent) / n_recent
     reference_mean = math.fsum(math.fsum(run) for run in usable) / n_reference
-    df_within = n_reference - len(usable)
+    df_within = max(1, n_reference - len(usable))
     within = math.fsum((n - 1) * var for n, _, var in map(_summary, usable)) / df_within
-    tau2 = between_run_variance(usable)
     sampling = within * (1 / n_recent + 1 / n_reference)
-    spread = tau2 * (
+    weight = (
         math.fsum(len(run) ** 2 for run in recent) / n_recent**2
         + math.fsum(len(run) ** 2 for run in usable) / n_reference**2
     )
-    variance = sampling + spread
-    difference = recent_mean - reference_mean
+    variance = sampling + weight * moved.tau2
     if variance <= 0:
         return None  # every reference score equal: the exact test says what can be said
-    df = variance**2 / (sampling**2 / df_within + spread**2 / (len(usable) - 1))
+    if moved.tau2 > 0:
+        # Satterthwaite on the mean squares actually estimated: the variance
+        # of the run means (runs - 1 df) and the rest (the within part).
+        df = variance**2 / (
+            (weight * moved.means_variance) ** 2 / (moved.runs - 1)
+            + (sampling - weight * moved.sampling) ** 2 / df_within
+        )
+    else:
+        df = df_within
     se = math.sqrt(variance)
-    t = difference / se
-    return RandomEffectsTest(tau2, within, se, df, t, student_cdf(t, df))
+    t = (recent_mean - reference_mean) / se
+    return RandomEffectsTest(moved.tau2, within, se, df, t, student_cdf(t, df))
 
 
 def student_cdf(t: float, df: float) -> float:

@@ -48,6 +48,28 @@ def per_run(runs: Sequence[RunScores], key: ScoreKey) -> list[list[float]]:
     return [list(run.case_scores.get(key, {}).values()) for run in runs]
 
 
+def spread_runs(
+    selection: Selection, key: ScoreKey, *, with_excursion: bool = True
+) -> list[list[float]]:
+    """The runs a key's day-to-day wobble is measured on: every known-good comparable run.
+
+    More than the pool: the wobble is a property of the feature's traffic,
+    and the 7 runs of a pool estimate a variance with 6 degrees of freedom,
+    which the test pays for in power; a history holds up to 40 more. Runs of
+    a drift excursion are left out when the excursion itself is being tested,
+    so a slow decline does not widen the yardstick it is measured by.
+    """
+    excursion = set() if with_excursion else {run.run_id for run in selection.excursion}
+    return per_run(
+        [
+            run
+            for run in selection.comparable
+            if state(run, key).known_good and run.run_id not in excursion
+        ],
+        key,
+    )
+
+
 def unpaired_cusum(
     selection: Selection,
     key: ScoreKey,
@@ -68,6 +90,7 @@ def unpaired_cusum(
         else unpaired_runs_test(
             [list(current_scores.values())],
             per_run(selection.reference, key),
+            spread=spread_runs(selection, key, with_excursion=False),
             min_samples=policy.min_samples,
         )
     )
@@ -91,7 +114,12 @@ def unpaired_drift_test(
     """
     recent = [list(current_scores.values()), *per_run(selection.excursion, key)]
     reference = per_run(selection.reference, key)
-    found = unpaired_runs_test(recent, reference, min_samples=policy.min_samples)
+    found = unpaired_runs_test(
+        recent,
+        reference,
+        spread=spread_runs(selection, key, with_excursion=False),
+        min_samples=policy.min_samples,
+    )
     if found is None:
         return None
     looks = 1 + len(selection.excursion)

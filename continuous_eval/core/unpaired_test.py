@@ -152,6 +152,7 @@ def unpaired_runs_test(
     recent: Sequence[Sequence[float]],
     reference: Sequence[Sequence[float]],
     *,
+    spread: Sequence[Sequence[float]] | None = None,
     min_samples: int = MIN_SAMPLES,
 ) -> UnpairedTest | None:
     """The pooled test of the recent runs against the reference runs, guarded against a wobble.
@@ -165,6 +166,8 @@ def unpaired_runs_test(
     p, the weaker z and the wider interval: valid in either world, at the
     price of the power of the weaker test. Without two reference runs of two
     scores or more the wobble cannot be estimated and the pooled test stands.
+    ``spread``: the runs the wobble is measured on (default ``reference``;
+    see ``core.random_effects.random_effects_test``).
 
     Raises:
         ValueError: as ``unpaired_test``.
@@ -176,7 +179,7 @@ def unpaired_runs_test(
     )
     if pooled is None:
         return None
-    wobble = random_effects_test(recent, reference)
+    wobble = random_effects_test(recent, reference, spread=spread)
     if wobble is None:
         return pooled
     half = t_quantile_975(max(1, math.floor(wobble.df))) * wobble.se

@@ -252,3 +252,19 @@ def test_a_slow_online_decline_is_caught_by_the_cusum_and_the_pooled_test() -> N
     assert d.rule == "drift"
     assert d.incident is not None
     assert "sustained decline over" in d.message
+
+
+def test_a_run_within_the_known_good_days_wobble_is_not_a_regression() -> None:
+    # The pass rate moved from 70% to 90% over the known-good week; today's 70%
+    # is inside that, though 70/100 against 560/700 pooled is a 1.4% fall.
+    timeline = Timeline()
+    for i, failing in enumerate((30, 10, 25, 15, 20, 28, 12)):
+        timeline.decide(online_run(f"b{i}", {ONLINE: passing(100, failing)}))
+    d = timeline.decide(online_run("r8", {ONLINE: passing(100, 30)})).for_key(*ONLINE)
+    assert d is not None
+    assert d.kind is DecisionKind.NOT_SIGNIFICANT
+    assert d.p_value is not None
+    assert d.p_value > 0.1
+    fell = timeline.decide(online_run("r9", {ONLINE: passing(100, 60)})).for_key(*ONLINE)
+    assert fell is not None
+    assert fell.kind is DecisionKind.REGRESSED
