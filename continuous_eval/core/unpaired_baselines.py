@@ -13,16 +13,21 @@ variance of one; pooling the ``baseline_window`` (7) runs brings it to 8/7 of
 one, a standard error 24% smaller, which is most of the power there is to
 gain (the current sample's share cannot shrink). The pool is known-good
 runs only, so a regression never becomes its own baseline, exactly as for
-paired keys. The price is an assumption:
-the pooled days are draws from the same traffic as today. A feature whose
-traffic mix moves from day to day more than its sampling noise sees that
-movement as evidence: in the bench a wobble of 2 points a day (pass rate,
-score mean) raises the share of runs with a false online alert from 2% to
-19% at n = 100 (``--day-sd 0.02``). No single-run test can tell such a
-wobble from a change without a between-run variance estimated from the
-runs themselves; until the detector has one, an online alert says "this
-sample is lower than the last known-good week's traffic", and a changed
-fingerprint (a new rubric, target or sampling rule) still resets the baseline.
+paired keys.
+
+Pooling assumes the pooled days are draws from the same traffic as today. A
+feature whose traffic mix moves from day to day more than its sampling noise
+would see that movement as evidence (in the bench a wobble of 2 points a day
+raised the share of runs with a false online alert from 1% to 19% at
+n = 100). So the runs are kept apart (``per_run``): every test here is
+``core.unpaired_test.unpaired_runs_test``, the pooled test guarded by a
+random-effects test whose between-run variance is measured on the history's
+known-good runs (``spread_runs``). The drop test, the CUSUM's evidence and
+the drift test all have the blind spot, and all get the guard: the drift
+test's recent side is several runs, each with its own draw of the day, which
+``core.random_effects`` counts run by run. A changed fingerprint (a new
+rubric, target or sampling rule) still resets the baseline and the history
+the wobble is measured on.
 """
 
 from __future__ import annotations

@@ -265,6 +265,7 @@ def test_a_run_within_the_known_good_days_wobble_is_not_a_regression() -> None:
     assert d.kind is DecisionKind.NOT_SIGNIFICANT
     assert d.p_value is not None
     assert d.p_value > 0.1
+    assert "100 interactions (baseline: 700, runs' means sd 0.0" in d.message
     fell = timeline.decide(online_run("r9", {ONLINE: passing(100, 60)})).for_key(*ONLINE)
     assert fell is not None
     assert fell.kind is DecisionKind.REGRESSED
