@@ -18,7 +18,7 @@ paired keys.
 Pooling assumes the pooled days are draws from the same traffic as today. A
 feature whose traffic mix moves from day to day more than its sampling noise
 would see that movement as evidence (in the bench a wobble of 2 points a day
-raised the share of runs with a false online alert from 1% to 19% at
+raised the share of runs with a false online alert from 1.5% to 19% at
 n = 100). So the runs are kept apart (``per_run``): every test here is
 ``core.unpaired_test.unpaired_runs_test``, the pooled test guarded by a
 random-effects test whose between-run variance is measured on the history's
