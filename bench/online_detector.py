@@ -30,7 +30,10 @@ runs' scores pooled, in the same run-level family as the paired keys. The model:
 
 A day-to-day wobble of the traffic (``--day-sd``: each run's pass rate and
 score mean moved by a normal draw of that sd, the judge's ratings too) shows
-what the test assumes: days are samples of the same traffic. ``--fdr`` sets
+what the pooled test assumes (days are samples of the same traffic) and what
+the random-effects guard (``core.random_effects``) buys back. The guard
+measures the wobble on the history's known-good runs: power right after the
+7 warm-up runs is its worst case, ``--power-runs 30`` shows a settled history. ``--fdr`` sets
 the family's level (what a month-level bound costs in power).
 
 Each chunk of 10 months or histories is seeded from ``--seed``, its kind, n
@@ -189,11 +192,11 @@ def _month(rng: Rng, n: int, day_sd: float) -> Tally:
     return tally | {f"month_{k}": [float(v > 0)] for k, v in runs.items()}
 
 
-def _power(rng: Rng, n: int, day_sd: float) -> Tally:
-    """The warm-up, then what-if branches of the next run with one online key down."""
+def _power(rng: Rng, n: int, day_sd: float, runs: int = WARMUP) -> Tally:
+    """``runs`` stable runs, then what-if branches of the next run with one online key down."""
     paired = Paired(rng)
     history = History()
-    for _ in range(WARMUP):
+    for _ in range(runs):
         history.decide(_run_scores(rng, paired, n, day_sd))
     base = _run_scores(rng, paired, n, day_sd)
     tally: Tally = {}
@@ -221,17 +224,24 @@ def _min_n(rng: Rng, n: int, trials: int) -> Tally:
 
 
 def _task(
-    kind: str, n: int, count: int, seed: int, index: int, day_sd: float, fdr: float | None
+    kind: str,
+    n: int,
+    count: int,
+    seed: int,
+    index: int,
+    day_sd: float,
+    fdr: float | None,
+    power_runs: int = WARMUP,
 ) -> tuple[str, int, Tally]:
     if fdr is not None:
         _FDR[:] = [fdr]
     rng = np.random.default_rng([seed, zlib.crc32(f"{kind}/{n}".encode()), index])
     if kind == "min_n":
         return kind, n, _min_n(rng, n, count)
-    simulate = _month if kind == "month" else _power
     tally: Tally = {}
     for _ in range(count):
-        for name, values in simulate(rng, n, day_sd).items():
+        found = _month(rng, n, day_sd) if kind == "month" else _power(rng, n, day_sd, power_runs)
+        for name, values in found.items():
             tally.setdefault(name, []).extend(values)
     return kind, n, tally
 
@@ -268,6 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fdr", type=float, help="the family's level (default: the policy's)")
     parser.add_argument(
+        "--power-runs",
+        type=int,
+        default=WARMUP,
+        help="stable runs before a power branch (the wobble is measured on them)",
+    )
+    parser.add_argument(
         "--sizes", default="50,100,200", help="online sample sizes, comma-separated"
     )
     parser.add_argument("--seed", type=int, default=20261203)
@@ -291,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[tuple[str, int], Tally] = {}
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
-            pool.submit(_task, k, n, c, args.seed, i, args.day_sd, args.fdr) for k, n, c, i in tasks
+            pool.submit(_task, k, n, c, args.seed, i, args.day_sd, args.fdr, args.power_runs)
+            for k, n, c, i in tasks
         ]
         for done, future in enumerate(futures, 1):
             kind, n, tally = future.result()
@@ -306,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
 def _report(results: Mapping[tuple[str, int], Tally], args: argparse.Namespace) -> None:
     print(
         f"online detector: {args.months} months per n ({WARMUP} warm-up + {MONTH} runs), "
-        f"{args.histories} power histories per n, "
+        f"{args.histories} power histories per n ({args.power_runs} runs before), "
         f"{len(ONLINE_KEYS)} online + {len(PAIRED_KEYS)} paired keys, "
         f"{POLICY.correction} at {args.fdr or POLICY.fdr:g}, "
         f"day sd {args.day_sd:g}, seed {args.seed}"

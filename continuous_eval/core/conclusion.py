@@ -183,7 +183,9 @@ def _no_regression(
 def _sample(test: KeyTest, cases: str = "cases") -> str:
     """What the test compared: paired cases, or two samples of traffic."""
     if isinstance(test, UnpairedTest):
-        return f"{test.n_current} interactions (baseline: {test.n_baseline})"
+        # The day-to-day sd, when there is one, is why a visible fall may not alert.
+        wobble = f", runs' means sd {test.between_run_sd:.3f}" if test.between_run_sd else ""
+        return f"{test.n_current} interactions (baseline: {test.n_baseline}{wobble})"
     return f"{test.n_paired} {cases}"
 
 

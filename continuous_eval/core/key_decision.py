@@ -36,8 +36,14 @@ from continuous_eval.core.decisions import (
 )
 from continuous_eval.core.models import CaseDrop
 from continuous_eval.core.paired_test import PairedTest, paired_test
-from continuous_eval.core.unpaired_baselines import pooled, unpaired_cusum, unpaired_drift_test
-from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_test
+from continuous_eval.core.unpaired_baselines import (
+    per_run,
+    pooled,
+    spread_runs,
+    unpaired_cusum,
+    unpaired_drift_test,
+)
+from continuous_eval.core.unpaired_test import UnpairedTest, unpaired_runs_test
 
 KeyTest = PairedTest | UnpairedTest
 """A key's drop test: paired by case, or unpaired for a feature whose cases never repeat."""
@@ -210,7 +216,12 @@ def _compared_unpaired(
     pool = chosen.pool
     cur_cases = current.case_scores.get(key, {})
     baseline = pooled(pool, key)
-    test = unpaired_test(list(cur_cases.values()), baseline, min_samples=policy.min_samples)
+    test = unpaired_runs_test(
+        [list(cur_cases.values())],
+        per_run(pool, key),
+        spread=spread_runs(chosen, key),
+        min_samples=policy.min_samples,
+    )
     ids = tuple(run.run_id for run in pool)
     observed = [mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
     minimum = policy.for_scorer(key[1], observed).min_effect

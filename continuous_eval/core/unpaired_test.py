@@ -44,10 +44,11 @@ import operator
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from continuous_eval.core.paired_test import Z_LIMIT, t_quantile_975
+from continuous_eval.core.random_effects import random_effects_test
 
 MIN_SAMPLES = 30
 """Fewest scores, in the current sample and in the baseline's, for the test to decide."""
@@ -83,6 +84,12 @@ class UnpairedTest:
     z: float
     """The evidence as a normal score (negative for a fall), clipped to
     +-``Z_LIMIT``: what the sequential detector adds up, as for paired keys."""
+    p_pooled: float | None = None
+    """The pooled test's own p when the baseline's runs were known
+    (``unpaired_runs_test``): ``p_lower`` is the larger of it and the
+    random-effects p, and so are ``z`` and the interval. None: pooled only."""
+    between_run_sd: float | None = None
+    """The estimated sd of the runs' true means (``core.random_effects``), when known."""
 
     @property
     def n_paired(self) -> int:
@@ -138,6 +145,52 @@ def unpaired_test(
         p_lower=min(1.0, p_lower),
         p_floor=min(1.0, p_floor),
         z=z,
+    )
+
+
+def unpaired_runs_test(
+    recent: Sequence[Sequence[float]],
+    reference: Sequence[Sequence[float]],
+    *,
+    spread: Sequence[Sequence[float]] | None = None,
+    min_samples: int = MIN_SAMPLES,
+) -> UnpairedTest | None:
+    """The pooled test of the recent runs against the reference runs, guarded against a wobble.
+
+    The pooled test (``unpaired_test``) is exact when every run samples one
+    population; the random-effects test (``core.random_effects``) holds its
+    level when the runs' true means move from day to day, and is near the
+    pooled test when they do not. Neither is valid in both worlds alone (the
+    random-effects test leans on a normal approximation and an estimated
+    variance; the pooled one ignores the wobble), so the key keeps the larger
+    p, the weaker z and the wider interval: valid in either world, at the
+    price of the power of the weaker test. Without two reference runs of two
+    scores or more the wobble cannot be estimated and the pooled test stands.
+    ``spread``: the runs the wobble is measured on (default ``reference``;
+    see ``core.random_effects.random_effects_test``).
+
+    Raises:
+        ValueError: as ``unpaired_test``.
+    """
+    pooled = unpaired_test(
+        [s for run in recent for s in run],
+        [s for run in reference for s in run],
+        min_samples=min_samples,
+    )
+    if pooled is None:
+        return None
+    wobble = random_effects_test(recent, reference, spread=spread)
+    if wobble is None:
+        return pooled
+    half = t_quantile_975(max(1, math.floor(wobble.df))) * wobble.se
+    return replace(
+        pooled,
+        p_lower=max(pooled.p_lower, wobble.p_lower),
+        z=max(pooled.z, _normal_score(wobble.p_lower)),
+        ci_low=min(pooled.ci_low, pooled.mean_difference - half),
+        ci_high=max(pooled.ci_high, pooled.mean_difference + half),
+        p_pooled=pooled.p_lower,
+        between_run_sd=math.sqrt(wobble.tau2),
     )
 
 

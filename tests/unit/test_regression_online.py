@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import pytest
 
+from continuous_eval.core.baselines import select
 from continuous_eval.core.error_control import adjust
 from continuous_eval.core.models import RunType
 from continuous_eval.core.regression import (
@@ -25,6 +26,7 @@ from continuous_eval.core.regression import (
     decide_run,
 )
 from continuous_eval.core.scoring import aggregate
+from continuous_eval.core.unpaired_baselines import spread_runs
 from continuous_eval.core.unpaired_test import MIN_SAMPLES, unpaired_test
 
 SUITE = "suite"
@@ -252,3 +254,31 @@ def test_a_slow_online_decline_is_caught_by_the_cusum_and_the_pooled_test() -> N
     assert d.rule == "drift"
     assert d.incident is not None
     assert "sustained decline over" in d.message
+
+
+def test_a_run_within_the_known_good_days_wobble_is_not_a_regression() -> None:
+    # The pass rate moved from 70% to 90% over the known-good week; today's 70%
+    # is inside that, though 70/100 against 560/700 pooled is a 1.4% fall.
+    timeline = Timeline()
+    for i, failing in enumerate((30, 10, 25, 15, 20, 28, 12)):
+        timeline.decide(online_run(f"b{i}", {ONLINE: passing(100, failing)}))
+    d = timeline.decide(online_run("r8", {ONLINE: passing(100, 30)})).for_key(*ONLINE)
+    assert d is not None
+    assert d.kind is DecisionKind.NOT_SIGNIFICANT
+    assert d.p_value is not None
+    assert d.p_value > 0.1
+    assert "100 interactions (baseline: 700, runs' means sd 0.0" in d.message
+    fell = timeline.decide(online_run("r9", {ONLINE: passing(100, 60)})).for_key(*ONLINE)
+    assert fell is not None
+    assert fell.kind is DecisionKind.REGRESSED
+
+
+def test_the_wobble_is_measured_on_every_known_good_run_of_the_history() -> None:
+    timeline = stable(runs=12)
+    timeline.decide(online_run("r12", {ONLINE: passing(100, 40)}))  # regressed: not known-good
+    current = online_run("now", {ONLINE: passing(100, 20)})
+    chosen = select(current, ONLINE, timeline.history, POLICY)
+    spread = spread_runs(chosen, ONLINE)
+    assert len(chosen.pool) == POLICY.baseline_window
+    assert len(spread) == 12
+    assert sorted(map(sum, spread)) == [80.0] * 12
