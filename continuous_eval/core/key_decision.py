@@ -9,7 +9,7 @@ says is ``core.conclusion.conclude``'s, once the family has been adjusted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
@@ -169,12 +169,24 @@ def _compared(
             baseline_run_ids=ids,
             known_good=True,
         )
-    fallen = tuple(
-        sorted(
-            (CaseDrop(c.case_id, c.baseline, c.current) for c in cases if c.difference < -EPSILON),
-            key=lambda d: (d.after - d.before, d.case_id),
-        )
-    )
+    drops = (CaseDrop(c.case_id, c.baseline, c.current) for c in cases if c.difference < -EPSILON)
+    observed = [mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
+    minimum = policy.for_scorer(key[1], observed).min_effect
+    return _tested(make, test, drops, current, key, chosen, minimum)
+
+
+def _tested(
+    make: _Make,
+    test: KeyTest,
+    drops: Iterable[CaseDrop],
+    current: RunScores,
+    key: ScoreKey,
+    chosen: Selection,
+    minimum: float,
+) -> PendingKey:
+    """A key's tested decision, not significant until the family says otherwise: its
+    numbers, the cases that fell (worst first), and its anchors' own test."""
+    fallen = tuple(sorted(drops, key=lambda d: (d.after - d.before, d.case_id)))
     pending = make(
         DecisionKind.NOT_SIGNIFICANT,
         "",
@@ -185,16 +197,16 @@ def _compared(
         ci_high=test.ci_high,
         p_value=test.p_lower,
         n_paired=test.n_paired,
-        baseline_run_ids=ids,
+        baseline_run_ids=tuple(run.run_id for run in chosen.pool),
         fallen=fallen,
     )
-    observed = [mean, *cur_cases.values(), *(run.aggregates[key].mean or 0 for run in pool)]
     pending.test = test
     pending.reference_ids = tuple(run.run_id for run in chosen.reference)
-    pending.minimum = policy.for_scorer(key[1], observed).min_effect
+    pending.minimum = minimum
     cur_anchors = current.anchor_scores.get(key)
     if cur_anchors:
-        pending.anchor_test = paired_test(evidence(cur_anchors, pool, key, anchors=True))
+        # Anchors are frozen outputs with fixed ids: they pair, online feature or not.
+        pending.anchor_test = paired_test(evidence(cur_anchors, chosen.pool, key, anchors=True))
     return pending
 
 
@@ -240,37 +252,12 @@ def _compared_unpaired(
             baseline_run_ids=ids,
             known_good=not fell,
         )
-    fallen = tuple(
-        sorted(
-            (
-                CaseDrop(case_id, test.baseline_mean, score)
-                for case_id, score in cur_cases.items()
-                if score < test.baseline_mean - EPSILON
-            ),
-            key=lambda d: (d.after - d.before, d.case_id),
-        )
+    drops = (
+        CaseDrop(case_id, test.baseline_mean, score)
+        for case_id, score in cur_cases.items()
+        if score < test.baseline_mean - EPSILON
     )
-    pending = make(
-        DecisionKind.NOT_SIGNIFICANT,
-        "",
-        current=test.current_mean,
-        baseline=test.baseline_mean,
-        mean_difference=test.mean_difference,
-        ci_low=test.ci_low,
-        ci_high=test.ci_high,
-        p_value=test.p_lower,
-        n_paired=test.n_current,
-        baseline_run_ids=ids,
-        fallen=fallen,
-    )
-    pending.test = test
-    pending.reference_ids = tuple(run.run_id for run in chosen.reference)
-    pending.minimum = minimum
-    cur_anchors = current.anchor_scores.get(key)
-    if cur_anchors:
-        # Anchors are frozen outputs with fixed ids: they pair, online feature or not.
-        pending.anchor_test = paired_test(evidence(cur_anchors, pool, key, anchors=True))
-    return pending
+    return _tested(make, test, drops, current, key, chosen, minimum)
 
 
 def _sequential(

@@ -327,41 +327,15 @@ def _recordset_json(items: Sequence[Interaction]) -> str:
         key = keys.get(item.trace_id)
         if key is None:
             key = keys[item.trace_id] = sample_key(item.trace_id)
-        rows.append(
-            {
-                "trace_id": item.trace_id,
-                "span_id": item.span_id,
-                "parent_span_id": item.parent_span_id,
-                "feature": item.feature,
-                "name": item.name,
-                "operation": item.operation,
-                "model": item.model,
-                "input": item.input,
-                "output": item.output,
-                "steps": [step.model_dump(mode="json", exclude_none=True) for step in item.steps],
-                "attributes": item.metadata,
-                "input_tokens": item.input_tokens,
-                "output_tokens": item.output_tokens,
-                "error": item.error,
-                "sample_key": key,
-                "started_at": _iso(item.started_at),
-                "ended_at": None if item.ended_at is None else _iso(item.ended_at),
-            }
-        )
+        row = _values(item, key)
+        row["started_at"] = _iso(item.started_at)
+        row["ended_at"] = None if item.ended_at is None else _iso(item.ended_at)
+        rows.append(row)
     return json.dumps(rows)
 
 
-def _iso(when: datetime) -> str:
-    return (when if when.tzinfo is UTC else when.astimezone(UTC)).isoformat()
-
-
-def _require_times_aware(item: Interaction) -> None:
-    """Refuse a naive start or end: which instant it means is a guess (see ``UTCDateTime``)."""
-    require_aware(item.started_at, "started_at")
-    require_aware(item.ended_at, "ended_at")
-
-
-def _interaction_row(item: Interaction, now: datetime) -> dict[str, Any]:
+def _values(item: Interaction, key: int) -> dict[str, Any]:
+    """The row's columns but its times, whose form each insert path chooses."""
     return {
         "trace_id": item.trace_id,
         "span_id": item.span_id,
@@ -377,7 +351,23 @@ def _interaction_row(item: Interaction, now: datetime) -> dict[str, Any]:
         "input_tokens": item.input_tokens,
         "output_tokens": item.output_tokens,
         "error": item.error,
-        "sample_key": sample_key(item.trace_id),
+        "sample_key": key,
+    }
+
+
+def _iso(when: datetime) -> str:
+    return (when if when.tzinfo is UTC else when.astimezone(UTC)).isoformat()
+
+
+def _require_times_aware(item: Interaction) -> None:
+    """Refuse a naive start or end: which instant it means is a guess (see ``UTCDateTime``)."""
+    require_aware(item.started_at, "started_at")
+    require_aware(item.ended_at, "ended_at")
+
+
+def _interaction_row(item: Interaction, now: datetime) -> dict[str, Any]:
+    return {
+        **_values(item, sample_key(item.trace_id)),
         "started_at": item.started_at,
         "ended_at": item.ended_at,
         "ingested_at": now,
