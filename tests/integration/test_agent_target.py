@@ -174,3 +174,25 @@ async def test_a_refused_connection_and_a_missing_header_variable() -> None:
     with pytest.raises(TargetError, match="NOPE"):
         await missing.answer(CASE)
     await missing.aclose()
+
+
+async def test_unicode_line_breaks_inside_json_are_data_and_crlf_ends_lines(
+    agent: FakeAgentServer, make_target: Any
+) -> None:
+    # U+2028 and U+0085 are legal unescaped in JSON strings; only CR, LF and
+    # CRLF end a line of an event stream.
+    text = "a\u2028b\u0085c"
+    agent.script(
+        AgentScript(
+            [
+                Raw(
+                    'event: step\r\ndata: {"kind": "message", "role": "assistant", '
+                    f'"content": "{text}"}}\r\n\r\n'
+                ),
+                Raw(f'event: final\rdata: {{"output": "{text}"}}\r\r'),
+            ]
+        )
+    )
+    output = await make_target().answer(CASE)
+    assert output.text == text
+    assert [s.content for s in output.steps] == [text]

@@ -37,10 +37,10 @@ import os
 from collections.abc import Mapping
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 from pydantic import JsonValue, ValidationError
 
 from continuous_eval.adapters.targets.http_target import body_excerpt, resolve_headers
-from continuous_eval.adapters.targets.sse import SseEvent, SseParser
 from continuous_eval.core.models import TargetOutput
 from continuous_eval.core.suite import AgentTarget, Case
 from continuous_eval.core.templating import TemplateError, as_text, render_json
@@ -124,18 +124,18 @@ class AgentTargetAdapter:
         try:
             await _check_response(response, url)
             steps: list[Step] = []
-            parser = SseParser()
-            async for chunk in response.aiter_bytes():
-                for event in parser.feed(chunk):
-                    if event.event == "step":
-                        step = self._step(event, len(steps))
-                        await on_step(case.id, len(steps), step)
-                        steps.append(step)
-                    elif event.event in _FINAL_EVENTS:
-                        return TargetOutput(text=_final_text(event, url), steps=tuple(steps))
-                    elif event.event == "error":
-                        message = _message(event)
-                        raise TargetError(f"the agent at {url} reported an error: {message}")
+            # httpx-sse splits lines on CR, LF and CRLF only, as the SSE spec says
+            # (a U+2028 inside a step's JSON is data, not a line break).
+            async for event in EventSource(response).aiter_sse():
+                if event.event == "step":
+                    step = self._step(event, len(steps))
+                    await on_step(case.id, len(steps), step)
+                    steps.append(step)
+                elif event.event in _FINAL_EVENTS:
+                    return TargetOutput(text=_final_text(event, url), steps=tuple(steps))
+                elif event.event == "error":
+                    message = _message(event)
+                    raise TargetError(f"the agent at {url} reported an error: {message}")
             raise TargetError(
                 f"the agent's stream from {url} ended before its final event "
                 f"(after {len(steps)} steps)"
@@ -143,7 +143,7 @@ class AgentTargetAdapter:
         finally:
             await response.aclose()
 
-    def _step(self, event: SseEvent, index: int) -> Step:
+    def _step(self, event: ServerSentEvent, index: int) -> Step:
         if index >= self.config.max_steps:
             raise TargetError(
                 f"the agent at {self.config.url} sent more than {self.config.max_steps} steps"
@@ -181,7 +181,7 @@ async def _check_response(response: httpx.Response, url: str) -> None:
         )
 
 
-def _final_text(event: SseEvent, url: str) -> str:
+def _final_text(event: ServerSentEvent, url: str) -> str:
     try:
         document = json.loads(event.data)
     except ValueError as exc:
@@ -194,7 +194,7 @@ def _final_text(event: SseEvent, url: str) -> str:
     return as_text(output)
 
 
-def _message(event: SseEvent) -> str:
+def _message(event: ServerSentEvent) -> str:
     try:
         document = json.loads(event.data)
     except ValueError:
