@@ -8,6 +8,7 @@ time would be read differently by every replica's clock settings.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from pydantic import (
@@ -81,21 +82,7 @@ class InteractionIn(BaseModel):
 
     def to_interaction(self) -> Interaction:
         """The record to store."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(Interaction)}
         return Interaction(
-            trace_id=self.trace_id,
-            span_id=self.span_id,
-            parent_span_id=self.parent_span_id,
-            feature=self.feature,
-            input=self.input,
-            output=self.output,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            name=self.name,
-            operation=self.operation,
-            model=self.model,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            steps=tuple(self.steps),
-            metadata=dict(self.metadata),
-            error=self.error,
+            **{**values, "steps": tuple(self.steps), "metadata": dict(self.metadata)}
         )

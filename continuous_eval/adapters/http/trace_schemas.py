@@ -7,6 +7,7 @@ the core's records.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime
 
@@ -81,26 +82,8 @@ class InteractionOut(BaseModel):
 def interaction_out(stored: StoredInteraction) -> InteractionOut:
     """A stored interaction as answered."""
     item = stored.interaction
-    return InteractionOut(
-        id=stored.id,
-        trace_id=item.trace_id,
-        span_id=item.span_id,
-        parent_span_id=item.parent_span_id,
-        feature=item.feature,
-        name=item.name,
-        operation=item.operation,
-        model=item.model,
-        input=item.input,
-        output=item.output,
-        input_tokens=item.input_tokens,
-        output_tokens=item.output_tokens,
-        steps=list(item.steps),
-        metadata=dict(item.metadata),
-        error=item.error,
-        started_at=item.started_at,
-        ended_at=item.ended_at,
-        ingested_at=stored.ingested_at,
-    )
+    fields = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    return InteractionOut(id=stored.id, ingested_at=stored.ingested_at, **fields)
 
 
 class InteractionPage(BaseModel):
