@@ -166,3 +166,11 @@ class ScorerError(CaseError):
 
 class JudgeError(ScorerError):
     """The LLM judge failed, or answered something that is not a valid score."""
+
+
+class EvalSetExists(StoreError):
+    """An eval set of that name exists already."""
+
+
+class SandboxUnavailable(ContinuousEvalError):
+    """Learned evaluator code would run without isolation, and the operator has not allowed it."""
