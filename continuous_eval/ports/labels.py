@@ -56,9 +56,7 @@ class EvalSetStore(Protocol):
         ``ValueError`` for a value off the set's scale."""
         ...
 
-    def labelled_cases(
-        self, eval_set_id: int, as_of: datetime | None = None
-    ) -> list[LabelledCase]:
+    def labelled_cases(self, eval_set_id: int, as_of: datetime | None = None) -> list[LabelledCase]:
         """Every case with at least one label at ``as_of`` (now when none), with the latest
         label of each author then, by case id."""
         ...
