@@ -265,6 +265,25 @@ class Settings(BaseSettings):
     regression_baseline_runs: int = Field(default=7, ge=1, le=50)
     """How many known-good scheduled runs are pooled into each case's baseline."""
 
+    # ---- sandbox: where learned (untrusted) evaluator code runs (issue 14) ----
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    """``bwrap``: bubblewrap worker processes, no network, a read-only minimal filesystem;
+    ``none``: bare worker processes (needs ``allow_unsandboxed``)."""
+    allow_unsandboxed: bool = False
+    """Run learned code without isolation when the sandbox is off or does not work here.
+    Off by default: the product refuses, and says how to fix the sandbox."""
+    sandbox_workers: int = Field(default=2, ge=1, le=64)
+    """Worker processes, reused across cases."""
+    sandbox_cpu_s: float = Field(default=2.0, gt=0, le=600)
+    """CPU seconds per call."""
+    sandbox_memory_mb: int = Field(default=256, ge=64, le=65536)
+    """Address space of a worker, interpreter included."""
+    sandbox_wall_s: float = Field(default=5.0, gt=0, le=3600)
+    """Wall seconds per call (a sleeping or blocked call ends here)."""
+    sandbox_output_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
+    """Longest reply a call may send back."""
+    # ---- end sandbox ----
+
     @field_validator("retention_days", "retention_max_rows")
     @classmethod
     def _zero_is_no_limit(cls, value: float | None) -> float | None:
