@@ -25,7 +25,7 @@ from continuous_eval.core.models import ScoreOutcome
 from continuous_eval.core.suite import Case, PythonScorer, scorer_name
 from continuous_eval.errors import ScorerError
 
-__all__ = ["PythonCallableScorer"]
+__all__ = ["PythonCallableScorer", "outcome_from_value"]
 
 _DICT_KEYS = frozenset({"score", "passed", "rationale"})
 
@@ -66,7 +66,7 @@ class PythonCallableScorer:
             raise
         except Exception as exc:
             raise ScorerError(f"{type(exc).__name__}: {exc}") from exc
-        return _outcome(result, self.config.callable)
+        return outcome_from_value(result, self.config.callable)
 
     def __repr__(self) -> str:
         return f"PythonCallableScorer({self.name!r}, {self.config.callable!r})"
@@ -79,7 +79,12 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     )
 
 
-def _outcome(result: Any, where: str) -> ScoreOutcome:
+def outcome_from_value(result: Any, where: str) -> ScoreOutcome:
+    """Map what a scorer function returned to a ``ScoreOutcome`` (rules in the module docstring).
+
+    Shared by every scorer whose code returns a value this way (the learned
+    evaluators' too); raises ``ScorerError`` naming ``where`` for anything else.
+    """
     if isinstance(result, bool):
         return ScoreOutcome(score=1.0 if result else 0.0, passed=result)
     if isinstance(result, int | float):

@@ -21,6 +21,7 @@ from continuous_eval.core.regression import (
     ScorerPolicy,
 )
 from continuous_eval.core.suite import (
+    LearnedScorer,
     LlmJudgeScorer,
     PythonScorer,
     scorer_name,
@@ -83,7 +84,7 @@ def regression_policies(settings: Settings, loaded: LoadedSuites) -> dict[str, R
         for feature in suite.features.values():
             for scorer in feature.scorers:
                 drop = scorer.regression_drop or settings.regression_drop
-                if isinstance(scorer, PythonScorer):
+                if isinstance(scorer, PythonScorer | LearnedScorer):
                     if drop is None:
                         continue  # scale inferred from its scores
                     policy = ScorerPolicy(min_effect=drop)

@@ -24,6 +24,7 @@ from continuous_eval.app.plans import PlanBuilder, SuitePlans
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.errors import ContinuousEvalError
 from continuous_eval.ports import RunReader, RunStore
+from continuous_eval.ports.evaluators import EvaluatorStore
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner
 from continuous_eval.service.daemon import Daemon
@@ -106,7 +107,11 @@ def readiness(engine: Engine) -> str | None:
 
 @contextlib.asynccontextmanager
 async def local_daemon(
-    settings: Settings, loaded: LoadedSuites, events: DaemonMetrics | None = None
+    settings: Settings,
+    loaded: LoadedSuites,
+    events: DaemonMetrics | None = None,
+    *,
+    evaluators: EvaluatorStore | None = None,
 ) -> AsyncIterator[tuple[Daemon, SqlRunStore, PlanBuilder]]:
     """Wire a daemon over the configured database, and close everything on the way out.
 
@@ -119,7 +124,11 @@ async def local_daemon(
     alerts = alert_wiring(settings)
     engine, store = open_store(settings)
     locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
-    builder = PlanBuilder(settings, loaded)
+    # ISSUE 14 WIRING (left to the SQL store's part): ``evaluators`` is where
+    # ``type: learned`` scorers find their code; pass the SQL EvaluatorStore
+    # over ``engine`` here once it exists. Without one, a suite that names a
+    # learned evaluator is a config error naming its key.
+    builder = PlanBuilder(settings, loaded, evaluators=evaluators)
     config = daemon_config(settings, loaded)
     planner = AlertPlanner(
         make_detect(regression_policies(settings, loaded)),

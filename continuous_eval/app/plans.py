@@ -6,7 +6,8 @@ Adapters are imported where they are built, not at the top: an offline
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from continuous_eval.adapters.suite_files import (
 from continuous_eval.adapters.user_code import UserCodePool
 from continuous_eval.app.config import prices_from
 from continuous_eval.app.scanning import ScannedFeature, ScannedSuite, scan_suite
-from continuous_eval.core.fingerprint import fingerprint_run
+from continuous_eval.core.fingerprint import FeatureFingerprint, fingerprint_run, hash_json
 from continuous_eval.core.scorers import DeterministicScorer
 from continuous_eval.core.suite import (
     AgentTarget,
@@ -27,6 +28,7 @@ from continuous_eval.core.suite import (
     Feature,
     FrozenTarget,
     HttpTarget,
+    LearnedScorer,
     LlmJudgeScorer,
     PythonScorer,
     PythonTarget,
@@ -41,11 +43,15 @@ from continuous_eval.ports import (
     RunPlan,
     Target,
 )
+from continuous_eval.ports.evaluators import EvaluatorStore
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.sandbox import Sandbox
 from continuous_eval.settings import Settings
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
+
+    from continuous_eval.adapters.learned_scorer import LearnedCaseScorer
 
 
 class PlanBuilder:
@@ -53,10 +59,29 @@ class PlanBuilder:
 
     One Anthropic client serves every target and judge in the process (its
     connection pool is the point); it is created only when a suite needs it,
-    so offline suites run without an API key.
+    so offline suites run without an API key. Likewise one sandbox (a pool
+    of worker processes) runs every learned evaluator, started only when a
+    suite has one.
+
+    Args:
+        settings: The process settings.
+        loaded: The suite file.
+        evaluators: Where ``type: learned`` scorers find their code; without
+            one, a suite with a learned scorer is a config error.
+        sandbox: Makes the sandbox learned code runs in (tests inject one);
+            default ``adapters.sandbox.make_sandbox(settings)``, which raises
+            ``SandboxUnavailable`` when it cannot isolate the code and the
+            operator has not allowed running it bare.
     """
 
-    def __init__(self, settings: Settings, loaded: LoadedSuites) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        loaded: LoadedSuites,
+        *,
+        evaluators: EvaluatorStore | None = None,
+        sandbox: Callable[[], Sandbox] | None = None,
+    ) -> None:
         self._settings = settings
         self._loaded = loaded
         self._prices = prices_from(settings)
@@ -64,6 +89,9 @@ class PlanBuilder:
         self._targets: dict[tuple[str, str], Target] = {}
         self._scorers: dict[tuple[str, str], list[CaseScorer]] = {}
         self._pools: dict[str, UserCodePool] = {}
+        self._evaluators = evaluators
+        self._make_sandbox = sandbox
+        self._sandbox: Sandbox | None = None
 
     @property
     def pools(self) -> list[UserCodePool]:
@@ -78,6 +106,42 @@ class PlanBuilder:
             size = config.concurrency or self._settings.suite_concurrency
             self._pools[suite] = UserCodePool(suite, size)
         return self._pools[suite]
+
+    def _shared_sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            if self._make_sandbox is not None:
+                self._sandbox = self._make_sandbox()
+            else:
+                from continuous_eval.adapters.sandbox import make_sandbox
+
+                self._sandbox = make_sandbox(self._settings)
+        return self._sandbox
+
+    def _learned(self, location: str, config: LearnedScorer) -> LearnedCaseScorer:
+        """The promoted version a learned scorer names; any other is a config error."""
+        from continuous_eval.adapters.learned_scorer import LearnedCaseScorer
+        from continuous_eval.adapters.sandbox import limits_from
+
+        where = f"{location}.evaluator"
+        if self._evaluators is None:
+            raise ConfigError(
+                self._loaded.file, where, "learned evaluators need the database's evaluator store"
+            )
+        name, version = config.ref
+        found = self._evaluators.evaluator(name, version)
+        if found is None:
+            have = [e.ref for e in self._evaluators.list_evaluators(name)]
+            known = f" (have: {', '.join(have)})" if have else " (no version of it is stored)"
+            raise ConfigError(
+                self._loaded.file, where, f"no learned evaluator {config.evaluator}{known}"
+            )
+        if not found.promoted:
+            raise ConfigError(
+                self._loaded.file,
+                where,
+                f"{config.evaluator} is not promoted; only a promoted version runs in a suite",
+            )
+        return LearnedCaseScorer(config, found, self._shared_sandbox(), limits_from(self._settings))
 
     def _client(self) -> AsyncAnthropic:
         if self._anthropic is None:
@@ -136,6 +200,8 @@ class PlanBuilder:
 
             fn = self._loaded.import_callable(config.callable, f"{location}.callable")
             return PythonCallableScorer(config, fn, self._pool(suite))
+        if isinstance(config, LearnedScorer):
+            return self._learned(location, config)
         return DeterministicScorer(config)
 
     def build_all(self, scanned: Sequence[ScannedSuite]) -> list[RunPlan]:
@@ -177,7 +243,12 @@ class PlanBuilder:
             )
         if problems:
             raise ConfigError.combine(problems)
-        fingerprint = fingerprint_run([f.fingerprint for f in scanned.features])
+        fingerprint = fingerprint_run(
+            [
+                _with_code(item.fingerprint, self._scorers[(scanned.name, item.name)])
+                for item in scanned.features
+            ]
+        )
         return RunPlan(
             suite=scanned.name,
             features=features,
@@ -214,9 +285,28 @@ class PlanBuilder:
         for pool in self._pools.values():
             pool.close()  # idle threads end; a hung one is a daemon thread, never waited for
         self._pools.clear()
+        if self._sandbox is not None:
+            await self._sandbox.aclose()  # kills every worker process
+            self._sandbox = None
         if self._anthropic is not None:
             await self._anthropic.close()
             self._anthropic = None
+
+
+def _with_code(
+    fingerprint: FeatureFingerprint, scorers: Sequence[CaseScorer]
+) -> FeatureFingerprint:
+    """Fold each learned scorer's code hash into its fingerprint: other code, other baseline."""
+    from continuous_eval.adapters.learned_scorer import LearnedCaseScorer
+
+    codes = {s.name: s.code_sha256 for s in scorers if isinstance(s, LearnedCaseScorer)}
+    if not codes:
+        return fingerprint
+    hashes = {
+        name: hash_json({"config": value, "code": codes[name]}) if name in codes else value
+        for name, value in fingerprint.scorers.items()
+    }
+    return replace(fingerprint, scorers=hashes)
 
 
 class SuitePlans:

@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from continuous_eval.core.evaluators import parse_ref
 from continuous_eval.core.trajectory import Step, ToolCall
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -361,6 +362,31 @@ class LlmJudgeScorer(_ScorerBase):
     rubrics about how an agent got to its answer."""
 
 
+class LearnedScorer(_ScorerBase):
+    """A learned evaluator, by name and version (``evaluator: tone@3``), run in the sandbox.
+
+    The version must be promoted; its code (stored with the evaluator, not in
+    the suite file) returns a bool, a number or a dict as a python scorer does.
+    """
+
+    type: Literal["learned"]
+    evaluator: str
+    """``NAME@VERSION``: a fixed version, so a new generation never changes a suite silently."""
+    pass_threshold: float = 0.5
+    """For a number returned without ``passed``: a score at or above this counts as passed."""
+
+    @field_validator("evaluator")
+    @classmethod
+    def _is_a_ref(cls, value: str) -> str:
+        parse_ref(value)  # raises ValueError naming the expected form
+        return value
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """The evaluator's name and version."""
+        return parse_ref(self.evaluator)
+
+
 TrajectoryMatch = Literal["exact", "in_order", "any_order", "precision", "recall", "f1"]
 """How a trajectory scorer compares the answered tool calls with the expected ones."""
 
@@ -392,7 +418,8 @@ Scorer = Annotated[
     | NumericScorer
     | PythonScorer
     | LlmJudgeScorer
-    | TrajectoryScorer,
+    | TrajectoryScorer
+    | LearnedScorer,
     Field(discriminator="type"),
 ]
 
@@ -534,6 +561,7 @@ _UNION_TAGS = frozenset(
         "numeric",
         "llm_judge",
         "trajectory",
+        "learned",
         "file",
         "traces",
     }

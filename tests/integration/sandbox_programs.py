@@ -25,9 +25,7 @@ def score(output, case):
 
 LOOP = SandboxProgram("def score(output, case):\n    while True:\n        pass\n")
 
-SLEEP = SandboxProgram(
-    "def score(output, case):\n    __import__('time').sleep(600)\n"
-)
+SLEEP = SandboxProgram("def score(output, case):\n    __import__('time').sleep(600)\n")
 
 BIG_BYTES = SandboxProgram("def score(output, case):\n    return len(b' ' * 2_000_000_000)\n")
 
@@ -87,7 +85,9 @@ def score(output, case):
 """
 )
 
-HUGE = SandboxProgram("def score(output, case):\n    return {'score': 1, 'rationale': 'x' * 10_000_000}\n")
+HUGE = SandboxProgram(
+    "def score(output, case):\n    return {'score': 1, 'rationale': 'x' * 10_000_000}\n"
+)
 
 FLOOD_PROTOCOL = SandboxProgram(
     """

@@ -24,6 +24,9 @@ from tests.integration import sandbox_programs as programs
 
 pytestmark = pytest.mark.slow
 
+PASSWD_FIRST_LINE = Path("/etc/passwd").read_text().splitlines()[0]
+"""What the host's /etc/passwd starts with: it must never appear in an outcome."""
+
 LIMITS = SandboxLimits(cpu_s=1.0, memory_mb=256, wall_s=4.0, output_bytes=65_536)
 
 
@@ -51,7 +54,8 @@ def _case(**metadata: JsonValue) -> dict[str, JsonValue]:
 async def _good_still_works(pool: WorkerPool) -> None:
     after = await pool.score(programs.GOOD, "a refund", _case())
     assert after.ok, after
-    assert isinstance(after.value, dict) and after.value["passed"] is True
+    assert isinstance(after.value, dict)
+    assert after.value["passed"] is True
 
 
 def test_the_probe_finds_bwrap_working() -> None:
@@ -75,9 +79,7 @@ async def test_good_code_scores_many_cases_in_one_reused_worker(pool: WorkerPool
     values = [o.value for o in outcomes]
     assert [v["passed"] for v in values if isinstance(v, dict)] == [i % 2 == 1 for i in range(30)]
     # One process served every call: its module-level counter counted all 30.
-    assert [v["rationale"] for v in values if isinstance(v, dict)] == [
-        str(i) for i in range(1, 31)
-    ]
+    assert [v["rationale"] for v in values if isinstance(v, dict)] == [str(i) for i in range(1, 31)]
     assert pool.started == 1
     assert len(pids) == 1
 
@@ -118,7 +120,7 @@ async def test_reading_etc_passwd_through_the_builtins_fails_and_leaks_nothing(
     outcome = await pool.score(programs.READ_PASSWD, "x", _case())
     assert outcome.reason == "exception", outcome
     assert "FileNotFoundError" in (outcome.error or "")
-    secret = Path("/etc/passwd").read_text().splitlines()[0]
+    secret = PASSWD_FIRST_LINE
     assert secret not in repr(outcome)
 
 
@@ -145,10 +147,10 @@ async def test_a_socket_to_a_local_listener_never_connects(pool: WorkerPool) -> 
 async def test_writing_a_file_fails_everywhere(pool: WorkerPool, tmp_path: Path) -> None:
     host_file = tmp_path / "escaped.txt"
     paths: list[JsonValue] = [
-        "/tmp/x",
+        "/tmp/x",  # noqa: S108 (inside the sandbox: there is no /tmp)
         "/x",
         "/sandbox/x",
-        "/dev/shm/x",
+        "/dev/shm/x",  # noqa: S108 (inside the sandbox: read-only)
         "/dev/x",
         "/usr/x",
         str(host_file),
@@ -192,9 +194,7 @@ async def test_fifty_concurrent_calls_with_hostile_ones_all_return(pool: WorkerP
         33: programs.LOOP,
         41: programs.READ_PASSWD,
     }
-    calls = [
-        pool.score(hostile.get(i, programs.GOOD), f"refund {i}", _case()) for i in range(50)
-    ]
+    calls = [pool.score(hostile.get(i, programs.GOOD), f"refund {i}", _case()) for i in range(50)]
     outcomes = await asyncio.wait_for(asyncio.gather(*calls), timeout=90)
     for i, outcome in enumerate(outcomes):
         if i in hostile:

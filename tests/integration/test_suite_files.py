@@ -233,7 +233,7 @@ def test_suggestions_follow_scorer_types_and_aliases(tmp_path: Path) -> None:
         (
             "suites.support.features.refunds.scorers[1].type",
             "unknown scorer type 'containz' (did you mean 'contains'?); expected one of: "
-            "exact, contains, regex, json, numeric, python, llm_judge, trajectory",
+            "exact, contains, regex, json, numeric, python, llm_judge, trajectory, learned",
         ),
     ]
 

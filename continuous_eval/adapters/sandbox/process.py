@@ -17,7 +17,7 @@ import signal
 from typing import Any
 
 from continuous_eval.adapters.sandbox.command import WorkerCommand
-from continuous_eval.core.sandboxing import SandboxLimits, SandboxOutcome
+from continuous_eval.core.sandboxing import SandboxLimits, SandboxOutcome, SandboxReason
 
 START_TIMEOUT_S = 15.0
 """Longest a worker may take to say it is ready (bubblewrap plus the interpreter)."""
@@ -31,7 +31,7 @@ _ENV = {"LC_ALL": "C.UTF-8"}
 """The worker's whole environment: none of the daemon's variables (its keys) leak in."""
 
 
-def _exit_reason(code: int | None) -> tuple[str, str]:
+def _exit_reason(code: int | None) -> tuple[SandboxReason, str]:
     if code is None:
         return "crash", "the worker stopped answering"
     # A bare worker reports a signal as -N; bubblewrap passes it on as 128 + N.
@@ -133,7 +133,7 @@ class WorkerProcess:
         await self.kill()
         reason, message = _exit_reason(code)
         tail = self.stderr_tail()
-        return SandboxOutcome(reason, error=f"{message}: {tail}" if tail else message)  # type: ignore[arg-type]
+        return SandboxOutcome(reason, error=f"{message}: {tail}" if tail else message)
 
     async def _read_stderr(self) -> None:
         stderr = self._process.stderr
