@@ -21,7 +21,7 @@ from continuous_eval.app.plans import PlanBuilder
 from continuous_eval.app.scanning import scan_suite
 from continuous_eval.core.evaluators import EvaluatorMetrics, NewEvaluator
 from continuous_eval.core.models import RunStatus
-from continuous_eval.errors import ConfigError
+from continuous_eval.errors import ConfigError, SandboxUnavailable
 from continuous_eval.ports import RunPlan
 from continuous_eval.service.runner import Runner
 from continuous_eval.settings import Settings
@@ -179,3 +179,14 @@ async def test_a_run_scores_with_learned_code_and_records_a_limit_hit_as_an_erro
     assert (ratio_b.score, ratio_b.passed) == (0.2, False)
     await builder.aclose()
     assert sandbox.pids == []  # the builder closed the sandbox with its pools
+
+
+def test_without_a_sandbox_learned_code_is_refused_at_plan_time(tmp_path: Path) -> None:
+    evaluators = InMemoryEvaluatorStore()
+    _add(evaluators, "refund", REFUND_CODE)
+    loaded = _suite_file(tmp_path, [{"type": "learned", "evaluator": "refund@1"}])
+    settings = Settings(sandbox="none")  # and allow_unsandboxed is off by default
+    builder = PlanBuilder(settings, loaded, evaluators=evaluators)
+    with pytest.raises(SandboxUnavailable) as refused:
+        builder.build(scan_suite(loaded, "support", [], settings))
+    assert "CONTINUOUS_EVAL_ALLOW_UNSANDBOXED=true" in str(refused.value)
