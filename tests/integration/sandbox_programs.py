@@ -105,3 +105,14 @@ RAISES = SandboxProgram("def score(output, case):\n    raise KeyError('expected'
 NOT_A_SCORE = SandboxProgram("def score(output, case):\n    return 'yes'\n")
 
 NAN = SandboxProgram("def score(output, case):\n    return float('nan')\n")
+
+TAMPER = SandboxProgram(
+    """
+import re
+
+re.search = lambda *args, **kwargs: True  # every later user of re in this process is fooled
+
+def score(output, case):
+    return True
+"""
+)

@@ -177,13 +177,41 @@ async def test_a_crash_through_the_builtins_is_a_crash(pool: WorkerPool) -> None
     await _good_still_works(pool)
 
 
-async def test_exceptions_and_non_scores_keep_the_worker(pool: WorkerPool) -> None:
-    raised = await pool.score(programs.RAISES, "x", _case())
-    assert raised == SandboxOutcome("exception", error="KeyError: 'expected'")
-    assert (await pool.score(programs.NOT_A_SCORE, "x", _case())).reason == "invalid"
-    assert (await pool.score(programs.NAN, "x", _case())).reason == "invalid"
-    await _good_still_works(pool)
+@pytest.mark.parametrize(
+    ("program", "expected"),
+    [
+        (programs.RAISES, SandboxOutcome("exception", error="KeyError: 'expected'")),
+        (
+            programs.NOT_A_SCORE,
+            SandboxOutcome("invalid", error="returned str; expected a bool, a number or a dict"),
+        ),
+        (programs.NAN, SandboxOutcome("invalid", error="returned a non-finite number nan")),
+    ],
+    ids=["raises", "str", "nan"],
+)
+async def test_exceptions_and_non_scores_keep_the_worker(
+    pool: WorkerPool, program: SandboxProgram, expected: SandboxOutcome
+) -> None:
+    for _ in range(3):
+        assert await pool.score(program, "x", _case()) == expected
     assert pool.started == 1
+
+
+async def test_one_program_cannot_tamper_with_another(pool: WorkerPool) -> None:
+    assert (await pool.score(programs.TAMPER, "x", _case())).ok
+    # The good program never runs in the tampered worker: "no" has no refund.
+    outcome = await pool.score(programs.GOOD, "no", _case())
+    assert isinstance(outcome.value, dict)
+    assert outcome.value["passed"] is False
+    assert pool.started == 2
+
+
+async def test_workers_stay_within_the_pool_size_across_many_programs(pool: WorkerPool) -> None:
+    for i in range(6):
+        program = SandboxProgram(f"def score(output, case):\n    return {i}\n")
+        assert (await pool.score(program, "x", _case())).value == i
+        assert len(pool.pids) <= pool.size
+    assert pool.started == 6
 
 
 async def test_fifty_concurrent_calls_with_hostile_ones_all_return(pool: WorkerPool) -> None:

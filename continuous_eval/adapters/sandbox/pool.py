@@ -1,18 +1,23 @@
-"""``WorkerPool``: the ``Sandbox`` port over N reused worker processes.
+"""``WorkerPool``: the ``Sandbox`` port over at most N reused worker processes.
 
-A call takes an idle worker (waiting for one when all N are busy), loads the
-program into it the first time that worker sees its key, and sends the call.
-Workers are reused across cases and programs; one that hit a limit, crashed
-or was cancelled mid-call is killed and its slot is refilled on the next
-call, so the next call works. The pool is safe for any number of
-concurrent callers: the slots are an ``asyncio.LifoQueue``, so a warm
-worker is taken before a new one is started.
+Each worker loads ONE program and serves every call of it after that:
+workers are reused across cases, never across programs, so one evaluator's
+code cannot patch a module or a builtin under another's (its own later calls
+share its state, which is its own business). At most ``size`` calls run at
+once; an idle worker of the same program is taken first (the one idle
+longest is kept last), and when all ``size`` workers are alive the one idle
+longest, of another program, is killed to make room.
+
+A worker that hit a limit, crashed or was cancelled mid-call is killed and
+replaced on the next call, so the next call works. Every wait has a deadline
+(``process``), so no call hangs, whatever its code does; the pool is safe
+for any number of concurrent callers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from pydantic import JsonValue
@@ -21,22 +26,17 @@ from continuous_eval.adapters.sandbox.command import WorkerCommand
 from continuous_eval.adapters.sandbox.process import WorkerProcess
 from continuous_eval.core.sandboxing import SandboxLimits, SandboxOutcome, SandboxProgram
 
-log = logging.getLogger(__name__)
-
-MAX_PROGRAMS = 32
-"""Programs one worker keeps loaded; a worker that would load more is replaced."""
-
 _KEEPS_WORKER = frozenset({"ok", "exception", "invalid"})
 """Outcomes after which the worker is still sound; any other ends it."""
 
 
 class WorkerPool:
-    """Runs programs in ``size`` worker processes started with ``command``.
+    """Runs programs in at most ``size`` worker processes started with ``command``.
 
     Args:
         command: How to start a worker (``command.worker_command``).
         limits: Applied to every call.
-        size: Workers at most, started lazily.
+        size: Workers (and calls in flight) at most; started lazily.
     """
 
     def __init__(self, command: WorkerCommand, limits: SandboxLimits, size: int = 2) -> None:
@@ -45,7 +45,9 @@ class WorkerPool:
         self._command = command
         self.limits = limits
         self.size = size
-        self._slots: asyncio.LifoQueue[WorkerProcess | None] | None = None
+        self._gate: asyncio.Semaphore | None = None
+        self._idle: OrderedDict[WorkerProcess, str] = OrderedDict()
+        """Idle workers and the program each has loaded, longest idle first."""
         self._live: set[WorkerProcess] = set()
         self._closed = False
         self.started = 0
@@ -61,85 +63,85 @@ class WorkerPool:
         """Host PIDs of the live workers."""
         return sorted(w.pid for w in self._live if w.alive)
 
-    def _queue(self) -> asyncio.LifoQueue[WorkerProcess | None]:
-        # Made on first use, inside the running loop. Last in, first out: a
-        # live worker just put back is taken before an empty slot starts one.
-        if self._slots is None:
-            self._slots = asyncio.LifoQueue()
-            for _ in range(self.size):
-                self._slots.put_nowait(None)
-        return self._slots
-
     async def score(
         self, program: SandboxProgram, output: str, case: Mapping[str, JsonValue]
     ) -> SandboxOutcome:
         """Call ``program``'s entry on one case in a worker; never raises for the code's doing."""
-        if self._closed:
-            return SandboxOutcome("refused", error="the sandbox is closed")
-        slots = self._queue()
-        worker = await slots.get()
-        try:
-            worker, outcome = await self._call(worker, program, output, case)
-        except BaseException:
-            if worker is not None:
-                await self._retire(worker)
-            slots.put_nowait(None)
-            raise
-        slots.put_nowait(worker)
-        return outcome
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.size)  # made inside the running loop
+        async with self._gate:
+            if self._closed:
+                return SandboxOutcome("refused", error="the sandbox is closed")
+            worker = self._take_idle(program.key)
+            if worker is None:
+                await self._make_room()
+                try:
+                    worker = await self._start()
+                except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+                    return SandboxOutcome("crash", error=f"cannot start a worker: {exc}")
+            return await self._call(worker, program, output, case)
+
+    def _take_idle(self, key: str) -> WorkerProcess | None:
+        for worker in reversed(self._idle):  # the most recently used: its caches are warm
+            if self._idle[worker] == key:
+                del self._idle[worker]
+                if worker.alive:
+                    return worker
+                self._live.discard(worker)
+                return None
+        return None
+
+    async def _make_room(self) -> None:
+        # Under the gate at most size - 1 other calls are busy, so when every
+        # slot holds a live worker, one of them is idle (another program's).
+        self._live = {w for w in self._live if w.alive}
+        while len(self._live) >= self.size and self._idle:
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            await self._retire(oldest)
 
     async def _call(
         self,
-        worker: WorkerProcess | None,
+        worker: WorkerProcess,
         program: SandboxProgram,
         output: str,
         case: Mapping[str, JsonValue],
-    ) -> tuple[WorkerProcess | None, SandboxOutcome]:
-        if worker is not None and (
-            not worker.alive
-            or (program.key not in worker.loaded and len(worker.loaded) >= MAX_PROGRAMS)
-        ):
-            await self._retire(worker)
-            worker = None
-        if worker is None:
-            try:
-                worker = await self._start()
-            except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
-                return None, SandboxOutcome("crash", error=f"cannot start a worker: {exc}")
+    ) -> SandboxOutcome:
         limits = self.limits
-        if program.key not in worker.loaded:
-            loaded = await worker.request(
+        try:
+            if program.key not in worker.loaded:
+                loaded = await worker.request(
+                    {
+                        "op": "load",
+                        "key": program.key,
+                        "source": program.source,
+                        "entry": program.entry,
+                        "cpu_s": limits.cpu_s,
+                    },
+                    limits.wall_s,
+                )
+                if not loaded.ok:
+                    await self._retire(worker)  # a program that does not load is not kept
+                    return _at_load(loaded)
+                worker.loaded.add(program.key)
+            outcome = await worker.request(
                 {
-                    "op": "load",
+                    "op": "score",
                     "key": program.key,
-                    "source": program.source,
-                    "entry": program.entry,
+                    "output": output,
+                    "case": dict(case),
                     "cpu_s": limits.cpu_s,
                 },
                 limits.wall_s,
             )
-            if not loaded.ok:
-                return await self._after(worker, _at_load(loaded))
-            worker.loaded.add(program.key)
-        outcome = await worker.request(
-            {
-                "op": "score",
-                "key": program.key,
-                "output": output,
-                "case": dict(case),
-                "cpu_s": limits.cpu_s,
-            },
-            limits.wall_s,
-        )
-        return await self._after(worker, outcome)
-
-    async def _after(
-        self, worker: WorkerProcess, outcome: SandboxOutcome
-    ) -> tuple[WorkerProcess | None, SandboxOutcome]:
-        if outcome.reason in _KEEPS_WORKER and worker.alive:
-            return worker, outcome
-        await self._retire(worker)
-        return None, outcome
+        except BaseException:  # cancelled: the worker is killed already, forget it
+            await self._retire(worker)
+            raise
+        if outcome.reason in _KEEPS_WORKER and worker.alive and not self._closed:
+            self._idle[worker] = program.key
+        else:
+            await self._retire(worker)
+        return outcome
 
     async def _start(self) -> WorkerProcess:
         worker = await WorkerProcess.start(self._command, self.limits)
@@ -152,6 +154,7 @@ class WorkerPool:
 
     async def _retire(self, worker: WorkerProcess) -> None:
         self._live.discard(worker)
+        self._idle.pop(worker, None)
         await worker.kill()
 
     async def aclose(self) -> None:

@@ -44,7 +44,7 @@ def _exit_reason(code: int | None) -> tuple[SandboxReason, str]:
 
 
 class WorkerProcess:
-    """A started worker and the programs it has loaded."""
+    """A started worker and the program it has loaded (the pool loads one per worker)."""
 
     def __init__(self, process: asyncio.subprocess.Process, limits: SandboxLimits) -> None:
         self._process = process
