@@ -265,6 +265,17 @@ class Settings(BaseSettings):
     regression_baseline_runs: int = Field(default=7, ge=1, le=50)
     """How many known-good scheduled runs are pooled into each case's baseline."""
 
+    # --- learned evaluators (issue 14) ------------------------------------
+    evaluator_model: str | None = None
+    """The model that writes learned evaluators; the judge model when unset."""
+    evaluator_min_accuracy: float = Field(default=0.8, ge=0.0, le=1.0)
+    """The floor of held-out accuracy under which a learned evaluator cannot be promoted."""
+
+    @property
+    def evaluator_author_model(self) -> str:
+        """``evaluator_model``, or the judge model when it is not set."""
+        return self.evaluator_model or self.judge_model
+
     @field_validator("retention_days", "retention_max_rows")
     @classmethod
     def _zero_is_no_limit(cls, value: float | None) -> float | None:

@@ -222,7 +222,11 @@ def _node_problems(node: ast.AST) -> list[CodeProblem]:
     if isinstance(node, ast.Global | ast.Nonlocal):
         keyword = "global" if isinstance(node, ast.Global) else "nonlocal"
         return [CodeProblem(line, f"'{keyword}' is not allowed: a score must keep no state")]
-    if isinstance(node, ast.Constant) and isinstance(node.value, str) and _DUNDER.search(node.value):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _DUNDER.search(node.value)
+    ):
         # A dunder in a string is how getattr-free escapes spell it (format
         # fields like "{0.__class__}", names looked up by subscript).
         return [CodeProblem(line, "strings may not name dunder attributes (like __class__)")]
@@ -243,5 +247,3 @@ def _attribute_problems(node: ast.Attribute, line: int) -> list[CodeProblem]:
 def _import_message(module: str) -> str:
     allowed = ", ".join(sorted(ALLOWED_MODULES))
     return f"importing {module!r} is not allowed; evaluator code may import only {allowed}"
-
-

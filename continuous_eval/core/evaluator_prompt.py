@@ -100,6 +100,18 @@ or exact outputs. Answer by calling the write_evaluator tool once."""
 
 
 @dataclass(frozen=True, slots=True)
+class AuthoredCode:
+    """What the model answered through ``write_evaluator``."""
+
+    code: str
+    explanation: str
+    model: str
+    """The model asked (what is stored with the version)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ReferenceCase:
     """A labelled case with its people's consensus, as the split and the metrics use it."""
 
@@ -138,9 +150,9 @@ def label_passes(scale: LabelScale, reference: float) -> bool:
     return reference >= 0.5 if scale == "pass_fail" else reference >= PASS_RATING
 
 
-def reference_cases(cases: Sequence[LabelledCase], scale: LabelScale) -> tuple[
-    list[ReferenceCase], int
-]:
+def reference_cases(
+    cases: Sequence[LabelledCase], scale: LabelScale
+) -> tuple[list[ReferenceCase], int]:
     """Cases with a consensus, and how many had none (a tie)."""
     usable: list[ReferenceCase] = []
     dropped = 0
@@ -212,9 +224,9 @@ def case_mapping(case: EvalCase) -> dict[str, JsonValue]:
     }
 
 
-def build_prompt(eval_set: str, scale: LabelScale, train: Sequence[ReferenceCase]) -> (
-    EvaluatorPrompt
-):
+def build_prompt(
+    eval_set: str, scale: LabelScale, train: Sequence[ReferenceCase]
+) -> EvaluatorPrompt:
     """The system and user messages asking for an evaluator from ``train``'s examples."""
     positives = [c for c in train if c.passed]
     negatives = [c for c in train if not c.passed]
@@ -294,9 +306,7 @@ def held_out_metrics(
         if verdict is not None and verdict == reference.passed:
             agree += 1
             continue
-        shown: JsonValue = (
-            outcome.value if verdict is not None else _error_text(outcome)
-        )
+        shown: JsonValue = outcome.value if verdict is not None else _error_text(outcome)
         contradictions.append(Contradiction(reference.case.case_id, reference.reference, shown))
     total = len(pairs)
     return EvaluatorMetrics(

@@ -74,9 +74,10 @@ def test_the_entry_function_must_exist_with_exactly_two_parameters() -> None:
         "line 1: score must be a plain function, not async"
     ]
     # Nested inside a class it is not the entry point.
-    assert "no top-level function" in _messages(
-        "class A:\n    def score(output, case):\n        return 1\n"
-    )[0]
+    assert (
+        "no top-level function"
+        in _messages("class A:\n    def score(output, case):\n        return 1\n")[0]
+    )
 
 
 def test_code_that_does_not_parse_is_refused_with_its_line() -> None:

@@ -41,7 +41,8 @@ def cases(passes: int, fails: int) -> list[LabelledCase]:
 def test_split_is_deterministic_stratified_and_70_30() -> None:
     split = split_cases(cases(10, 10), "pass_fail", seed=7)
     assert split == split_cases(list(reversed(cases(10, 10))), "pass_fail", seed=7)
-    assert len(split.held_out) == 6 and len(split.train) == 14
+    assert len(split.held_out) == 6
+    assert len(split.train) == 14
     assert sum(c.passed for c in split.held_out) == 3
     assert {c.case.case_id for c in split.train}.isdisjoint(c.case.case_id for c in split.held_out)
     other = split_cases(cases(10, 10), "pass_fail", seed=8)
@@ -57,7 +58,9 @@ def test_a_new_case_does_not_move_the_others_much() -> None:
 
 def test_small_sets_keep_one_case_on_each_side_and_ties_are_dropped() -> None:
     split = split_cases([*cases(2, 0), labelled("tie", 1.0, 0.0)], "pass_fail")
-    assert len(split.held_out) == 1 and len(split.train) == 1 and split.dropped == 1
+    assert len(split.held_out) == 1
+    assert len(split.train) == 1
+    assert split.dropped == 1
     assert split_cases(cases(1, 0), "pass_fail").held_out == ()
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_cases(cases(2, 2), "pass_fail", held_out=1.0)
@@ -83,15 +86,19 @@ def test_prompt_shows_both_kinds_of_examples_with_comments_and_caps_them() -> No
     assert prompt.user.count("## Example") == MAX_EXAMPLES
     assert prompt.user.count(": PASS") == MAX_EXAMPLES // 2
     assert "(of " in prompt.user
-    usable, _ = reference_cases([labelled("good", 1.0, comment="polite"), labelled("bad", 0.0)], "pass_fail")
+    usable, _ = reference_cases(
+        [labelled("good", 1.0, comment="polite"), labelled("bad", 0.0)], "pass_fail"
+    )
     small = build_prompt("tone", "pass_fail", usable)
     assert "## Example 1: PASS (label 1)" in small.user
     assert "## Example 2: FAIL (label 0)" in small.user
     assert "comment: person0: polite" in small.user
-    assert "output: a good" in small.user and "(of " not in small.user
+    assert "output: a good" in small.user
+    assert "(of " not in small.user
     huge = ReferenceCase(EvalCase("x", input="i", output="y" * 5000), 1.0, True)
     text = build_prompt("tone", "pass_fail", [huge]).user
-    assert "chars cut]" in text and len(text) < MAX_FIELD_CHARS * 3
+    assert "chars cut]" in text
+    assert len(text) < MAX_FIELD_CHARS * 3
     assert WRITE_EVALUATOR_TOOL["name"] == "write_evaluator"
 
 
