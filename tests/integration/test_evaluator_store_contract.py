@@ -66,10 +66,12 @@ def test_versions_count_up_per_name_and_round_trip(
     second = evaluator_store.add_evaluator(new())
     other = evaluator_store.add_evaluator(new("length", job_id=None))
     assert (first.ref, second.ref, other.ref) == ("tone@1", "tone@2", "length@1")
-    assert first.created_at == DEFAULT_START and not first.promoted
+    assert first.created_at == DEFAULT_START
+    assert not first.promoted
     stored = evaluator_store.evaluator("tone", 2)
     assert stored == second
-    assert stored is not None and stored.evaluator == new()
+    assert stored is not None
+    assert stored.evaluator == new()
     assert evaluator_store.evaluator("tone", 3) is None
     assert [e.ref for e in evaluator_store.list_evaluators()] == ["length@1", "tone@1", "tone@2"]
     assert [e.ref for e in evaluator_store.list_evaluators("tone")] == ["tone@1", "tone@2"]
@@ -91,9 +93,11 @@ def test_promotion_is_refused_under_the_floor_and_kept_once_done(
     again = evaluator_store.promote("tone", 2, 0.8)
     assert again.promoted_at == promoted.promoted_at
     stored = evaluator_store.evaluator("tone", 2)
-    assert stored is not None and stored.promoted
+    assert stored is not None
+    assert stored.promoted
     unpromoted = evaluator_store.evaluator("tone", 1)
-    assert unpromoted is not None and not unpromoted.promoted
+    assert unpromoted is not None
+    assert not unpromoted.promoted
 
 
 def test_concurrent_generations_get_distinct_versions(evaluator_store: EvaluatorStore) -> None:
