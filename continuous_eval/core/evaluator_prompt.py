@@ -36,6 +36,9 @@ from continuous_eval.core.evaluators import Contradiction, EvaluatorMetrics
 from continuous_eval.core.labels import EvalCase, LabelledCase, LabelScale, consensus
 from continuous_eval.core.sandboxing import SandboxOutcome
 
+GENERATE_JOB_KIND: Final = "generate_evaluator"
+"""The job kind of a generation: what the API enqueues and the runner routes to the handler."""
+
 PASS_RATING: Final = 4.0
 """On a 1-5 set, the lowest consensus rating that counts as a pass."""
 

@@ -28,6 +28,7 @@ from pydantic import JsonValue
 
 from continuous_eval.core.code_check import check_code
 from continuous_eval.core.evaluator_prompt import (
+    GENERATE_JOB_KIND,
     AuthoredCode,
     EvaluatorPrompt,
     ReferenceCase,
@@ -52,11 +53,10 @@ from continuous_eval.ports.jobs import JobProgress
 from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.ports.sandbox import Sandbox
 
-GENERATE_JOB_KIND = "generate_evaluator"
-"""The job kind the runner routes to ``EvaluatorGeneration``."""
-
 STEPS = ("fetching examples", "calling the model", "validating", "testing", "saving")
 """The steps a generation reports, in order."""
+
+__all__ = ["GENERATE_JOB_KIND", "STEPS", "EvaluatorGeneration", "GenerationParams", "result_json"]
 
 _MIN_CASES = 2
 
