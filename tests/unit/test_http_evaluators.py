@@ -23,7 +23,9 @@ def version(accuracy: float) -> NewEvaluator:
     metrics = EvaluatorMetrics(
         accuracy=accuracy, precision=1.0, recall=0.5, train_cases=14, test_cases=6
     )
-    return NewEvaluator("tone", "answers", "def score(output, case):\n    return 1\n", "m", "p", metrics)
+    return NewEvaluator(
+        "tone", "answers", "def score(output, case):\n    return 1\n", "m", "p", metrics
+    )
 
 
 class Queue:
@@ -73,16 +75,19 @@ async def test_list_show_and_promote(api: tuple[Api, httpx.AsyncClient]) -> None
     assert "code" not in listed[0]
     assert (await client.get("/api/evaluators", params={"name": "other"})).json() == {"items": []}
     one = (await client.get("/api/evaluators/tone/2")).json()
-    assert one["code"].startswith("def score") and one["metrics"]["recall"] == 0.5
+    assert one["code"].startswith("def score")
+    assert one["metrics"]["recall"] == 0.5
 
     refused = await client.post("/api/evaluators/tone/1/promote")
     assert refused.status_code == 409
     error = refused.json()["error"]
-    assert error["code"] == "below_floor" and "under the floor 0.800" in error["message"]
+    assert error["code"] == "below_floor"
+    assert "under the floor 0.800" in error["message"]
     assert error["details"] == {"name": "tone", "version": 1, "floor": 0.8}
 
     promoted = await client.post("/api/evaluators/tone/2/promote")
-    assert promoted.status_code == 200 and promoted.json()["promoted"] is True
+    assert promoted.status_code == 200
+    assert promoted.json()["promoted"] is True
 
 
 async def test_unknown_versions_are_404_and_bad_names_422(
@@ -90,7 +95,8 @@ async def test_unknown_versions_are_404_and_bad_names_422(
 ) -> None:
     _, client = api
     missing = await client.get("/api/evaluators/tone/3")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "evaluator_not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "evaluator_not_found"
     promote_missing = await client.post("/api/evaluators/tone/3/promote")
     assert promote_missing.status_code == 404
     assert (await client.get("/api/evaluators/tone/0")).status_code == 422
@@ -110,7 +116,8 @@ async def test_generate_queues_a_job_and_answers_202(api: tuple[Api, httpx.Async
         ("generate_evaluator", {"eval_set": eval_set.id, "seed": 4, "name": "says-yes"})
     ]
     missing = await client.post("/api/eval-sets/99/generate", json={})
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "eval_set_not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "eval_set_not_found"
     bad = await client.post(f"/api/eval-sets/{eval_set.id}/generate", json={"name": "a b"})
     assert bad.status_code == 422
     extra = await client.post(f"/api/eval-sets/{eval_set.id}/generate", json={"code": "x"})
@@ -123,4 +130,5 @@ async def test_generate_without_a_job_store_is_503() -> None:
     transport = httpx.ASGITransport(app=built.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         answer = await client.post("/api/eval-sets/1/generate", json={})
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "jobs_unavailable"
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "jobs_unavailable"

@@ -30,8 +30,8 @@ from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loop
 from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
 from continuous_eval.adapters.http.dashboard.sessions import Sessions
-from continuous_eval.adapters.http.evaluators import EvaluatorsContext, evaluators_router
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
+from continuous_eval.adapters.http.evaluators import EvaluatorsContext, evaluators_router
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router

@@ -164,18 +164,7 @@ def evaluators_router(ctx: EvaluatorsContext) -> APIRouter:
     )
     async def promote(name: EvaluatorName, version: Version) -> EvaluatorOut:
         """Let suites run this version; 409 ``below_floor`` under the accuracy floor."""
-        try:
-            made = await run_in_threadpool(ctx.store.promote, name, version, ctx.floor)
-        except LookupError:
-            raise _not_found(name, version) from None
-        except ValueError as exc:
-            raise ApiError(
-                409,
-                "below_floor",
-                str(exc),
-                {"name": name, "version": version, "floor": ctx.floor},
-            ) from None
-        return evaluator_out(made)
+        return evaluator_out(await run_in_threadpool(_promote, ctx, name, version))
 
     @router.post(
         "/eval-sets/{eval_set_id}/generate",
@@ -187,23 +176,32 @@ def evaluators_router(ctx: EvaluatorsContext) -> APIRouter:
         eval_set_id: Annotated[int, Path(ge=1)], body: GenerateIn, response: Response
     ) -> dict[str, Any]:
         """Queue a generation from the eval set's labelled cases; 202 with the job."""
-        if ctx.enqueue is None or ctx.eval_sets is None:
-            raise ApiError(503, "jobs_unavailable", "this server runs no jobs")
-        eval_set = await run_in_threadpool(ctx.eval_sets.eval_set_by_id, eval_set_id)
-        if eval_set is None:
-            raise ApiError(
-                404,
-                "eval_set_not_found",
-                f"no eval set {eval_set_id}",
-                {"eval_set_id": eval_set_id},
-            )
-        params: dict[str, JsonValue] = {"eval_set": eval_set_id, "seed": body.seed}
-        if body.name is not None:
-            params["name"] = body.name
-        if body.model is not None:
-            params["model"] = body.model
-        job = dict(await run_in_threadpool(ctx.enqueue, GENERATE_JOB_KIND, params))
+        job = await run_in_threadpool(_queue_generation, ctx, eval_set_id, body)
         response.headers["Location"] = f"/api/jobs/{job['id']}"
         return job
 
     return router
+
+
+def _promote(ctx: EvaluatorsContext, name: str, version: int) -> LearnedEvaluator:
+    try:
+        return ctx.store.promote(name, version, ctx.floor)
+    except LookupError:
+        raise _not_found(name, version) from None
+    except ValueError as exc:
+        details = {"name": name, "version": version, "floor": ctx.floor}
+        raise ApiError(409, "below_floor", str(exc), details) from None
+
+
+def _queue_generation(ctx: EvaluatorsContext, eval_set_id: int, body: GenerateIn) -> dict[str, Any]:
+    if ctx.enqueue is None or ctx.eval_sets is None:
+        raise ApiError(503, "jobs_unavailable", "this server runs no jobs")
+    if ctx.eval_sets.eval_set_by_id(eval_set_id) is None:
+        details = {"eval_set_id": eval_set_id}
+        raise ApiError(404, "eval_set_not_found", f"no eval set {eval_set_id}", details)
+    params: dict[str, JsonValue] = {"eval_set": eval_set_id, "seed": body.seed}
+    if body.name is not None:
+        params["name"] = body.name
+    if body.model is not None:
+        params["model"] = body.model
+    return dict(ctx.enqueue(GENERATE_JOB_KIND, params))
