@@ -25,6 +25,7 @@ What counts as a pass:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ MAX_EXAMPLES: Final = 40
 
 MAX_FIELD_CHARS: Final = 1_500
 """Longest input, output or comment shown; longer ones are cut with a marker."""
+
+MAX_EXAMPLES_CHARS: Final = 60_000
+"""Budget of all examples together (about 15k tokens); examples past it are left out."""
 
 WRITE_EVALUATOR_TOOL_NAME: Final = "write_evaluator"
 
@@ -241,17 +245,25 @@ def build_prompt(
         if scale == "pass_fail"
         else f"a rating from 1 to 5, where {PASS_RATING:g} and above is a pass"
     )
+    # Alternating, so a budget that runs out leaves both kinds shown.
+    candidates = [c for pair in itertools.zip_longest(shown_pos, shown_neg) for c in pair if c]
+    examples: list[str] = []
+    used = passed = 0
+    for example in candidates:
+        text = _example_text(len(examples) + 1, example)
+        if examples and used + len(text) > MAX_EXAMPLES_CHARS:
+            break
+        examples.append(text)
+        used += len(text)
+        passed += example.passed
+    failed = len(examples) - passed
+    shown_all = len(examples) == len(train)
     parts = [
         f"Eval set {eval_set!r}: people labelled each output {scale_text}.",
-        f"Here are {len(shown_pos)} outputs people passed and {len(shown_neg)} they failed"
-        + (
-            f" (of {len(positives)} and {len(negatives)})."
-            if len(shown_pos) + len(shown_neg) < len(train)
-            else "."
-        ),
+        f"Here are {passed} outputs people passed and {failed} they failed"
+        + ("." if shown_all else f" (of {len(positives)} and {len(negatives)})."),
+        *examples,
     ]
-    for number, example in enumerate([*shown_pos, *shown_neg], start=1):
-        parts.append(_example_text(number, example))
     parts.append("Write score(output, case) so that it passes and fails outputs as people did.")
     return EvaluatorPrompt(SYSTEM_PROMPT, "\n\n".join(parts))
 

@@ -8,6 +8,7 @@ import pytest
 
 from continuous_eval.core.evaluator_prompt import (
     MAX_EXAMPLES,
+    MAX_EXAMPLES_CHARS,
     MAX_FIELD_CHARS,
     WRITE_EVALUATOR_TOOL,
     ReferenceCase,
@@ -147,3 +148,17 @@ def test_held_out_metrics_count_errors_as_disagreements() -> None:
     ]
     empty = held_out_metrics([], train_cases=0)
     assert (empty.accuracy, empty.precision, empty.recall) == (0.0, None, None)
+
+
+def test_the_examples_fit_a_budget_and_keep_both_kinds() -> None:
+    big = [
+        ReferenceCase(
+            EvalCase(f"c{i}", input="i" * 1400, output="o" * 1400), float(i % 2), i % 2 == 1
+        )
+        for i in range(40)
+    ]
+    text = build_prompt("tone", "pass_fail", big).user
+    assert len(text) < MAX_EXAMPLES_CHARS + 5_000
+    assert ": PASS" in text
+    assert ": FAIL" in text
+    assert "(of 20 and 20)" in text
