@@ -174,3 +174,22 @@ class EvalSetExists(StoreError):
 
 class SandboxUnavailable(ContinuousEvalError):
     """Learned evaluator code would run without isolation, and the operator has not allowed it."""
+
+
+# --- learned evaluators (issue 14) --------------------------------------------
+
+
+class EvaluatorAuthorError(ContinuousEvalError):
+    """The model that writes evaluators failed, or answered with no usable code."""
+
+
+class EvaluatorGenerationError(ContinuousEvalError):
+    """A generation job could not make a version: too few labels, or code that fails the check.
+
+    ``problems`` lists the static check's findings when that is the reason.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems)
+        """The code check's problems, one sentence each with its line."""

@@ -283,6 +283,16 @@ class Settings(BaseSettings):
     sandbox_output_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
     """Longest reply a call may send back."""
     # ---- end sandbox ----
+    # --- learned evaluators (issue 14) ------------------------------------
+    evaluator_model: str | None = None
+    """The model that writes learned evaluators; the judge model when unset."""
+    evaluator_min_accuracy: float = Field(default=0.8, ge=0.0, le=1.0)
+    """The floor of held-out accuracy under which a learned evaluator cannot be promoted."""
+
+    @property
+    def evaluator_author_model(self) -> str:
+        """``evaluator_model``, or the judge model when it is not set."""
+        return self.evaluator_model or self.judge_model
 
     @field_validator("retention_days", "retention_max_rows")
     @classmethod

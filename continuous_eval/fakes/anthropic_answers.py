@@ -22,9 +22,13 @@ from starlette.responses import JSONResponse, Response
 
 from continuous_eval.fakes.anthropic_state import FakeState
 from continuous_eval.fakes.anthropic_validation import validate
+from continuous_eval.fakes.evaluator_codes import GOOD
 
 JUDGE_TOOL_NAME: Final = "record_score"
 """A request offering a tool of this name is answered as the LLM judge."""
+
+EVALUATOR_TOOL_NAME: Final = "write_evaluator"
+"""A request offering a tool of this name is answered with scripted evaluator code."""
 
 ERROR_TYPES: Final[Mapping[int, str]] = {
     400: "invalid_request_error",
@@ -173,6 +177,31 @@ def is_judge(body: object) -> bool:
     )
 
 
+def offers_tool(body: object, name: str) -> bool:
+    """Whether a request offers a tool of that name."""
+    tools = body.get("tools") if isinstance(body, dict) else None
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and t.get("name") == name for t in tools
+    )
+
+
+def evaluator_answer(state: FakeState) -> tuple[Content, str]:
+    """A ``write_evaluator`` call with the next scripted code (the good code when none is)."""
+    scripted = state.next_evaluator()
+    tool_input = (
+        {"code": scripted.code, "explanation": scripted.explanation}
+        if scripted is not None
+        else {"code": GOOD, "explanation": "Passes outputs that say yes."}
+    )
+    block = {
+        "type": "tool_use",
+        "id": new_id("toolu_"),
+        "name": EVALUATOR_TOOL_NAME,
+        "input": tool_input,
+    }
+    return [block], "tool_use"
+
+
 def _input_chars(body: Mapping[str, Any]) -> int:
     system = body.get("system")
     chars = len(system) if isinstance(system, str) else len(block_text(system))
@@ -292,6 +321,8 @@ async def answer_messages(state: FakeState, headers: Mapping[str, str], body: An
     max_tokens: int = body["max_tokens"]
     if is_judge(body):
         content, stop_reason = judge_answer(text, max_tokens, state.judge_offset)
+    elif offers_tool(body, EVALUATOR_TOOL_NAME):
+        content, stop_reason = evaluator_answer(state)
     else:
         content, stop_reason = text_answer(text, max_tokens)
     delay = _delay(state, text)

@@ -23,11 +23,13 @@ from continuous_eval.fakes.anthropic_answers import (
     is_judge,
     new_id,
 )
-from continuous_eval.fakes.anthropic_state import FakeState, ScriptedError
+from continuous_eval.fakes.anthropic_state import FakeState, ScriptedError, ScriptedEvaluator
 from continuous_eval.fakes.control import (
     JsonObject,
+    body_route,
     control_routes,
     fake_app,
+    items_from_json,
     lower_headers,
     plain_route,
     seconds_from_json,
@@ -67,6 +69,7 @@ def create_app(state: FakeState) -> Starlette:
                 read_seconds=_seconds_required,
             ),
             plain_route("/_fake/stats", replies, state.stats),
+            _evaluators_route(state, replies),
         ],
         replies,
     )
@@ -91,6 +94,16 @@ def _messages_route(state: FakeState) -> Route:
             state.end(token, status, headers, body, judge=judge)
 
     return Route("/v1/messages", messages, methods=["POST"])
+
+
+def _evaluators_route(state: FakeState, replies: AnthropicReplies) -> Route:
+    """``POST /_fake/evaluators``: ``{"evaluators": [{"kind": "good"}, {"code": "..."}]}``."""
+
+    def handle(data: object) -> JsonObject:
+        items = [ScriptedEvaluator.from_json(i) for i in items_from_json(data, ("evaluators",))]
+        return {"pending": state.script_evaluators(items)}
+
+    return body_route("/_fake/evaluators", replies, "evaluators", handle)
 
 
 def _seconds_required(data: object) -> float:

@@ -25,6 +25,10 @@ What a request gets, in order:
      a score of ``"high"``, ``[[judge:max_tokens]]`` a cut-off tool call,
      ``[[judge:two_tools]]`` two tool calls, ``[[judge:refusal]]`` a refusal.
      Without a marker the score is 1-5 from a sha256 of the message text.
+   - requests offering ``write_evaluator``: one call of it with the next
+     scripted evaluator (``script_evaluators``, ``POST /_fake/evaluators``
+     with ``{"evaluators": [{"kind": "socket"}, {"code": "..."}]}``; kinds
+     are ``evaluator_codes.CODES``), or ``evaluator_codes.GOOD`` when none.
    - other requests: ``[[reply:TEXT]]`` answers exactly TEXT; otherwise
      ``"Answer: " + text``. Text longer than ``max_tokens`` allows is cut and
      ``stop_reason`` is ``max_tokens``, as the real API does.
@@ -37,6 +41,7 @@ answers only, as generation time; errors come back at once, as a real 429 does.
 Control routes let a benchmark drive a fake running in another process:
 
 - ``POST /_fake/script``: ``{"errors": [429, {"status": 529, "headers": {...}}]}``
+- ``POST /_fake/evaluators``: code for the next ``write_evaluator`` answers
 - ``POST /_fake/latency``: ``{"seconds": 0.2}``
 - ``POST /_fake/reset``: forget the script, recorded requests and counters
 - ``GET /_fake/stats``: request counts by status, judge requests, in flight
@@ -69,7 +74,12 @@ from continuous_eval.fakes.anthropic_answers import (
     estimate_tokens,
 )
 from continuous_eval.fakes.anthropic_app import create_app
-from continuous_eval.fakes.anthropic_state import FakeState, RecordedRequest, ScriptedError
+from continuous_eval.fakes.anthropic_state import (
+    FakeState,
+    RecordedRequest,
+    ScriptedError,
+    ScriptedEvaluator,
+)
 from continuous_eval.fakes.server import LOCALHOST, FakeServer, cli_parser, serve_forever
 
 __all__ = [
@@ -79,6 +89,7 @@ __all__ = [
     "FakeState",
     "RecordedRequest",
     "ScriptedError",
+    "ScriptedEvaluator",
     "create_app",
     "error_response",
     "error_type_for",
@@ -124,6 +135,12 @@ class FakeAnthropicServer(FakeServer[FakeState]):
     def script(self, *errors: int | ScriptedError) -> None:
         """Queue errors (statuses, or ``ScriptedError`` with headers) for the next requests."""
         self.state.script([e if isinstance(e, ScriptedError) else ScriptedError(e) for e in errors])
+
+    def script_evaluators(self, *codes: str | ScriptedEvaluator) -> None:
+        """Queue the code of the next ``write_evaluator`` answers, in order."""
+        self.state.script_evaluators(
+            [c if isinstance(c, ScriptedEvaluator) else ScriptedEvaluator(c) for c in codes]
+        )
 
     def set_latency(self, seconds: float) -> None:
         """Set the latency added to every successful answer."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from continuous_eval.fakes.control import Script, check_error_status, headers_from_json, is_integer
+from continuous_eval.fakes.evaluator_codes import CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,31 @@ class ScriptedError:
         if message is not None and not isinstance(message, str):
             raise ValueError("'message' must be a string")
         return cls(status=data["status"], headers=headers, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedEvaluator:
+    """The code the fake "writes" for the next ``write_evaluator`` request."""
+
+    code: str
+    explanation: str = "Scripted by the test."
+
+    @classmethod
+    def from_json(cls, data: object) -> ScriptedEvaluator:
+        """Build from control-route JSON: ``{"kind": NAME}`` (``evaluator_codes.CODES``)
+        or ``{"code": ..., "explanation": ...}``."""
+        if not isinstance(data, dict):
+            raise ValueError("each scripted evaluator is an object with 'kind' or 'code'")
+        kind = data.get("kind")
+        if kind is not None:
+            if kind not in CODES:
+                raise ValueError(f"unknown kind {kind!r}; one of {', '.join(sorted(CODES))}")
+            return cls(code=CODES[kind], explanation=f"Scripted kind {kind}.")
+        code = data.get("code")
+        explanation = data.get("explanation", "Scripted by the test.")
+        if not isinstance(code, str) or not isinstance(explanation, str):
+            raise ValueError("'code' and 'explanation' must be strings")
+        return cls(code=code, explanation=explanation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +114,7 @@ class FakeState:
         lenient judge, as a model update can make one, for judge-drift tests."""
         self.requests: list[RecordedRequest] = []
         self._script: Script[ScriptedError] = Script()
+        self._evaluators: Script[ScriptedEvaluator] = Script()
         self._lock = threading.Lock()
         self._total = 0
         self._by_status: dict[int, int] = {}
@@ -106,10 +133,19 @@ class FakeState:
         """Take the next scripted error, if any."""
         return self._script.take()
 
+    def script_evaluators(self, evaluators: Sequence[ScriptedEvaluator]) -> int:
+        """Queue the code of the next ``write_evaluator`` answers; return how many are pending."""
+        return self._evaluators.extend(evaluators)
+
+    def next_evaluator(self) -> ScriptedEvaluator | None:
+        """Take the next scripted evaluator, if any."""
+        return self._evaluators.take()
+
     def reset(self) -> None:
         """Forget the script, the recorded requests and the counters (not the configuration)."""
         with self._lock:
             self._script.clear()
+            self._evaluators.clear()
             self.requests.clear()
             self._total = 0
             self._by_status.clear()

@@ -363,3 +363,28 @@ case_steps = Table(
     UniqueConstraint("run_id", "feature", "case_id", "seq"),
 )
 """The steps an agent target streamed for each case of a run."""
+
+# --- learned evaluators (issue 14, part "learned") ----------------------------
+
+learned_evaluators = Table(
+    "learned_evaluators",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("eval_set", String(200), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("metrics", JSON, nullable=False, doc="core.evaluators.EvaluatorMetrics"),
+    Column("details", JSON, nullable=False),
+    Column("job_id", BigInteger),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("promoted_at", UTCDateTime()),
+    # Versions count up per name; two generations racing for the same next
+    # version meet here, and the loser retries with the one after.
+    UniqueConstraint("name", "version"),
+)
+"""One row per generated version of a learned evaluator (core.evaluators.LearnedEvaluator)."""

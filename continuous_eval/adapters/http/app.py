@@ -31,6 +31,7 @@ from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
 from continuous_eval.adapters.http.dashboard.sessions import Sessions
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
+from continuous_eval.adapters.http.evaluators import EvaluatorsContext, evaluators_router
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
@@ -78,6 +79,7 @@ def create_app(
     schedules: Mapping[str, SuiteSchedule] | None = None,
     dashboard: bool = True,
     interactions: InteractionStore | None = None,
+    evaluators: EvaluatorsContext | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -108,6 +110,8 @@ def create_app(
             trace ingestion (``/v1/traces``, ``/api/traces``), interactions
             and feedback (``traces``), counted on ``registry``. None: no
             trace routes (an app that only runs suites).
+        evaluators: Learned evaluators' store, floor, and the ``enqueue`` of
+            generation jobs; None: no ``/api/evaluators`` routes.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -138,6 +142,8 @@ def create_app(
     app.include_router(admin_router(ctx))
     if interactions is not None:
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))
+    if evaluators is not None:
+        app.include_router(evaluators_router(evaluators))
     gate = None
     if dashboard:
         sessions = Sessions(
