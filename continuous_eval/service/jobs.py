@@ -162,11 +162,7 @@ class JobRunner:
     async def _heartbeat(self) -> None:
         for job_id, (job, task) in list(self._running.items()):
             try:
-                await self.blocking(
-                    partial(
-                        self.store.heartbeat, job.id, job.fence, self.clock.now(), self._lease_s
-                    )
-                )
+                await self.blocking(partial(self._beat, job))
             except JobLeaseLost:
                 log.warning(
                     "job %d was taken over elsewhere; this runner stands down",
@@ -188,6 +184,10 @@ class JobRunner:
             task.add_done_callback(partial(self._forget, job.id))
             started.append(job)
         return started
+
+    def _beat(self, job: JobRecord) -> JobRecord:
+        # In the worker thread: the clock may be the database's, which is a query.
+        return self.store.heartbeat(job.id, job.fence, self.clock.now(), self._lease_s)
 
     def _forget(self, job_id: int, _: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
