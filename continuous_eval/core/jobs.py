@@ -13,6 +13,8 @@ or a cancel does:
   it is taken over, i.e. re-queued while ``attempt < max_attempts``, else
   failed with a reason saying so, as runs are; a job whose cancel was asked
   for is cancelled instead of being run again;
+- a runner that stops gracefully (SIGTERM) releases its jobs: queued again
+  at once, the attempt not counted, so a deploy costs no attempt;
 - a cancel of a queued job is immediate; of a running one it is a request
   (``cancel_requested_at``) the handler meets at its next step.
 
@@ -218,6 +220,25 @@ def check_fence(job: JobRecord, fence: JobFence) -> None:
             f"job {job.id}: {fence.owner} (attempt {fence.attempt}) no longer owns it "
             f"(status {job.status.value}, attempt {job.attempt}, owner {job.lease_owner})"
         )
+
+
+def released(job: JobRecord, fence: JobFence) -> JobRecord:
+    """``job`` handed back by a runner that stops gracefully (fenced): queued, attempt undone.
+
+    The attempt did not fail, its ``serve`` was stopped on purpose (a
+    deploy), so it is not counted: the next claim runs the job at the same
+    attempt number. A job whose cancel was asked for is not released but
+    left to its runner to finish ``cancelled``.
+    """
+    check_fence(job, fence)
+    return dataclasses.replace(
+        job,
+        status=JobStatus.QUEUED,
+        attempt=job.attempt - 1,
+        lease_owner=None,
+        lease_expires_at=None,
+        heartbeat_at=None,
+    )
 
 
 def heartbeated(job: JobRecord, fence: JobFence, now: datetime, lease_s: float) -> JobRecord:

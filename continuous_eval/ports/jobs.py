@@ -103,6 +103,10 @@ class JobStore(Protocol):
         """End the job succeeded (with ``result``), failed (with ``error``) or cancelled."""
         ...
 
+    def release(self, job_id: int, fence: JobFence) -> JobRecord:
+        """Hand a running job back (a graceful stop): queued again, the attempt not counted."""
+        ...
+
     def request_cancel(self, job_id: int, now: datetime) -> JobRecord:
         """Cancel a queued job now, or flag a running one; raises ``JobFinished`` when over."""
         ...

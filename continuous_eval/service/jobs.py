@@ -14,6 +14,10 @@ Heartbeats ride on the poll instead of a timer per job: the poll interval is
 well below the lease, and no sleeping task per job means tests drive
 everything with a fake clock and ``poll``/``wait_idle``.
 
+At shutdown (SIGTERM) the runner stops its jobs and hands them back:
+queued again at once, the attempt not counted, so a deploy neither waits
+for a lease to expire nor costs an attempt.
+
 A job's task never raises into the runner: a handler's exception fails the
 job with its message; an unknown kind fails it with a reason; a lost lease
 (taken over elsewhere) makes it stand down without writing. Cancel: a
@@ -136,16 +140,44 @@ class JobRunner:
             await asyncio.gather(entry[1], return_exceptions=True)
 
     async def shutdown(self) -> None:
-        """Stop claiming and stop the jobs running here without finishing them.
+        """Stop claiming, stop the jobs running here, and hand them back (a graceful stop).
 
-        Their leases expire and another runner (or this one after a
-        restart) takes them over, as a killed ``serve`` would leave them.
+        Each is queued again at once, its attempt not counted, for another
+        ``serve`` (or this one, restarted) to run from the start; a job
+        whose cancel was asked for ends ``cancelled`` instead. A job that
+        cannot be handed back (the database is down) is left to the
+        takeover once its lease expires, as a killed ``serve`` leaves it.
         """
         self._closed = True
-        tasks = [task for _, task in self._running.values()]
-        for task in tasks:
+        running = list(self._running.values())
+        for _, task in running:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(task for _, task in running), return_exceptions=True)
+        for job, _ in running:
+            try:
+                await self.blocking(partial(self._hand_back, job))
+            except JobLeaseLost:
+                pass  # taken over meanwhile: no longer ours
+            except Exception:
+                log.exception(
+                    "job %d could not be handed back; it is taken over once its lease expires",
+                    job.id,
+                    extra={"event": "job_release_failed", "job_id": job.id},
+                )
+
+    def _hand_back(self, job: JobRecord) -> None:
+        current = self.store.get(job.id)
+        if current.cancel_requested_at is not None:
+            self.store.finish(
+                job.id, job.fence, JobStatus.CANCELLED, self.clock.now(), error="cancelled"
+            )
+        else:
+            self.store.release(job.id, job.fence)
+        log.info(
+            "job %d handed back at shutdown",
+            job.id,
+            extra={"event": "job_released", "job_id": job.id},
+        )
 
     async def _take_over(self) -> None:
         taken = await self.blocking(lambda: self.store.take_over_expired(self.clock.now()))
@@ -178,6 +210,9 @@ class JobRunner:
                 lambda: self.store.claim_next(self._owner, self.clock.now(), self._lease_s)
             )
             if job is None:
+                break
+            if self._closed:  # shutdown began while this claim was in flight
+                await self.blocking(partial(self.store.release, job.id, job.fence))
                 break
             task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
             self._running[job.id] = (job, task)

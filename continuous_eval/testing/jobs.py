@@ -24,6 +24,7 @@ from continuous_eval.core.jobs import (
     finished,
     heartbeated,
     lease_expired,
+    released,
     stepped,
     taken_over,
 )
@@ -148,6 +149,13 @@ class InMemoryJobStore:
         """End the job (fenced)."""
         with self._lock:
             job = finished(self._get(job_id), fence, status, now, result=result, error=error)
+            self._jobs[job_id] = job
+            return job
+
+    def release(self, job_id: int, fence: JobFence) -> JobRecord:
+        """Queue the job again, the attempt not counted (fenced)."""
+        with self._lock:
+            job = released(self._get(job_id), fence)
             self._jobs[job_id] = job
             return job
 

@@ -151,3 +151,24 @@ def test_a_job_out_of_attempts_is_failed_with_the_reason_after_the_restart(
         assert cancel.returncode == 2
     finally:
         cluster.kill_all()
+
+
+def test_sigterm_hands_the_job_back_and_the_next_serve_runs_it_at_once(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    url = migrated_sqlite_url
+    cluster = _cluster(tmp_path, url)
+    # A lease far longer than the test: only the hand-back lets serve-2 run the job.
+    cluster.env["CONTINUOUS_EVAL_JOB_LEASE_S"] = "600"
+    try:
+        job_id = _enqueue(url, max_attempts=1)
+        first = cluster.start("serve-1", CONTINUOUS_EVAL_TEST_JOB_KINDS='{"demo": "block"}')
+        wait_for(lambda: _api_job(first, job_id)["step"] == "waiting", 30)
+        assert first.stop() == 0  # SIGTERM
+        back = _job(url, job_id)
+        assert (back.status, back.attempt, back.lease_owner) == (JobStatus.QUEUED, 0, None)
+        second = cluster.start("serve-2", CONTINUOUS_EVAL_TEST_JOB_KINDS='{"demo": "echo"}')
+        wait_for(lambda: _api_job(second, job_id)["status"] == "succeeded", 30)
+        assert _api_job(second, job_id)["attempt"] == 1
+    finally:
+        cluster.kill_all()

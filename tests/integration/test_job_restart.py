@@ -1,8 +1,8 @@
 """A job survives a restart of ``serve``: two runners, one after the other, on one SQLite file.
 
 The first runner (the first ``serve``) claims a job whose handler blocks and
-is then stopped without finishing it, as a killed process would leave it: the
-row stays ``running`` under its lease. A second runner on a new store over the
+then never polls again, as a killed process would leave it: the row stays
+``running`` under its lease. A second runner on a new store over the
 same file (the restarted ``serve``) takes it over once the lease has expired:
 it runs it again while attempts remain, or fails it with the reason.
 """
@@ -42,24 +42,31 @@ async def finishes(params: Mapping[str, JsonValue], progress: JobProgress) -> Js
     return {"attempt": "second"}
 
 
-async def _first_serve_dies_mid_job(url: str, clock: FakeClock, max_attempts: int) -> int:
+async def _first_serve_hangs_mid_job(url: str, clock: FakeClock, max_attempts: int) -> JobRunner:
+    """The first ``serve``: claims the job, reports a step, then never polls again (killed)."""
     store = SqlJobStore(make_engine(url))
-    job = store.enqueue("generate", {"eval_set": 1}, clock.now(), max_attempts=max_attempts)
+    store.enqueue("generate", {"eval_set": 1}, clock.now(), max_attempts=max_attempts)
     handler = Blocks()
     first = JobRunner(store, {"generate": handler}, clock, "serve-1", lease_s=LEASE)
     await first.poll()
     await handler.entered.wait()
-    await first.shutdown()  # no finish is written: the row is left running
-    store.close()
-    return job.id
+    return first
+
+
+async def _bury(first: JobRunner) -> None:
+    """End the first runner's task; its job was taken over, so it hands nothing back."""
+    await first.shutdown()
+    assert isinstance(first.store, SqlJobStore)
+    first.store.close()
 
 
 async def test_a_restarted_serve_takes_the_job_over_and_finishes_it(
     migrated_sqlite_url: str, clock: FakeClock
 ) -> None:
-    job_id = await _first_serve_dies_mid_job(migrated_sqlite_url, clock, max_attempts=2)
+    first = await _first_serve_hangs_mid_job(migrated_sqlite_url, clock, max_attempts=2)
     store = SqlJobStore(make_engine(migrated_sqlite_url))
     try:
+        [job_id] = [j.id for j in store.list_jobs()]
         second = JobRunner(store, {"generate": finishes}, clock, "serve-2", lease_s=LEASE)
         assert await second.poll() == []  # the lease is still live: nobody steals it
         assert store.get(job_id).status is JobStatus.RUNNING
@@ -71,6 +78,8 @@ async def test_a_restarted_serve_takes_the_job_over_and_finishes_it(
         assert done.status is JobStatus.SUCCEEDED
         assert done.result == {"attempt": "second"}
         assert [e.step for e in store.events(job_id)] == ["calling the model", "saving"]
+        await _bury(first)
+        assert store.get(job_id) == done  # the stale runner wrote nothing
     finally:
         store.close()
 
@@ -78,9 +87,10 @@ async def test_a_restarted_serve_takes_the_job_over_and_finishes_it(
 async def test_a_job_out_of_attempts_fails_with_the_reason(
     migrated_sqlite_url: str, clock: FakeClock
 ) -> None:
-    job_id = await _first_serve_dies_mid_job(migrated_sqlite_url, clock, max_attempts=1)
+    first = await _first_serve_hangs_mid_job(migrated_sqlite_url, clock, max_attempts=1)
     store = SqlJobStore(make_engine(migrated_sqlite_url))
     try:
+        [job_id] = [j.id for j in store.list_jobs()]
         second = JobRunner(store, {"generate": finishes}, clock, "serve-2", lease_s=LEASE)
         clock.advance(seconds=LEASE + 5)
         assert await second.poll() == []
@@ -88,5 +98,28 @@ async def test_a_job_out_of_attempts_fails_with_the_reason(
         assert failed.status is JobStatus.FAILED
         assert failed.error == "serve stopped while the job ran (attempt 1 of 1)"
         assert failed.finished_at == clock.now()
+        await _bury(first)
+        assert store.get(job_id) == failed
+    finally:
+        store.close()
+
+
+async def test_a_graceful_stop_hands_the_job_back_without_counting_the_attempt(
+    migrated_sqlite_url: str, clock: FakeClock
+) -> None:
+    first = await _first_serve_hangs_mid_job(migrated_sqlite_url, clock, max_attempts=1)
+    await first.shutdown()  # SIGTERM: the job is queued again at once
+    assert isinstance(first.store, SqlJobStore)
+    first.store.close()
+    store = SqlJobStore(make_engine(migrated_sqlite_url))
+    try:
+        [job_id] = [j.id for j in store.list_jobs()]
+        queued = store.get(job_id)
+        assert (queued.status, queued.attempt, queued.lease_owner) == (JobStatus.QUEUED, 0, None)
+        second = JobRunner(store, {"generate": finishes}, clock, "serve-2", lease_s=LEASE)
+        [job] = await second.poll()  # no wait for a lease to expire
+        assert job.attempt == 1
+        await second.wait_idle()
+        assert store.get(job_id).status is JobStatus.SUCCEEDED
     finally:
         store.close()

@@ -209,3 +209,16 @@ def test_two_claimers_never_get_the_same_job(job_store: JobStore) -> None:
     claimed_ids = got["a"] + got["b"]
     assert sorted(claimed_ids) == sorted(set(claimed_ids))
     assert len(claimed_ids) == 20
+
+
+def test_a_released_job_is_queued_again_without_counting_the_attempt(job_store: JobStore) -> None:
+    job_store.enqueue("echo", {}, T0, max_attempts=1)
+    job = job_store.claim_next("w1", T0, LEASE)
+    assert job is not None
+    released = job_store.release(job.id, job.fence)
+    assert (released.status, released.attempt, released.lease_owner) == (JobStatus.QUEUED, 0, None)
+    with pytest.raises(JobLeaseLost):
+        job_store.release(job.id, job.fence)
+    again = job_store.claim_next("w2", T0, LEASE)
+    assert again is not None
+    assert (again.id, again.attempt) == (job.id, 1)

@@ -209,6 +209,33 @@ async def test_a_runner_whose_job_was_taken_over_stands_down_without_writing(
     assert [e.step for e in store.events(job.id)] == ["testing", "testing", "saving"]
 
 
+async def test_shutdown_hands_running_jobs_back_and_claims_no_more(clock: FakeClock) -> None:
+    store = InMemoryJobStore()
+    gate = Gate()
+    job = store.enqueue("gate", {}, clock.now())
+    jobs = runner(store, clock, {"gate": gate})
+    await jobs.poll()
+    await gate.entered.wait()
+    await jobs.shutdown()
+    back = store.get(job.id)
+    assert (back.status, back.attempt, back.lease_owner) == (JobStatus.QUEUED, 0, None)
+    assert jobs.running == []
+    assert await jobs.poll() == []
+    assert store.get(job.id).status is JobStatus.QUEUED
+
+
+async def test_shutdown_ends_a_job_whose_cancel_was_asked_cancelled(clock: FakeClock) -> None:
+    store = InMemoryJobStore()
+    gate = Gate()
+    job = store.enqueue("gate", {}, clock.now())
+    jobs = runner(store, clock, {"gate": gate})
+    await jobs.poll()
+    await gate.entered.wait()
+    store.request_cancel(job.id, clock.now())
+    await jobs.shutdown()
+    assert store.get(job.id).status is JobStatus.CANCELLED
+
+
 @pytest.mark.parametrize("concurrency", [0, -1])
 def test_concurrency_must_be_positive(clock: FakeClock, concurrency: int) -> None:
     with pytest.raises(ValueError, match="concurrency"):

@@ -38,6 +38,7 @@ from continuous_eval.core.jobs import (
     claimed,
     finished,
     heartbeated,
+    released,
     stepped,
     taken_over,
 )
@@ -216,6 +217,13 @@ class SqlJobStore(SqlStoreBase):
             job = finished(
                 self._locked(conn, job_id), fence, status, now, result=result, error=error
             )
+            self._write(conn, job)
+            return job
+
+    def release(self, job_id: int, fence: JobFence) -> JobRecord:
+        """Queue the job again, the attempt not counted (fenced)."""
+        with self._translate("release a job"), self._writer.begin() as conn:
+            job = released(self._locked(conn, job_id), fence)
             self._write(conn, job)
             return job
 
