@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 
-from continuous_eval.core.jobs import JobStatus
+import pytest
+
+from continuous_eval.core.jobs import JobEvent, JobStatus
 from tests.fixtures.api_suite import expect_error
 from tests.fixtures.asgi import InProcessApi
 
@@ -126,3 +130,39 @@ async def test_last_event_id_replays_only_the_steps_after_it(asgi: InProcessApi)
         ("step", "3"),
         ("end", None),
     ]
+
+
+async def test_the_stream_follows_a_job_live_until_it_ends(
+    asgi: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = asgi.jobs.enqueue("generate_evaluator", {}, asgi.clock.now())
+    polled = threading.Event()
+    read_events = asgi.jobs.events
+
+    def spy(job_id: int, after_seq: int = 0, limit: int = 500) -> list[JobEvent]:
+        found = read_events(job_id, after_seq, limit)
+        polled.set()
+        return found
+
+    monkeypatch.setattr(asgi.jobs, "events", spy)
+    # The in-process transport hands the body over once the stream ends: the job
+    # is driven to its end once the stream has looked at it queued.
+    request = asyncio.create_task(asgi.client.get(f"/api/jobs/{job.id}/events"))
+    assert await asyncio.to_thread(polled.wait, 30)
+    now = asgi.clock.now()
+    claimed = asgi.jobs.claim_next("replica-a", now, LEASE)
+    assert claimed is not None
+    asgi.jobs.add_event(job.id, claimed.fence, "calling the model", 0.4, "", now)
+    asgi.jobs.add_event(job.id, claimed.fence, "validating", 0.8, "", now)
+    asgi.jobs.finish(job.id, claimed.fence, JobStatus.FAILED, now, error="ValueError: no code")
+    response = await asyncio.wait_for(request, 30)
+    events = _sse(response.text)
+    assert events[0]["event"] == "snapshot"
+    assert events[0]["data"]["status"] == "queued"
+    steps = [(e["id"], e["data"]["step"]) for e in events if e["event"] == "step"]
+    assert steps == [("1", "calling the model"), ("2", "validating")]
+    statuses = [e["data"]["status"] for e in events if e["event"] == "status"]
+    assert statuses[-1] == "failed"
+    assert events[-1]["event"] == "end"
+    assert events[-1]["data"]["status"] == "failed"
+    assert events[-1]["data"]["error"] == "ValueError: no code"

@@ -183,10 +183,11 @@ async def _follow(ctx: JobsContext, job: JobRecord, after: int) -> AsyncIterator
     status = JobStatusEvent(status=job.status, attempt=job.attempt)
     while True:
         last_look = ctx.streams.closing
-        # Steps before the job row: a step stored just before the job ended is
-        # then always sent before ``end``.
-        steps = await _in_thread(partial(ctx.store.events, job.id, after, s.batch))
+        # The job row before its steps: every step is stored before the job
+        # ends, so once the row read is final the steps read after it are all
+        # of them, and none is lost between the two reads.
         job = await _in_thread(partial(ctx.store.get, job.id))
+        steps = await _in_thread(partial(ctx.store.events, job.id, after, s.batch))
         for step in steps:
             after = step.seq
             yield _event("step", step_event(step), id=step.seq)
