@@ -193,3 +193,28 @@ class EvaluatorGenerationError(ContinuousEvalError):
         super().__init__(message)
         self.problems = tuple(problems)
         """The code check's problems, one sentence each with its line."""
+
+
+# --- jobs (issue 14: jobs stored in the database) ---------------------------
+
+
+class JobNotFound(StoreError):
+    """No job exists with the requested id."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id}")
+
+
+class JobFinished(StoreError):
+    """The job is over (succeeded, failed or cancelled): it cannot be cancelled or changed."""
+
+    def __init__(self, job_id: int, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        """The terminal status the job already has."""
+        super().__init__(f"job {job_id} is already {status}")
+
+
+class JobLeaseLost(StoreError):
+    """This runner no longer owns the job (its lease expired and it was taken over)."""

@@ -294,6 +294,17 @@ class Settings(BaseSettings):
         """``evaluator_model``, or the judge model when it is not set."""
         return self.evaluator_model or self.judge_model
 
+    # ------------------------------------------------- jobs (issue 14: stored jobs)
+    job_concurrency: int = Field(default=1, ge=1, le=64)
+    """Jobs (evaluator generation) one ``serve`` runs at once."""
+    job_poll_s: float = Field(default=2.0, gt=0)
+    """How often ``serve`` looks for queued jobs, renews its jobs' leases and takes over
+    jobs whose runner died; the latency of a new job."""
+    job_lease_s: float = Field(default=60.0, gt=0)
+    """A running job's lease; once it expires (the runner stopped polling), another
+    ``serve`` re-queues the job, or fails it when its attempts are used up.
+    Keep it well above ``CONTINUOUS_EVAL_JOB_POLL_S``."""
+
     @field_validator("retention_days", "retention_max_rows")
     @classmethod
     def _zero_is_no_limit(cls, value: float | None) -> float | None:
@@ -361,6 +372,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CONTINUOUS_EVAL_RUN_WEBHOOK_URL needs CONTINUOUS_EVAL_RUN_WEBHOOK_SECRET "
                 "(run webhooks are always signed)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _job_lease_outlives_polls(self) -> Settings:
+        # The poll renews the leases: a lease shorter than two polls would let a
+        # healthy serve's jobs be taken over between two of its own polls.
+        if self.job_lease_s < 2 * self.job_poll_s:
+            raise ValueError(
+                f"CONTINUOUS_EVAL_JOB_LEASE_S ({self.job_lease_s:g}) must be at least twice "
+                f"CONTINUOUS_EVAL_JOB_POLL_S ({self.job_poll_s:g})"
             )
         return self
 

@@ -120,3 +120,34 @@ def add_retention_job(
         misfire_grace_time=None,
         replace_existing=True,
     )
+
+
+JOBS_POLL_ID = "continuous-eval-jobs"
+
+
+def add_jobs_poll(
+    scheduler: AsyncIOScheduler,
+    poll: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    now: datetime | None = None,
+) -> None:
+    """Add the job runner's poll (``service.jobs.JobRunner.poll``), every ``interval_s``.
+
+    The first poll is at start, with no delay or jitter: it takes over the
+    jobs a previous ``serve`` left behind and starts the queued ones, and a
+    new job waits at most one interval. Polls never overlap
+    (``max_instances=1``) and a backlog is one (``coalesce``); a late poll is
+    still worth running. The poll never raises.
+    """
+    start = now or datetime.now(UTC)
+    scheduler.add_job(
+        poll,
+        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
+        id=JOBS_POLL_ID,
+        next_run_time=start,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        replace_existing=True,
+    )

@@ -25,11 +25,12 @@ from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, RetentionMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.adapters.scheduler import add_retention_job, make_scheduler
+from continuous_eval.adapters.scheduler import add_jobs_poll, add_retention_job, make_scheduler
 from continuous_eval.adapters.suite_files import load_suite_file
 from continuous_eval.adapters.user_code import DaemonThreadPool
 from continuous_eval.app.config import daemon_config
 from continuous_eval.app.container import local_daemon, readiness
+from continuous_eval.app.jobs import job_runner
 from continuous_eval.app.retention import retention_tick
 from continuous_eval.app.scanning import scan_suites
 from continuous_eval.settings import Settings
@@ -106,6 +107,9 @@ async def serve(settings: Settings, config_path: Path) -> int:
             startup_delay_s=settings.schedule_startup_delay_s,
             jitter_s=settings.schedule_startup_jitter_s,
         )
+        # Jobs (evaluator generation): claimed, heartbeated and taken over on each poll.
+        jobs = job_runner(settings, store, owner=daemon.owner)
+        add_jobs_poll(scheduler, jobs.poll, interval_s=settings.job_poll_s)
         engine = store.engine
         registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
         registry.register(UserCodeCollector(lambda: builder.pools))
@@ -124,6 +128,8 @@ async def serve(settings: Settings, config_path: Path) -> int:
             schedules=schedules,
             # Shares the run store's engine, which the run store disposes of.
             interactions=SqlInteractionStore(engine),
+            jobs=jobs.store,
+            jobs_clock=jobs.clock,
         )
         host = settings.http_host
         if not settings.api_tokens:
@@ -168,6 +174,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             log.info("shutting down", extra={"event": "serve_stop", "owner": daemon.owner})
         finally:
             scheduler.shutdown(wait=False)
+            await jobs.shutdown()
             await daemon.shutdown(settings.shutdown_timeout_s)
             retention.close()
             server.should_exit = True

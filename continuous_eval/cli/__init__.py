@@ -15,7 +15,7 @@ offline ``run`` never load the web stack, Alembic or the provider SDKs.
 
 from __future__ import annotations
 
-from continuous_eval.cli import admin, backtest, decisions, evaluators, run, traces, views
+from continuous_eval.cli import admin, backtest, decisions, evaluators, jobs, run, traces, views
 from continuous_eval.cli.app import app
 
 __all__ = ["app", "main"]
@@ -25,6 +25,7 @@ del (
     backtest,
     decisions,
     evaluators,
+    jobs,
     run,
     traces,
     views,

@@ -67,6 +67,8 @@ TABLES = {
     "interaction_feedback",
     "case_steps",
     "learned_evaluators",  # issue 14, part "learned"
+    "jobs",
+    "job_events",
 }
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from continuous_eval.adapters.db.types import UTCDateTime
+from continuous_eval.core.jobs import JOB_STATUSES
 from continuous_eval.core.lifecycle import RUN_TYPES
 from continuous_eval.core.models import ResultStatus, RunStatus
 from continuous_eval.core.outbox import ALERT_KINDS, ALERT_STATUSES
@@ -363,6 +364,60 @@ case_steps = Table(
     UniqueConstraint("run_id", "feature", "case_id", "seq"),
 )
 """The steps an agent target streamed for each case of a run."""
+
+
+# --- jobs (issue 14: long jobs stored in the database) ----------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(100), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("step", String(200)),
+    Column("progress", Float, nullable=False, server_default=_ZERO),
+    Column("message", Text),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("attempt", Integer, nullable=False, server_default=_ZERO),
+    Column("max_attempts", Integer, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("heartbeat_at", UTCDateTime()),
+    Column("cancel_requested_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("idempotency_key", String(200)),
+    CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
+    UniqueConstraint("idempotency_key"),
+    # The claim (oldest queued first) and the takeover (running, by expiry).
+    Index("ix_jobs_status_id", "status", "id"),
+    # GET /api/jobs?kind=...: newest of a kind first.
+    Index("ix_jobs_kind_id", "kind", "id"),
+)
+"""One row per job (core.jobs.JobRecord); its lease fences the runner that owns it."""
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column(
+        "job_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("jobs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("job_id", "seq"),
+)
+"""The steps each job's handler reported, numbered from 1 (the SSE event ids)."""
 
 # --- learned evaluators (issue 14, part "learned") ----------------------------
 

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from continuous_eval import __version__
+from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.http.admin import admin_router
 from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loopback
 from continuous_eval.adapters.http.dashboard.gate import DashboardGate
@@ -33,6 +34,7 @@ from continuous_eval.adapters.http.dashboard.sessions import Sessions
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
 from continuous_eval.adapters.http.evaluators import EvaluatorsContext, evaluators_router
 from continuous_eval.adapters.http.events import EventStreams
+from continuous_eval.adapters.http.jobs import JobsContext, jobs_router
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
 from continuous_eval.adapters.http.schemas import HealthOut, ReadyOut
@@ -40,8 +42,9 @@ from continuous_eval.adapters.http.steps import steps_router
 from continuous_eval.adapters.http.traces import INGEST_ROUTES, TracesContext, traces_router
 from continuous_eval.adapters.ingest import Ingestor
 from continuous_eval.adapters.ingest_metrics import IngestMetrics
-from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
+from continuous_eval.ports import Clock, RunLauncher, RunReader, RunStore, SuiteSchedule
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.jobs import JobStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,8 @@ def create_app(
     dashboard: bool = True,
     interactions: InteractionStore | None = None,
     evaluators: EvaluatorsContext | None = None,
+    jobs: JobStore | None = None,
+    jobs_clock: Clock | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -112,6 +117,9 @@ def create_app(
             trace routes (an app that only runs suites).
         evaluators: Learned evaluators' store, floor, and the ``enqueue`` of
             generation jobs; None: no ``/api/evaluators`` routes.
+        jobs: The job store; with it the app serves ``/api/jobs``. None: no job routes.
+        jobs_clock: Stamps cancel requests (``serve``: the database's clock, as the
+            runners'); the system clock when None.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -144,6 +152,8 @@ def create_app(
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))
     if evaluators is not None:
         app.include_router(evaluators_router(evaluators))
+    if jobs is not None:
+        app.include_router(jobs_router(JobsContext(jobs, streams, jobs_clock or SystemClock())))
     gate = None
     if dashboard:
         sessions = Sessions(

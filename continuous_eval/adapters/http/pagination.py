@@ -104,3 +104,20 @@ def decode_interaction_cursor(cursor: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise _invalid()
     return value
+
+
+def encode_job_cursor(job_id: int) -> str:
+    """Return the cursor of the jobs page that follows job ``job_id`` (newest first)."""
+    return _encode({"k": "jobs", "i": job_id})
+
+
+def decode_job_cursor(cursor: str) -> int:
+    """Return the job id a jobs cursor names (the next page has lower ids).
+
+    Raises:
+        ApiError: 422 ``validation_error`` for anything that is not such a cursor.
+    """
+    value = _decode(cursor, "jobs").get("i")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise _invalid()
+    return value
