@@ -120,3 +120,38 @@ def add_retention_job(
         misfire_grace_time=None,
         replace_existing=True,
     )
+
+
+FEEDBACK_FILL_JOB_ID = "continuous-eval-feedback-fill"
+
+
+def add_feedback_fill_job(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    startup_delay_s: float,
+    jitter_s: float,
+    now: datetime | None = None,
+) -> None:
+    """Add the fill of eval sets from feedback, every ``interval_s`` (0: not added).
+
+    Shaped as the retention job: first soon after start, overlaps skipped, a
+    backlog coalesced. The job never raises (``service.feedback_fill.FeedbackFillTick``);
+    replicas filling at once are safe, the store's cursor guard writes each batch once.
+    """
+    if interval_s <= 0:
+        return
+    start = (now or datetime.now(UTC)) + timedelta(
+        seconds=startup_delay_s + random.uniform(0, jitter_s)
+    )
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
+        id=FEEDBACK_FILL_JOB_ID,
+        next_run_time=start,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        replace_existing=True,
+    )

@@ -25,11 +25,16 @@ from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, RetentionMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.adapters.scheduler import add_retention_job, make_scheduler
+from continuous_eval.adapters.scheduler import (
+    add_feedback_fill_job,
+    add_retention_job,
+    make_scheduler,
+)
 from continuous_eval.adapters.suite_files import load_suite_file
 from continuous_eval.adapters.user_code import DaemonThreadPool
 from continuous_eval.app.config import daemon_config
 from continuous_eval.app.container import local_daemon, readiness
+from continuous_eval.app.eval_sets import feedback_fill_tick
 from continuous_eval.app.retention import retention_tick
 from continuous_eval.app.scanning import scan_suites
 from continuous_eval.settings import Settings
@@ -107,6 +112,13 @@ async def serve(settings: Settings, config_path: Path) -> int:
             jitter_s=settings.schedule_startup_jitter_s,
         )
         engine = store.engine
+        add_feedback_fill_job(
+            scheduler,
+            feedback_fill_tick(engine),
+            interval_s=settings.feedback_fill_interval_s,
+            startup_delay_s=settings.schedule_startup_delay_s,
+            jitter_s=settings.schedule_startup_jitter_s,
+        )
         registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
         registry.register(UserCodeCollector(lambda: builder.pools))
         app = create_app(
