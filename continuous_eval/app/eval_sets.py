@@ -4,7 +4,7 @@
 (``core.label_rows``) whole before it writes anything: any bad row stops
 the import, and every bad row (up to ``MAX_PROBLEMS``) is reported with its
 line, so they can all be fixed at once. ``eval_sets_side`` opens the
-configured store for these commands; ``summary`` is what ``show`` prints.
+configured store for these commands; ``core.label_summary`` is what ``show`` prints.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,7 @@ from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.labels import SqlEvalSetStore
 from continuous_eval.app.container import open_store
 from continuous_eval.core.label_rows import LabelRow, RowProblem, parse_row
-from continuous_eval.core.labels import (
-    EvalSet,
-    LabelledCase,
-    LabelScale,
-    consensus,
-)
+from continuous_eval.core.labels import EvalSet, LabelScale
 from continuous_eval.errors import ConfigError, ConfigProblem
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.ports.labels import EvalSetStore, FeedbackFillStore
@@ -177,53 +171,6 @@ def _jsonl_rows(handle: Iterator[str]) -> Iterator[tuple[int, dict[str, JsonValu
             yield number, "not a JSON object"
             continue
         yield number, document
-
-
-@dataclass(frozen=True, slots=True)
-class CaseSummary:
-    """One case as ``show`` prints it."""
-
-    case_id: str
-    labels: int
-    authors: tuple[str, ...]
-    consensus: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class EvalSetSummary:
-    """An eval set's cases, who labelled them and what they agree on."""
-
-    eval_set: EvalSet
-    cases: tuple[CaseSummary, ...]
-    authors: dict[str, int]
-    """Labels in force per author."""
-    distribution: dict[str, int]
-    """Cases per consensus value (``none``: a tie)."""
-
-
-def summary(eval_set: EvalSet, labelled: list[LabelledCase]) -> EvalSetSummary:
-    """What ``eval-sets show`` prints of a set's labelled cases (labels in force now)."""
-    authors: Counter[str] = Counter()
-    distribution: Counter[str] = Counter()
-    cases = []
-    for item in labelled:
-        agreed = consensus(item.labels, eval_set.scale)
-        names = tuple(x.label.author for x in item.labels)
-        authors.update(names)
-        distribution[consensus_name(eval_set.scale, agreed)] += 1
-        cases.append(CaseSummary(item.case.case_id, len(item.labels), names, agreed))
-    return EvalSetSummary(
-        eval_set, tuple(cases), dict(sorted(authors.items())), dict(sorted(distribution.items()))
-    )
-
-
-def consensus_name(scale: LabelScale, value: float | None) -> str:
-    """A consensus as a word: pass/fail, the rating, or ``none`` (a tie)."""
-    if value is None:
-        return "none"
-    if scale == "pass_fail":
-        return "pass" if value >= 0.5 else "fail"
-    return str(int(value))
 
 
 def feedback_fill_tick(engine: Engine) -> FeedbackFillTick:

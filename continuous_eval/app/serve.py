@@ -20,6 +20,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
+from continuous_eval.adapters.db.labels import SqlEvalSetStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
@@ -136,6 +137,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             schedules=schedules,
             # Shares the run store's engine, which the run store disposes of.
             interactions=SqlInteractionStore(engine),
+            eval_sets=SqlEvalSetStore(engine),
         )
         host = settings.http_host
         if not settings.api_tokens:

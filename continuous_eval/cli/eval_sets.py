@@ -122,7 +122,8 @@ def show_eval_set(
     as_json: JsonOption = False,
 ) -> None:
     """Show a set's labelled cases: labels per case, authors, and the consensus distribution."""
-    from continuous_eval.app.eval_sets import consensus_name, eval_sets_side, summary
+    from continuous_eval.app.eval_sets import eval_sets_side
+    from continuous_eval.core.label_summary import consensus_name, summary
 
     settings = load_settings()
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from continuous_eval.app.eval_sets import import_file, summary
+from continuous_eval.app.eval_sets import import_file
+from continuous_eval.core.label_summary import summary
 from continuous_eval.core.labels import consensus
 from continuous_eval.errors import ConfigError
 from continuous_eval.testing.labels import InMemoryEvalSetStore

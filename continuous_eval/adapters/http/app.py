@@ -31,6 +31,7 @@ from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
 from continuous_eval.adapters.http.dashboard.sessions import Sessions
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
+from continuous_eval.adapters.http.eval_sets import eval_sets_router
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.middleware import RequestGuard
 from continuous_eval.adapters.http.runs import ApiContext, runs_router
@@ -41,6 +42,7 @@ from continuous_eval.adapters.ingest import Ingestor
 from continuous_eval.adapters.ingest_metrics import IngestMetrics
 from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ def create_app(
     schedules: Mapping[str, SuiteSchedule] | None = None,
     dashboard: bool = True,
     interactions: InteractionStore | None = None,
+    eval_sets: EvalSetStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -108,6 +111,8 @@ def create_app(
             trace ingestion (``/v1/traces``, ``/api/traces``), interactions
             and feedback (``traces``), counted on ``registry``. None: no
             trace routes (an app that only runs suites).
+        eval_sets: The store of eval sets and labels; with it the app serves
+            ``/api/eval-sets`` (``eval_sets``). None: no eval-set routes.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -138,6 +143,8 @@ def create_app(
     app.include_router(admin_router(ctx))
     if interactions is not None:
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))
+    if eval_sets is not None:
+        app.include_router(eval_sets_router(eval_sets))
     gate = None
     if dashboard:
         sessions = Sessions(
