@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.interactions import SqlInteractionStore
+from continuous_eval.adapters.db.labels import SqlEvalSetStore
+from continuous_eval.core.interactions import NewFeedback
 from tests.e2e.cli_harness import cli
 
 CSV = """\
@@ -65,3 +69,39 @@ def test_import_list_show_and_fill(tmp_path: Path) -> None:
     unfillable = cli("eval-sets", "fill", "support", cwd=tmp_path, env=env)
     assert unfillable.returncode == 2
     assert "names no feature" in unfillable.stderr
+
+
+def test_fill_labels_a_feature_s_feedback_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ce.db'}"
+    env = {"CONTINUOUS_EVAL_DATABASE_URL": url}
+    traffic = tmp_path / "traffic.jsonl"
+    span = {
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+        "feature": "support-bot",
+        "input": "Where is my refund?",
+        "output": "On its way",
+        "started_at": "2026-03-01T12:00:00Z",
+    }
+    traffic.write_text(json.dumps(span) + "\n")
+    assert cli("traces", "import", str(traffic), cwd=tmp_path, env=env).returncode == 0
+    engine = make_engine(url)
+    try:
+        SqlEvalSetStore(engine).create_eval_set("support", "pass_fail", feature="support-bot")
+        feedback = SqlInteractionStore(engine)
+        feedback.add_feedback(NewFeedback(span["trace_id"], "ann", label="thumbs_up"))
+        feedback.add_feedback(NewFeedback(span["trace_id"], "bob", score=0.4))
+    finally:
+        engine.dispose()
+
+    filled = cli("eval-sets", "fill", "support", cwd=tmp_path, env=env)
+    assert filled.returncode == 0, filled.stderr
+    assert "support: 1 labels on 1 cases from feedback; 1 skipped (off the scale)" in filled.stdout
+    again = cli("eval-sets", "fill", "support", "--json", cwd=tmp_path, env=env)
+    assert json.loads(again.stdout)["labels"] == 0
+    shown = cli("eval-sets", "show", "support", "--json", cwd=tmp_path, env=env)
+    [case] = json.loads(shown.stdout)["cases"]
+    assert (case["case_id"], case["authors"], case["consensus"]) == (span["trace_id"], ["ann"], 1.0)
+    unknown = cli("eval-sets", "fill", "nope", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "no eval set 'nope'" in unknown.stderr

@@ -60,24 +60,25 @@ class SqlEvalSetStore(SqlStoreBase):
         feature: str | None = None,
     ) -> EvalSet:
         """Create a set; a taken name raises ``EvalSetExists``."""
-        try:
-            with self._translate(f"create eval set {name!r}"), self._writer.begin() as conn:
-                taken = conn.execute(select(eval_sets.c.id).where(eval_sets.c.name == name))
-                if taken.first() is not None:
-                    raise EvalSetExists(f"eval set {name!r} exists already")
-                now = self._time.now().value(conn)
-                row = {
-                    "name": name,
-                    "scale": scale,
-                    "description": description,
-                    "feature": feature,
-                    "created_at": now,
-                }
-                insert = eval_sets.insert().values(row).returning(eval_sets.c.id)
-                made_id: int = conn.execute(insert).scalar_one()
-        except IntegrityError:
-            # Two creators raced past the check: the unique name decided.
-            raise EvalSetExists(f"eval set {name!r} exists already") from None
+        with self._translate(f"create eval set {name!r}"):
+            try:
+                with self._writer.begin() as conn:
+                    taken = conn.execute(select(eval_sets.c.id).where(eval_sets.c.name == name))
+                    if taken.first() is not None:
+                        raise EvalSetExists(f"eval set {name!r} exists already")
+                    now = self._time.now().value(conn)
+                    row = {
+                        "name": name,
+                        "scale": scale,
+                        "description": description,
+                        "feature": feature,
+                        "created_at": now,
+                    }
+                    insert = eval_sets.insert().values(row).returning(eval_sets.c.id)
+                    made_id: int = conn.execute(insert).scalar_one()
+            except IntegrityError:
+                # Two creators raced past the check: the unique name decided.
+                raise EvalSetExists(f"eval set {name!r} exists already") from None
         return EvalSet(made_id, name, scale, now, description, feature)
 
     def eval_set(self, name: str) -> EvalSet | None:
@@ -260,7 +261,9 @@ def _cases_by_id(
 ) -> dict[str, EvalCase]:
     """The cases named, read in one scan of the set when they are many."""
     c = eval_cases.c
-    stmt = select(eval_cases).where(c.eval_set_id == eval_set_id)
+    # Only what a case holds: its two timestamps would be 2 conversions a row for nothing.
+    columns = (c.case_id, c.input, c.output, c.expected, c.metadata, c.trace_id)
+    stmt = select(*columns).where(c.eval_set_id == eval_set_id)
     if len(case_ids) <= CHUNK:
         stmt = stmt.where(c.case_id.in_(case_ids))
     wanted = set(case_ids)
@@ -292,7 +295,7 @@ def _eval_set(row: Row[Any]) -> EvalSet:
     )
 
 
-def _case(row: Row[Any]) -> EvalCase:
+def _case(row: Row[Any, Any, Any, Any, Any, Any]) -> EvalCase:
     return EvalCase(
         case_id=row.case_id,
         input=row.input,
