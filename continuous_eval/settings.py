@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     retention_interval_s: float = Field(default=3600.0, gt=0)
     """How often ``serve`` enforces retention."""
 
+    # ------------------------------------------- labels: eval sets from feedback
+    feedback_fill_interval_s: float = Field(default=300.0, ge=0)
+    """How often ``serve`` fills eval sets that name a feature from the feedback on its
+    traces (``service.feedback_fill``). 0: never (``eval-sets fill NAME`` still does)."""
+
     # ---------------------------------------------------------------- alerts
     resend_api_key: SecretStr | None = Field(
         default=None,

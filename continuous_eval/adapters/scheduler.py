@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -84,6 +85,23 @@ def make_scheduler(
     return scheduler
 
 
+def as_coroutine_function(
+    job: Callable[[], Awaitable[object]],
+) -> Callable[[], Coroutine[Any, Any, object]]:
+    """``job`` as an ``async def`` function, which APScheduler awaits on the loop.
+
+    APScheduler 3 tells a coroutine job by ``inspect.iscoroutinefunction``,
+    which is False for an object whose ``__call__`` is async (``RetentionTick``,
+    ``FeedbackFillTick``): such a job was run in the thread pool, and the
+    coroutine it returned was never awaited (a RuntimeWarning, and no pass).
+    """
+
+    async def run() -> object:
+        return await job()
+
+    return run
+
+
 RETENTION_JOB_ID = "continuous-eval-retention"
 
 
@@ -110,13 +128,48 @@ def add_retention_job(
         seconds=startup_delay_s + random.uniform(0, jitter_s)
     )
     scheduler.add_job(
-        job,
+        as_coroutine_function(job),
         IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
         id=RETENTION_JOB_ID,
         next_run_time=start,
         coalesce=True,
         max_instances=1,
         # A pass is never too late to be worth running.
+        misfire_grace_time=None,
+        replace_existing=True,
+    )
+
+
+FEEDBACK_FILL_JOB_ID = "continuous-eval-feedback-fill"
+
+
+def add_feedback_fill_job(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    *,
+    interval_s: float,
+    startup_delay_s: float,
+    jitter_s: float,
+    now: datetime | None = None,
+) -> None:
+    """Add the fill of eval sets from feedback, every ``interval_s`` (0: not added).
+
+    Shaped as the retention job: first soon after start, overlaps skipped, a
+    backlog coalesced. The job never raises (``service.feedback_fill.FeedbackFillTick``);
+    replicas filling at once are safe, the store's cursor guard writes each batch once.
+    """
+    if interval_s <= 0:
+        return
+    start = (now or datetime.now(UTC)) + timedelta(
+        seconds=startup_delay_s + random.uniform(0, jitter_s)
+    )
+    scheduler.add_job(
+        as_coroutine_function(job),
+        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
+        id=FEEDBACK_FILL_JOB_ID,
+        next_run_time=start,
+        coalesce=True,
+        max_instances=1,
         misfire_grace_time=None,
         replace_existing=True,
     )
@@ -142,7 +195,7 @@ def add_jobs_poll(
     """
     start = now or datetime.now(UTC)
     scheduler.add_job(
-        poll,
+        as_coroutine_function(poll),
         IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
         id=JOBS_POLL_ID,
         next_run_time=start,

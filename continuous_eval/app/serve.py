@@ -20,16 +20,23 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
+from continuous_eval.adapters.db.labels import SqlEvalSetStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
 from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, RetentionMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
-from continuous_eval.adapters.scheduler import add_jobs_poll, add_retention_job, make_scheduler
+from continuous_eval.adapters.scheduler import (
+    add_feedback_fill_job,
+    add_jobs_poll,
+    add_retention_job,
+    make_scheduler,
+)
 from continuous_eval.adapters.suite_files import load_suite_file
 from continuous_eval.adapters.user_code import DaemonThreadPool
 from continuous_eval.app.config import daemon_config
 from continuous_eval.app.container import local_daemon, readiness
+from continuous_eval.app.eval_sets import feedback_fill_tick
 from continuous_eval.app.jobs import job_runner
 from continuous_eval.app.retention import retention_tick
 from continuous_eval.app.scanning import scan_suites
@@ -111,6 +118,13 @@ async def serve(settings: Settings, config_path: Path) -> int:
         jobs = job_runner(settings, store, owner=daemon.owner)
         add_jobs_poll(scheduler, jobs.poll, interval_s=settings.job_poll_s)
         engine = store.engine
+        add_feedback_fill_job(
+            scheduler,
+            feedback_fill_tick(engine),
+            interval_s=settings.feedback_fill_interval_s,
+            startup_delay_s=settings.schedule_startup_delay_s,
+            jitter_s=settings.schedule_startup_jitter_s,
+        )
         registry.register(DatabaseCollector(engine, suites=loaded.suites.suites))
         registry.register(UserCodeCollector(lambda: builder.pools))
         app = create_app(
@@ -130,6 +144,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             interactions=SqlInteractionStore(engine),
             jobs=jobs.store,
             jobs_clock=jobs.clock,
+            eval_sets=SqlEvalSetStore(engine),
         )
         host = settings.http_host
         if not settings.api_tokens:

@@ -15,7 +15,17 @@ offline ``run`` never load the web stack, Alembic or the provider SDKs.
 
 from __future__ import annotations
 
-from continuous_eval.cli import admin, backtest, decisions, evaluators, jobs, run, traces, views
+from continuous_eval.cli import (
+    admin,
+    backtest,
+    decisions,
+    eval_sets,
+    evaluators,
+    jobs,
+    run,
+    traces,
+    views,
+)
 from continuous_eval.cli.app import app
 
 __all__ = ["app", "main"]
@@ -24,6 +34,7 @@ del (
     admin,
     backtest,
     decisions,
+    eval_sets,
     evaluators,
     jobs,
     run,

@@ -64,3 +64,26 @@ class EvalSetStore(Protocol):
     def label_history(self, eval_set_id: int, case_id: str) -> list[Label]:
         """Every label of one case, oldest first."""
         ...
+
+
+class FeedbackFillStore(EvalSetStore, Protocol):
+    """An ``EvalSetStore`` that also fills sets from production feedback
+    (``service.feedback_fill``): how far each set has read, and one atomic step."""
+
+    def feedback_cursor(self, eval_set_id: int) -> int | None:
+        """The id of the last feedback the set was filled from (none yet: None)."""
+        ...
+
+    def record_fill(
+        self,
+        eval_set_id: int,
+        cases: Sequence[EvalCase],
+        labels: Sequence[NewLabel],
+        *,
+        after: int | None,
+        cursor: int,
+    ) -> bool:
+        """Put the cases, add the labels and move the cursor from ``after`` to ``cursor``,
+        in one transaction; False (nothing written) when the cursor is no longer ``after``
+        (another replica filled that feedback first). Raises as ``put_cases``/``add_labels``."""
+        ...

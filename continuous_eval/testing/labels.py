@@ -42,6 +42,8 @@ class InMemoryEvalSetStore:
         """By set id, then case id."""
         self.labels: dict[int, list[Label]] = {}
         """By set id, in id order."""
+        self.cursors: dict[int, int] = {}
+        """The feedback fill's cursor, by set id."""
         self._lock = threading.Lock()
         self._set_ids = itertools.count(1)
         self._label_ids = itertools.count(1)
@@ -121,6 +123,39 @@ class InMemoryEvalSetStore:
     def label_history(self, eval_set_id: int, case_id: str) -> list[Label]:
         """Every label of one case, oldest first."""
         return [x for x in self.labels.get(eval_set_id, []) if x.label.case_id == case_id]
+
+    def feedback_cursor(self, eval_set_id: int) -> int | None:
+        """The id of the last feedback the set was filled from."""
+        return self.cursors.get(eval_set_id)
+
+    def record_fill(
+        self,
+        eval_set_id: int,
+        cases: Sequence[EvalCase],
+        labels: Sequence[NewLabel],
+        *,
+        after: int | None,
+        cursor: int,
+    ) -> bool:
+        """Cases, labels and the cursor's move at once, unless the cursor moved first."""
+        with self._lock:
+            stored = self._cases(eval_set_id)
+            if self.cursors.get(eval_set_id) != after:
+                return False
+            scale = self.sets[eval_set_id].scale
+            known = set(stored) | {c.case_id for c in cases}
+            for item in labels:
+                if item.case_id not in known:
+                    raise LookupError(f"eval set has no case {item.case_id!r}")
+                if not valid_label_value(scale, item.value):
+                    raise ValueError(f"label {item.value} is not on the {scale} scale")
+            for case in cases:
+                stored[case.case_id] = case
+            now = self.clock.now()
+            made = [Label(id=next(self._label_ids), label=item, created_at=now) for item in labels]
+            self.labels[eval_set_id].extend(made)
+            self.cursors[eval_set_id] = cursor
+            return True
 
     def _cases(self, eval_set_id: int) -> dict[str, EvalCase]:
         if eval_set_id not in self.cases:

@@ -69,6 +69,9 @@ TABLES = {
     "learned_evaluators",  # issue 14, part "learned"
     "jobs",
     "job_events",
+    "eval_sets",
+    "eval_cases",
+    "eval_labels",
 }
 
 

@@ -443,3 +443,71 @@ learned_evaluators = Table(
     UniqueConstraint("name", "version"),
 )
 """One row per generated version of a learned evaluator (core.evaluators.LearnedEvaluator)."""
+
+
+# ------------------------------------------------ labels: eval sets and labels (issue 14)
+
+eval_sets = Table(
+    "eval_sets",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", String(200), nullable=False),
+    Column("scale", String(16), nullable=False, doc="core.labels.LabelScale"),
+    Column("description", Text),
+    Column("feature", String(200), doc="Filled from feedback on this feature's traces."),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("feedback_cursor", BigInteger, doc="The last interaction_feedback.id filled from."),
+    UniqueConstraint("name"),
+    CheckConstraint("scale IN ('pass_fail', '1-5')", name="scale"),
+)
+"""Named sets of cases people label (core.labels.EvalSet)."""
+
+eval_cases = Table(
+    "eval_cases",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "eval_set_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("eval_sets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("case_id", String(200), nullable=False),
+    Column("input", JSON, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("expected", JSON),
+    Column("metadata", JSON),
+    Column("trace_id", String(32)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # put_cases upserts by it; a set's cases are read in case id order from it.
+    UniqueConstraint("eval_set_id", "case_id"),
+)
+"""The cases of an eval set (core.labels.EvalCase)."""
+
+eval_labels = Table(
+    "eval_labels",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column(
+        "eval_set_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("eval_sets.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("case_id", String(200), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("comment", Text),
+    Column("source", String(16), nullable=False, doc="core.labels.LabelSource"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # A set's labels as of a time, and one case's history, oldest first.
+    Index("ix_eval_labels_eval_set_id_case_id_created_at", "eval_set_id", "case_id", "created_at"),
+)
+"""People's labels of cases: append-only, superseded by a later label of the same author."""

@@ -32,6 +32,7 @@ from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
 from continuous_eval.adapters.http.dashboard.sessions import Sessions
 from continuous_eval.adapters.http.errors import error_responses, install_error_handlers
+from continuous_eval.adapters.http.eval_sets import eval_sets_router
 from continuous_eval.adapters.http.evaluators import EvaluatorsContext, evaluators_router
 from continuous_eval.adapters.http.events import EventStreams
 from continuous_eval.adapters.http.jobs import JobsContext, jobs_router
@@ -45,6 +46,7 @@ from continuous_eval.adapters.ingest_metrics import IngestMetrics
 from continuous_eval.ports import Clock, RunLauncher, RunReader, RunStore, SuiteSchedule
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.ports.jobs import JobStore
+from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def create_app(
     evaluators: EvaluatorsContext | None = None,
     jobs: JobStore | None = None,
     jobs_clock: Clock | None = None,
+    eval_sets: EvalSetStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -120,6 +123,8 @@ def create_app(
         jobs: The job store; with it the app serves ``/api/jobs``. None: no job routes.
         jobs_clock: Stamps cancel requests (``serve``: the database's clock, as the
             runners'); the system clock when None.
+        eval_sets: The store of eval sets and labels; with it the app serves
+            ``/api/eval-sets`` (``eval_sets``). None: no eval-set routes.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -154,6 +159,8 @@ def create_app(
         app.include_router(evaluators_router(evaluators))
     if jobs is not None:
         app.include_router(jobs_router(JobsContext(jobs, streams, jobs_clock or SystemClock())))
+    if eval_sets is not None:
+        app.include_router(eval_sets_router(eval_sets))
     gate = None
     if dashboard:
         sessions = Sessions(

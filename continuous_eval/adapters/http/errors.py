@@ -50,18 +50,19 @@ DESCRIPTIONS: dict[int, str] = {
     401: "No valid bearer token (`unauthorized`).",
     403: "An ingest-only token on a route that is not ingestion (`forbidden`).",
     404: (
-        "No such run, trace or job (`not_found`, `trace_not_found`, `span_not_found`, "
-        "`job_not_found`)."
+        "No such run, trace, job or eval set (`not_found`, `trace_not_found`, "
+        "`span_not_found`, `job_not_found`, `eval_set_not_found`, `case_not_found`)."
     ),
     409: (
         "`conflict`: the run id is taken by a run with another spec (the stored run is in "
         "`details.run`); or `gate_busy`: the suite is already running (the request is "
-        "refused, not queued: retry later); or `job_finished`: the job is already over."
+        "refused, not queued: retry later); `job_finished`: the job is already over; or "
+        "`eval_set_exists`: the name is taken."
     ),
     413: "The request body is larger than the configured cap (`payload_too_large`).",
     422: (
         "The request is invalid (`validation_error`, `unknown_suite`, `unknown_feature`, "
-        "`invalid_suite`, `feature_required`)."
+        "`invalid_suite`, `feature_required`, `label_off_scale`, `unknown_case`)."
     ),
     415: (
         "Not `application/x-protobuf` or `application/json` (`unsupported_media_type`), "

@@ -121,3 +121,21 @@ def decode_job_cursor(cursor: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise _invalid()
     return value
+
+
+def encode_case_cursor(case_id: str) -> str:
+    """Return the cursor of the eval-set cases page that follows the case ``case_id``."""
+    return _encode({"k": "eval_cases", "c": case_id})
+
+
+def decode_case_cursor(cursor: str) -> str:
+    """Return the case id a cases cursor names.
+
+    Raises:
+        ApiError: 422 ``validation_error`` when it is not such a cursor.
+    """
+    payload = _decode(cursor, "eval_cases")
+    case_id = payload.get("c")
+    if not isinstance(case_id, str):
+        raise _invalid()
+    return case_id
