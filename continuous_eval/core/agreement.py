@@ -34,6 +34,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 
 from continuous_eval.core.labels import LabelScale
@@ -229,3 +230,63 @@ def contradictions(
         found.append((order, Contradiction(case.case_id, said, case.score, case.label, gap)))
     found.sort(key=lambda item: item[0])
     return tuple(c for _, c in found[:limit])
+
+
+@dataclass(frozen=True, slots=True)
+class RunAgreement:
+    """One run's agreement of one judge of one feature with an eval set's labels: a stored row."""
+
+    run_id: str
+    suite: str
+    feature: str
+    """The calibrated feature (without ``@labels``)."""
+    scorer: str
+    eval_set: str
+    agreement: Agreement
+    created_at: datetime | None = None
+    """Set by the store when written."""
+
+    def as_json(self) -> dict[str, object]:
+        """The row as the API and the CLI's ``--json`` serve it (no NaN: figures are None)."""
+        a = self.agreement
+        return {
+            "run_id": self.run_id,
+            "suite": self.suite,
+            "feature": self.feature,
+            "scorer": self.scorer,
+            "eval_set": self.eval_set,
+            "scale": a.scale,
+            "n": a.n,
+            "split": a.split,
+            "exact": a.exact,
+            "kappa": a.kappa,
+            "spearman": a.spearman,
+            "confusion": a.confusion.as_json(),
+            "contradictions": [c.as_json() for c in a.contradictions],
+            "reasons": dict(a.reasons),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+def confusion_from_json(value: object) -> Confusion:
+    """Read back ``Confusion.as_json``."""
+    data = value if isinstance(value, dict) else {}
+    cats = tuple(float(c) for c in data.get("categories", []))
+    matrix = tuple(tuple(int(x) for x in row) for row in data.get("matrix", []))
+    return Confusion(cats, matrix)
+
+
+def contradictions_from_json(value: object) -> tuple[Contradiction, ...]:
+    """Read back a list of ``Contradiction.as_json``."""
+    items = value if isinstance(value, list) else []
+    return tuple(
+        Contradiction(
+            case_id=str(c["case_id"]),
+            judge=float(c["judge"]),
+            judge_score=float(c["judge_score"]),
+            label=float(c["label"]),
+            gap=float(c["gap"]),
+        )
+        for c in items
+        if isinstance(c, dict)
+    )

@@ -66,6 +66,7 @@ TABLES = {
     "interactions",
     "interaction_feedback",
     "case_steps",
+    "judge_agreement",
 }
 
 
@@ -80,7 +81,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0009"
+    assert head_revision() == "0013"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:

@@ -31,9 +31,7 @@ def _pass_fail(pairs: list[tuple[bool, float]]) -> list[JudgedCase]:
 def test_unweighted_kappa_is_the_textbook_value() -> None:
     # Cohen's classic 2x2 example: 20 yes/yes, 5 yes/no, 10 no/yes, 15 no/no:
     # p_o = 0.7, p_e = 0.5, kappa = 0.4.
-    pairs = (
-        [(True, 1.0)] * 20 + [(False, 1.0)] * 5 + [(True, 0.0)] * 10 + [(False, 0.0)] * 15
-    )
+    pairs = [(True, 1.0)] * 20 + [(False, 1.0)] * 5 + [(True, 0.0)] * 10 + [(False, 0.0)] * 15
     got = measure(_pass_fail(pairs), "pass_fail")
     assert got.kappa == pytest.approx(0.4)
     assert got.exact == pytest.approx(0.7)
