@@ -8,11 +8,12 @@ the one place a command that only reads gets the store and its reader.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from continuous_eval.adapters.db import migrate
+from continuous_eval.adapters.db.agreement import SqlAgreementStore
 from continuous_eval.adapters.db.engine import make_engine
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.queries import SqlRunReader
@@ -25,7 +26,9 @@ from continuous_eval.core.secrets import Scrubber
 from continuous_eval.errors import ContinuousEvalError
 from continuous_eval.ports import RunReader, RunStore
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner
+from continuous_eval.service.calibration import Calibrator
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.service.detection import make_detect
 from continuous_eval.service.runner import Runner
@@ -106,13 +109,22 @@ def readiness(engine: Engine) -> str | None:
 
 @contextlib.asynccontextmanager
 async def local_daemon(
-    settings: Settings, loaded: LoadedSuites, events: DaemonMetrics | None = None
+    settings: Settings,
+    loaded: LoadedSuites,
+    events: DaemonMetrics | None = None,
+    *,
+    labels: Callable[[Engine], EvalSetStore] | None = None,
 ) -> AsyncIterator[tuple[Daemon, SqlRunStore, PlanBuilder]]:
     """Wire a daemon over the configured database, and close everything on the way out.
 
     The CLI's ``run`` (through ``Daemon.run_now``), ``serve`` and the
     benchmarks share this, so each takes the same gate, lock, lease and
     outbox path.
+
+    Args:
+        labels: builds the eval-set store on the run store's engine; with it,
+            calibrated features judge their eval set's labelled cases every
+            run and the agreement is stored and alerted on (``service.calibration``).
     """
     from continuous_eval.adapters.db.locks import make_suite_locks
 
@@ -121,12 +133,22 @@ async def local_daemon(
     locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
     builder = PlanBuilder(settings, loaded)
     config = daemon_config(settings, loaded)
+    eval_sets = labels(engine) if labels is not None else None
+    calibrator = None
+    if eval_sets is not None:
+        calibrator = Calibrator(
+            loaded.suites.suites,
+            eval_sets,
+            SqlAgreementStore(engine),
+            alerts.agreement_renderers,
+        )
     planner = AlertPlanner(
         make_detect(regression_policies(settings, loaded)),
         alerts.renderers,
         events,
         notice_renderers=alerts.notice_renderers,
         run_url=run_url(settings.alert_dashboard_url),
+        calibrator=calibrator,
     )
     # The daemon's and the outbox's blocking calls: a pool of their own, so user
     # code filling the default pool can never starve them, shut down (waiting
@@ -156,7 +178,7 @@ async def local_daemon(
         locks=locks,
         runner=runner,
         # Online features sample the recorded traffic on the same database.
-        plans=SuitePlans(settings, loaded, builder, interaction_store(engine)),
+        plans=SuitePlans(settings, loaded, builder, interaction_store(engine), eval_sets),
         config=config,
         events=events,
         deliver_alerts=dispatcher.deliver_due,

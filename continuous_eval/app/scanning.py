@@ -232,22 +232,17 @@ def labelled_feature(
     ]
     feature = configured.labels_feature(cases)
     assert feature is not None
-    digest = hash_json(
+    identity: list[dict[str, object]] = [
         {
-            "eval_set": eval_set.name,
-            "scale": eval_set.scale,
-            "cases": [
-                {
-                    "id": item.case.case_id,
-                    "input": item.case.input,
-                    "output": item.case.output,
-                    "expected": item.case.expected,
-                    "labels": [[x.label.author, x.label.value] for x in item.labels],
-                }
-                for item in labelled
-            ],
+            "id": item.case.case_id,
+            "input": item.case.input,
+            "output": item.case.output,
+            "expected": item.case.expected,
+            "labels": [{"author": x.label.author, "value": x.label.value} for x in item.labels],
         }
-    )
+        for item in labelled
+    ]
+    digest = hash_json({"eval_set": eval_set.name, "scale": eval_set.scale, "cases": identity})
     run_name = name + LABELS_SUFFIX
     fp = FeatureFingerprint(
         feature=run_name,

@@ -107,13 +107,16 @@ def test_split_cases_are_counted_and_left_out() -> None:
 
 def test_degenerate_sets_give_none_with_a_reason_never_nan() -> None:
     one = measure(_rated([(5.0, 5.0)]), "1-5")
-    assert one.kappa is None and one.spearman is None
+    assert one.kappa is None
+    assert one.spearman is None
     assert "at least 2" in one.reasons["kappa"]
     same = measure(_rated([(5.0, 5.0), (5.0, 5.0), (5.0, 5.0)]), "1-5")
-    assert same.kappa is None and same.spearman is None
+    assert same.kappa is None
+    assert same.spearman is None
     assert same.exact == 1.0
     empty = measure([], "pass_fail")
-    assert empty.exact is None and empty.n == 0
+    assert empty.exact is None
+    assert empty.n == 0
     assert empty.confusion.matrix == ((0, 0), (0, 0))
 
 
@@ -135,4 +138,5 @@ def test_pass_fail_contradictions_put_false_passes_first() -> None:
     ]
     got = measure(cases, "pass_fail")
     assert [c.case_id for c in got.contradictions] == ["c-lenient5", "b-lenient4", "a-strict"]
-    assert got.contradictions[0].judge == 1.0 and got.contradictions[0].label == 0.0
+    assert got.contradictions[0].judge == 1.0
+    assert got.contradictions[0].label == 0.0
