@@ -165,7 +165,7 @@ def _kappa(
     if len(set(labels) | set(judge)) < 2:
         reasons["kappa"] = "judge and people used one category only: kappa is undefined"
         return None
-    from sklearn.metrics import cohen_kappa_score
+    from sklearn.metrics import cohen_kappa_score  # type: ignore[import-untyped]
 
     weights = None if scale == "pass_fail" else "quadratic"
     with warnings.catch_warnings():
@@ -188,7 +188,7 @@ def _spearman(scores: list[float], labels: list[float], reasons: dict[str, str])
         which = "judge's scores" if len(set(scores)) < 2 else "labels"
         reasons["spearman"] = f"the {which} are all the same: the correlation is undefined"
         return None
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # type: ignore[import-untyped]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

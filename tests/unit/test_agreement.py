@@ -8,8 +8,11 @@ import warnings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import spearmanr
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
+from scipy.stats import spearmanr  # type: ignore[import-untyped]
+from sklearn.metrics import (  # type: ignore[import-untyped]
+    cohen_kappa_score,
+    confusion_matrix,
+)
 
 from continuous_eval.core.agreement import JudgedCase, measure
 
