@@ -19,6 +19,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from continuous_eval.adapters.db.agreement import SqlAgreementStore
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
@@ -124,6 +125,7 @@ async def serve(settings: Settings, config_path: Path) -> int:
             schedules=schedules,
             # Shares the run store's engine, which the run store disposes of.
             interactions=SqlInteractionStore(engine),
+            agreements=SqlAgreementStore(engine),
         )
         host = settings.http_host
         if not settings.api_tokens:

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from continuous_eval import __version__
 from continuous_eval.adapters.http.admin import admin_router
+from continuous_eval.adapters.http.agreement import AgreementContext, agreement_router
 from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loopback
 from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
@@ -40,6 +41,7 @@ from continuous_eval.adapters.http.traces import INGEST_ROUTES, TracesContext, t
 from continuous_eval.adapters.ingest import Ingestor
 from continuous_eval.adapters.ingest_metrics import IngestMetrics
 from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
+from continuous_eval.ports.agreement import AgreementStore
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.settings import Settings
 
@@ -78,6 +80,7 @@ def create_app(
     schedules: Mapping[str, SuiteSchedule] | None = None,
     dashboard: bool = True,
     interactions: InteractionStore | None = None,
+    agreements: AgreementStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -108,6 +111,8 @@ def create_app(
             trace ingestion (``/v1/traces``, ``/api/traces``), interactions
             and feedback (``traces``), counted on ``registry``. None: no
             trace routes (an app that only runs suites).
+        agreements: The judges' agreement with people (``agreement``): with it
+            the app serves ``/api/runs/{run_id}/agreement`` and ``/api/agreement``.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -136,6 +141,8 @@ def create_app(
     app.include_router(runs_router(ctx))
     app.include_router(steps_router(ctx))
     app.include_router(admin_router(ctx))
+    if agreements is not None:
+        app.include_router(agreement_router(AgreementContext(store, agreements)))
     if interactions is not None:
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))
     gate = None
