@@ -12,7 +12,7 @@ from continuous_eval.core.agreement import JudgedCase, RunAgreement, measure
 from continuous_eval.testing import FakeClock, InMemoryRunStore
 from continuous_eval.testing.agreement import InMemoryAgreementStore
 from continuous_eval.testing.builders import new_run
-from tests.fixtures.api_suite import AUTH
+from tests.fixtures.api_suite import TOKEN
 from tests.fixtures.asgi import document_app
 
 
@@ -34,7 +34,9 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
     store.create_run(new_run("uncalibrated"))
     app = document_app(store=store, agreements=agreements)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as c:
         yield c
 
 
