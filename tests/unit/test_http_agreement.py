@@ -16,6 +16,10 @@ from tests.fixtures.api_suite import TOKEN
 from tests.fixtures.asgi import document_app
 
 
+HEADERS = {b"Authorization": f"Bearer {TOKEN}".encode()}
+"""The token as bytes: it is not ASCII on purpose (``api_suite``)."""
+
+
 def row(run_id: str, wrong: int) -> RunAgreement:
     cases = [JudgedCase(f"c{i}", 1.0 if i < wrong else 5.0, i >= wrong, 1.0) for i in range(9)]
     cases.append(JudgedCase("n", 1.0, False, 0.0))
@@ -34,9 +38,7 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
     store.create_run(new_run("uncalibrated"))
     app = document_app(store=store, agreements=agreements)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://t", headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=HEADERS) as c:
         yield c
 
 
