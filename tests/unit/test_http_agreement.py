@@ -15,7 +15,6 @@ from continuous_eval.testing.builders import new_run
 from tests.fixtures.api_suite import TOKEN
 from tests.fixtures.asgi import document_app
 
-
 HEADERS = {b"Authorization": f"Bearer {TOKEN}".encode()}
 """The token as bytes: it is not ASCII on purpose (``api_suite``)."""
 
