@@ -15,12 +15,20 @@ offline ``run`` never load the web stack, Alembic or the provider SDKs.
 
 from __future__ import annotations
 
-from continuous_eval.cli import admin, backtest, decisions, run, traces, views
+from continuous_eval.cli import admin, agreement, backtest, decisions, run, traces, views
 from continuous_eval.cli.app import app
 
 __all__ = ["app", "main"]
 
-del admin, backtest, decisions, run, traces, views  # imported for the commands they register
+del (
+    admin,
+    agreement,
+    backtest,
+    decisions,
+    run,
+    traces,
+    views,
+)  # imported for the commands they register
 
 
 def main() -> None:
