@@ -181,3 +181,24 @@ def test_notices_render_for_every_channel_with_the_worst_contradictions() -> Non
     assert doc["event"] == "continuous_eval.judge_agreement"
     json.dumps(doc, allow_nan=False)
     assert doc["contradictions"][0]["case_id"] == "c1"
+
+
+def test_every_configured_channel_gets_an_agreement_renderer() -> None:
+    from continuous_eval.app.alerts import alert_wiring
+
+    settings = Settings(
+        alert_webhook_url="https://hooks.example/x",
+        resend_api_key="re_test",
+        alert_email_from="eval@example.com",
+        alert_email_to=["team@example.com"],
+    )
+    wiring = alert_wiring(settings)
+    assert set(wiring.agreement_renderers) == {"email", "webhook"}
+    notice = calibration.decide(
+        row("r2", wrong=4), FLOOR, scheduled=True, previous=None, last_alert=None, last_ok=None
+    )
+    assert notice is not None
+    hook = json.loads(wiring.agreement_renderers["webhook"](notice))
+    assert hook["event"] == "continuous_eval.judge_agreement"
+    mail = json.loads(wiring.agreement_renderers["email"](notice))
+    assert mail["to"] == ["team@example.com"]
