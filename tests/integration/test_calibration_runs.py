@@ -5,7 +5,8 @@ cases runs on the schedule with a judge scripted to disagree with people on
 more cases each run. The agreement is stored every run, falls, and raises the
 "no longer agrees" notice exactly once; the run after, still under the floor,
 raises nothing; the judge agreeing again sends one recovery notice. The
-``@labels`` results are never a regression key.
+``@labels`` results are never a regression key. On every backend of the run
+store (and the agreement store with it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from continuous_eval.adapters.db.agreement import SqlAgreementStore
+from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.suite_files import LoadedSuites
 from continuous_eval.adapters.targets.frozen_target import FrozenOutputTarget
 from continuous_eval.app.scanning import ScannedFeature, scan_suite
@@ -25,13 +28,14 @@ from continuous_eval.core.fingerprint import fingerprint_run
 from continuous_eval.core.labels import EvalCase, NewLabel
 from continuous_eval.core.models import AlertRecord, NewRun, RunRecord, RunStatus, ScoreOutcome
 from continuous_eval.core.suite import Case, Dataset, parse_suite_file
-from continuous_eval.ports import FeaturePlan, RunPlan
+from continuous_eval.ports import FeaturePlan, RunPlan, RunStore
+from continuous_eval.ports.agreement import AgreementStore
 from continuous_eval.service.alerts import AlertPlanner
 from continuous_eval.service.calibration import Calibrator
 from continuous_eval.service.detection import make_detect
 from continuous_eval.service.runner import Runner
 from continuous_eval.settings import Settings
-from continuous_eval.testing import FakeClock, InMemoryRunStore
+from continuous_eval.testing import FakeClock
 from continuous_eval.testing.agreement import InMemoryAgreementStore
 from continuous_eval.testing.labels import InMemoryEvalSetStore
 
@@ -84,11 +88,15 @@ def _cases(item: ScannedFeature) -> tuple[Case, ...]:
 
 
 class World:
-    def __init__(self) -> None:
-        self.clock = FakeClock()
-        self.store = InMemoryRunStore(self.clock)
+    def __init__(self, store: RunStore, clock: FakeClock) -> None:
+        self.clock = clock
+        self.store = store
         self.eval_sets = InMemoryEvalSetStore(self.clock)
-        self.agreements = InMemoryAgreementStore(self.clock)
+        self.agreements: AgreementStore = (
+            SqlAgreementStore(store.engine, clock)
+            if isinstance(store, SqlRunStore)
+            else InMemoryAgreementStore(clock)
+        )
         parsed = parse_suite_file(SUITE_FILE)
         path = Path("/nonexistent/suites.yaml")
         self.loaded = LoadedSuites(parsed, path, path.parent, "suites.yaml")
@@ -151,12 +159,13 @@ class World:
         return await self.runner.execute(run, plan)
 
     def notices(self, kind: str) -> list[AlertRecord]:
-        return [a for a in self.store.alerts.values() if a.kind == kind]
+        return [a for a in self.store.list_alerts(suite="support", limit=200) if a.kind == kind]
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    made = World()
+def world(store: RunStore, clock: FakeClock) -> Iterator[World]:
+    """The stores on every backend (the eval sets in memory: their SQL store is not ours)."""
+    made = World(store, clock)
     yield made
     made.runner.close()
 
@@ -198,6 +207,7 @@ async def test_agreement_falls_and_the_alert_fires_once_then_recovers(world: Wor
 async def test_labels_results_are_never_regression_keys(world: World) -> None:
     for wrong in (0, 0, 0, 0, 0, 25):
         run = await world.scheduled_run(wrong)
-    keys = {(d.feature, d.scorer) for d in world.store.decisions.get(run.id, [])}
+    keys = {(d.feature, d.scorer) for d in world.store.get_decisions(run.id)}
     assert keys == {("refunds", "judge")}
-    assert all(a.kind not in ("regression", "judge_drift") for a in world.store.alerts.values())
+    kinds = {a.kind for a in world.store.list_alerts(suite="support", limit=200)}
+    assert kinds.isdisjoint({"regression", "judge_drift"})
