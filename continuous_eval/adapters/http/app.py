@@ -161,6 +161,7 @@ def create_app(
             schedules=schedules or {},
             streams=streams,
             sessions=sessions,
+            agreements=agreements,
         )
         app.include_router(dashboard_router(board))
 
