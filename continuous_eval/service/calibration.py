@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from continuous_eval.core import calibration
 from continuous_eval.core.agreement import RunAgreement, measure
@@ -37,7 +37,7 @@ class CalibrationPlan:
     """What a run's calibration produced: the rows stored, the outbox rows to write."""
 
     agreements: tuple[RunAgreement, ...] = ()
-    alerts: tuple[NewAlert, ...] = field(default_factory=tuple)
+    alerts: tuple[NewAlert, ...] = ()
 
 
 class Calibrator:
