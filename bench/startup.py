@@ -35,7 +35,17 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "continuous_eval"]
-HEAVY = ("anthropic", "scipy", "numpy", "alembic", "resend", "fastapi", "uvicorn", "httpx")
+HEAVY = (
+    "anthropic",
+    "scipy",
+    "sklearn",
+    "numpy",
+    "alembic",
+    "resend",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+)
 MB = 1e6
 
 

@@ -9,6 +9,7 @@ import dataclasses
 
 from continuous_eval.ports import AlertChannel
 from continuous_eval.service.alerts import NoticeRender, Render
+from continuous_eval.service.calibration import AgreementRender
 from continuous_eval.settings import Settings
 
 
@@ -20,6 +21,8 @@ class AlertWiring:
     channels: dict[str, AlertChannel]
     notice_renderers: dict[str, NoticeRender] = dataclasses.field(default_factory=dict)
     """The outage notices' renderers, per channel (``core.outage``)."""
+    agreement_renderers: dict[str, AgreementRender] = dataclasses.field(default_factory=dict)
+    """The judge agreement notices' renderers, per channel (``core.calibration``)."""
 
     async def aclose(self) -> None:
         """Close the channels' HTTP clients (a channel serving two names, once)."""
@@ -33,11 +36,12 @@ def alert_wiring(settings: Settings) -> AlertWiring:
     Email needs a Resend key, a sender and recipients together; ``Settings``
     refuses a partial email configuration.
     """
-    from continuous_eval.core import outage
+    from continuous_eval.core import calibration, outage
     from continuous_eval.core.alert_render import canonical_json, email_renderer, webhook_renderer
 
     renderers: dict[str, Render] = {}
     notices: dict[str, NoticeRender] = {}
+    agreement: dict[str, AgreementRender] = {}
     channels: dict[str, AlertChannel] = {}
     dashboard = settings.alert_dashboard_url
     key = settings.resend_api_key
@@ -52,6 +56,11 @@ def alert_wiring(settings: Settings) -> AlertWiring:
         sender, recipients = settings.alert_email_from, list(settings.alert_email_to)
         notices["email"] = lambda n: canonical_json(
             outage.render_email(n, sender=sender, recipients=recipients, dashboard_url=dashboard)
+        )
+        agreement["email"] = lambda n: canonical_json(
+            calibration.render_email(
+                n, sender=sender, recipients=recipients, dashboard_url=dashboard
+            )
         )
         channels["email"] = ResendEmailChannel(
             key,
@@ -69,6 +78,9 @@ def alert_wiring(settings: Settings) -> AlertWiring:
         slack = settings.alert_webhook_slack
         notices["webhook"] = lambda n: canonical_json(
             outage.render_webhook(n, slack=slack, dashboard_url=dashboard)
+        )
+        agreement["webhook"] = lambda n: canonical_json(
+            calibration.render_webhook(n, slack=slack, dashboard_url=dashboard)
         )
         channels["webhook"] = WebhookChannel(
             settings.alert_webhook_url,
@@ -91,4 +103,4 @@ def alert_wiring(settings: Settings) -> AlertWiring:
             name="callback",
         )
         channels["callback"] = channels["run_webhook"] = signed
-    return AlertWiring(renderers, channels, notices)
+    return AlertWiring(renderers, channels, notices, agreement)

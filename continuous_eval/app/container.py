@@ -13,8 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from continuous_eval.adapters.db import migrate
+from continuous_eval.adapters.db.agreement import SqlAgreementStore
 from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.evaluators import SqlEvaluatorStore
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
+from continuous_eval.adapters.db.labels import SqlEvalSetStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.db.store import SqlRunStore
 from continuous_eval.adapters.suite_files import LoadedSuites
@@ -24,9 +27,9 @@ from continuous_eval.app.plans import PlanBuilder, SuitePlans
 from continuous_eval.core.secrets import Scrubber
 from continuous_eval.errors import ContinuousEvalError
 from continuous_eval.ports import RunReader, RunStore
-from continuous_eval.ports.evaluators import EvaluatorStore
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.service.alerts import AlertDispatcher, AlertPlanner
+from continuous_eval.service.calibration import Calibrator
 from continuous_eval.service.daemon import Daemon
 from continuous_eval.service.detection import make_detect
 from continuous_eval.service.runner import Runner
@@ -110,32 +113,39 @@ async def local_daemon(
     settings: Settings,
     loaded: LoadedSuites,
     events: DaemonMetrics | None = None,
-    *,
-    evaluators: EvaluatorStore | None = None,
 ) -> AsyncIterator[tuple[Daemon, SqlRunStore, PlanBuilder]]:
     """Wire a daemon over the configured database, and close everything on the way out.
 
     The CLI's ``run`` (through ``Daemon.run_now``), ``serve`` and the
     benchmarks share this, so each takes the same gate, lock, lease and
     outbox path.
+
+    The eval sets, learned evaluators and agreement share the run store's
+    database: calibrated features judge their eval set's labelled cases every
+    run (``service.calibration``), and ``type: learned`` scorers find their
+    promoted code there.
     """
     from continuous_eval.adapters.db.locks import make_suite_locks
 
     alerts = alert_wiring(settings)
     engine, store = open_store(settings)
     locks = make_suite_locks(engine, lease_seconds=settings.run_lease_s)
-    # ISSUE 14 WIRING (left to the SQL store's part): ``evaluators`` is where
-    # ``type: learned`` scorers find their code; pass the SQL EvaluatorStore
-    # over ``engine`` here once it exists. Without one, a suite that names a
-    # learned evaluator is a config error naming its key.
-    builder = PlanBuilder(settings, loaded, evaluators=evaluators)
+    builder = PlanBuilder(settings, loaded, evaluators=SqlEvaluatorStore(engine))
     config = daemon_config(settings, loaded)
+    eval_sets = SqlEvalSetStore(engine)
+    calibrator = Calibrator(
+        loaded.suites.suites,
+        eval_sets,
+        SqlAgreementStore(engine),
+        alerts.agreement_renderers,
+    )
     planner = AlertPlanner(
         make_detect(regression_policies(settings, loaded)),
         alerts.renderers,
         events,
         notice_renderers=alerts.notice_renderers,
         run_url=run_url(settings.alert_dashboard_url),
+        calibrator=calibrator,
     )
     # The daemon's and the outbox's blocking calls: a pool of their own, so user
     # code filling the default pool can never starve them, shut down (waiting
@@ -165,7 +175,7 @@ async def local_daemon(
         locks=locks,
         runner=runner,
         # Online features sample the recorded traffic on the same database.
-        plans=SuitePlans(settings, loaded, builder, interaction_store(engine)),
+        plans=SuitePlans(settings, loaded, builder, interaction_store(engine), eval_sets),
         config=config,
         events=events,
         deliver_alerts=dispatcher.deliver_due,

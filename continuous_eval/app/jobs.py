@@ -31,16 +31,26 @@ TEST_JOB_KINDS_ENV = "CONTINUOUS_EVAL_TEST_JOB_KINDS"
 
 
 def job_handlers(
-    settings: Settings, environ: Mapping[str, str] | None = None
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    engine: Engine | None = None,
 ) -> dict[str, JobHandler]:
     """The handler of every job kind this ``serve`` runs.
+
+    With ``engine`` (``serve``'s database), the production kinds: evaluator
+    generation (``GENERATE_JOB_KIND``).
 
     Raises:
         ConfigError: ``CONTINUOUS_EVAL_TEST_JOB_KINDS`` is set and is not a
             JSON object of known test behaviours.
     """
     handlers: dict[str, JobHandler] = {}
-    # Production kinds go here (issue 14: "generate_evaluator").
+    if engine is not None:
+        from continuous_eval.app.evaluators import generation_job
+        from continuous_eval.core.evaluator_prompt import GENERATE_JOB_KIND
+
+        handlers[GENERATE_JOB_KIND] = generation_job(settings, engine)
     handlers.update(_test_handlers(os.environ if environ is None else environ))
     return handlers
 
@@ -86,7 +96,7 @@ def job_runner(settings: Settings, store: SqlRunStore, *, owner: str) -> JobRunn
     """The runner ``serve`` polls every ``job_poll_s``, on the run store's database and clock."""
     return JobRunner(
         job_store(store.engine),
-        job_handlers(settings),
+        job_handlers(settings, engine=store.engine),
         DatabaseClock(store),
         owner,
         lease_s=settings.job_lease_s,

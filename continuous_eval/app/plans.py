@@ -45,6 +45,7 @@ from continuous_eval.ports import (
 )
 from continuous_eval.ports.evaluators import EvaluatorStore
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.ports.sandbox import Sandbox
 from continuous_eval.settings import Settings
 
@@ -313,7 +314,8 @@ class SuitePlans:
     """The daemon's plan source: each run re-reads its datasets, adapters are reused.
 
     Online features sample their cases from ``traffic``, the store of recorded
-    interactions, in the window that ends at the run's ``as_of``.
+    interactions, in the window that ends at the run's ``as_of``; calibrated
+    features judge ``labels``' labelled cases as of the same time.
     """
 
     def __init__(
@@ -322,15 +324,23 @@ class SuitePlans:
         loaded: LoadedSuites,
         builder: PlanBuilder,
         traffic: InteractionStore | None = None,
+        labels: EvalSetStore | None = None,
     ) -> None:
         self._settings = settings
         self._loaded = loaded
         self._builder = builder
         self._traffic = traffic
+        self._labels = labels
 
     def plan(self, suite: str, features: Sequence[str], as_of: datetime | None = None) -> RunPlan:
         """Validate and fingerprint the suite's datasets (sample its online ones), then build."""
         scanned = scan_suite(
-            self._loaded, suite, features, self._settings, traffic=self._traffic, as_of=as_of
+            self._loaded,
+            suite,
+            features,
+            self._settings,
+            traffic=self._traffic,
+            as_of=as_of,
+            labels=self._labels,
         )
         return self._builder.build(scanned)

@@ -6,6 +6,7 @@ is left ``running``; the fingerprints say which earlier runs are comparable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from continuous_eval.core.fingerprint import FeatureFingerprint, hash_json
 from continuous_eval.core.online_cases import cases_from_sample, span_limit, traces_window
 from continuous_eval.core.suite import (
     ANCHOR_SUFFIX,
+    LABELS_SUFFIX,
     Case,
     Feature,
     FrozenTarget,
@@ -34,7 +36,10 @@ from continuous_eval.core.suite import (
 )
 from continuous_eval.errors import ConfigError
 from continuous_eval.ports.interactions import InteractionStore
+from continuous_eval.ports.labels import EvalSetStore
 from continuous_eval.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ def scan_suite(
     *,
     traffic: InteractionStore | None = None,
     as_of: datetime | None = None,
+    labels: EvalSetStore | None = None,
 ) -> ScannedSuite:
     """Validate a suite's selected datasets end to end (streaming) and fingerprint them.
 
@@ -113,11 +119,15 @@ def scan_suite(
         traffic: Where online features sample their cases. Without it (a
             start-up or ``check-config`` scan) they are validated, not sampled.
         as_of: Where an online feature's window ends: the run's scheduled time
-            (a manual run: its creation); none: now.
+            (a manual run: its creation); none: now. Calibrated features read
+            their eval set's labels as of the same time.
+        labels: The eval sets calibrated features judge (``<feature>@labels``).
+            Without it (start-up, ``check-config``) no labelled case is judged.
     """
     suite = loaded.suites.suites[suite_name]
-    # A run's features name its anchors too (``<feature>@anchors``); they come with it.
-    named = (f.removesuffix(ANCHOR_SUFFIX) for f in features)
+    # A run's features name its anchors and labels too (``<feature>@anchors``,
+    # ``<feature>@labels``); they come with it.
+    named = (f.removesuffix(ANCHOR_SUFFIX).removesuffix(LABELS_SUFFIX) for f in features)
     selected = list(dict.fromkeys(named)) or list(suite.features)
     unknown = [f for f in selected if f not in suite.features]
     if unknown:
@@ -142,6 +152,10 @@ def scan_suite(
                 scanned.append(item)
             except ConfigError as exc:
                 problems.append(exc)  # every dataset's first problem, in one report
+        if labels is not None and configured.calibration is not None:
+            judged = labelled_feature(name, configured, labels, as_of, settings)
+            if judged is not None:
+                scanned.append(judged)
     if problems:
         raise ConfigError.combine(problems)
     return ScannedSuite(suite_name, suite, tuple(scanned))
@@ -177,6 +191,66 @@ def _scan_feature(
         scorers={scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers},
     )
     return ScannedFeature(run_name, feature, count, fp, cases)
+
+
+def labelled_feature(
+    name: str,
+    configured: Feature,
+    labels: EvalSetStore,
+    as_of: datetime | None,
+    settings: Settings,
+) -> ScannedFeature | None:
+    """The ``<name>@labels`` feature: the eval set's labelled cases as of ``as_of``, frozen.
+
+    Fingerprinted by a hash of the set's cases and the labels in force, so a
+    relabelled set starts a new series. None when the set does not exist (yet)
+    or has no labelled case: calibration never stops the product's own run.
+    """
+    assert configured.calibration is not None
+    eval_set = labels.eval_set(configured.calibration.eval_set)
+    if eval_set is None:
+        log.warning(
+            "feature %s: no eval set named %r; its judges are not calibrated this run",
+            name,
+            configured.calibration.eval_set,
+            extra={"event": "calibration_skipped", "feature": name},
+        )
+        return None
+    labelled = labels.labelled_cases(eval_set.id, as_of)
+    if not labelled:
+        return None
+    cases = [
+        Case(
+            id=item.case.case_id,
+            input=item.case.input,
+            expected=item.case.expected,
+            metadata=item.case.metadata,
+            output=item.case.output,
+            trace_id=item.case.trace_id,
+        )
+        for item in labelled
+    ]
+    feature = configured.labels_feature(cases)
+    assert feature is not None
+    identity: list[dict[str, object]] = [
+        {
+            "id": item.case.case_id,
+            "input": item.case.input,
+            "output": item.case.output,
+            "expected": item.case.expected,
+            "labels": [{"author": x.label.author, "value": x.label.value} for x in item.labels],
+        }
+        for item in labelled
+    ]
+    digest = hash_json({"eval_set": eval_set.name, "scale": eval_set.scale, "cases": identity})
+    run_name = name + LABELS_SUFFIX
+    fp = FeatureFingerprint(
+        feature=run_name,
+        dataset=digest,
+        target=hash_json(feature.target.model_dump(mode="json")),
+        scorers={scorer_name(s): _scorer_hash(s, settings.judge_model) for s in feature.scorers},
+    )
+    return ScannedFeature(run_name, feature, len(cases), fp, tuple(cases))
 
 
 def sample_cases(

@@ -19,10 +19,15 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from continuous_eval.adapters.db.agreement import SqlAgreementStore
+from continuous_eval.adapters.db.evaluators import SqlEvaluatorStore
 from continuous_eval.adapters.db.interactions import SqlInteractionStore
 from continuous_eval.adapters.db.labels import SqlEvalSetStore
 from continuous_eval.adapters.db.queries import SqlRunReader
 from continuous_eval.adapters.http.app import create_app
+from continuous_eval.adapters.http.evaluators import EvaluatorsContext
+from continuous_eval.adapters.http.job_schemas import job_out
+from continuous_eval.adapters.http.jobs import enqueue_job
 from continuous_eval.adapters.http.protocol import guarded_h11
 from continuous_eval.adapters.metrics import DaemonMetrics, RetentionMetrics, UserCodeCollector
 from continuous_eval.adapters.metrics_db import DatabaseCollector
@@ -143,8 +148,17 @@ async def serve(settings: Settings, config_path: Path) -> int:
             # Shares the run store's engine, which the run store disposes of.
             interactions=SqlInteractionStore(engine),
             jobs=jobs.store,
+            evaluators=EvaluatorsContext(
+                SqlEvaluatorStore(engine),
+                settings.evaluator_min_accuracy,
+                eval_sets=SqlEvalSetStore(engine),
+                enqueue=lambda kind, params: job_out(
+                    enqueue_job(jobs.store, kind, params, jobs.clock)
+                ).model_dump(mode="json"),
+            ),
             jobs_clock=jobs.clock,
             eval_sets=SqlEvalSetStore(engine),
+            agreements=SqlAgreementStore(engine),
         )
         host = settings.http_host
         if not settings.api_tokens:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from continuous_eval.cli import (
     admin,
+    agreement,
     backtest,
     decisions,
     eval_sets,
@@ -32,6 +33,7 @@ __all__ = ["app", "main"]
 
 del (
     admin,
+    agreement,
     backtest,
     decisions,
     eval_sets,

@@ -92,6 +92,52 @@ def list_evaluators(
     print_unclipped(table)
 
 
+@evaluators_app.command("generate")
+def generate(
+    eval_set: Annotated[
+        str, typer.Option("--eval-set", help="The labelled eval set to learn from.")
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="The evaluator's name (default: the set's).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the train/held-out split.")] = 0,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The model that writes the code.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask Claude for a scoring function from the set's training split, check it, test it
+    on the held-out split in the sandbox, and store it as the next version (not promoted)."""
+    import asyncio
+
+    from continuous_eval.app.evaluators import GenerationParams, generate_here
+
+    settings = load_settings()
+
+    async def on_step(step: str, progress: float, message: str) -> None:
+        if not as_json:
+            line(f"[{progress:4.0%}] {step}: {message}" if message else f"[{progress:4.0%}] {step}")
+
+    params = GenerationParams(eval_set=eval_set, name=name, seed=seed, model=model)
+    try:
+        made = asyncio.run(generate_here(settings, params, on_step))
+    except (ValueError, LookupError) as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except ContinuousEvalError as exc:
+        fail(str(exc), EXIT_RUN_FAILED)
+    if as_json:
+        emit_json(_document(made, whole=False))
+        return
+    metrics = made.evaluator.metrics
+    line(
+        f"stored {made.ref}: held-out accuracy {_percent(metrics.accuracy)} on "
+        f"{metrics.test_cases} cases, {len(metrics.contradictions)} contradictions; "
+        f"promote it with: continuous-eval evaluators promote {made.ref}"
+    )
+
+
 @evaluators_app.command("show")
 def show(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION, or NAME for its latest version.")],

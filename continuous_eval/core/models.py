@@ -317,12 +317,20 @@ AlertStatus = Literal["pending", "sent", "dead", "suppressed"]
 
 
 AlertKind = Literal[
-    "regression", "recovery", "judge_drift", "run_finished", "outage", "outage_over"
+    "regression",
+    "recovery",
+    "judge_drift",
+    "run_finished",
+    "outage",
+    "outage_over",
+    "judge_agreement",
+    "agreement_ok",
 ]
 """``regression`` / ``judge_drift`` / ``recovery``: a run's incident report
 (``core.alerting``); ``run_finished``: a run-completion notice to a callback (``core.run_notice``);
 ``outage`` / ``outage_over``: a suite could not be evaluated, and evaluates again
-(``core.outage``)."""
+(``core.outage``); ``judge_agreement`` / ``agreement_ok``: a judge fell under its
+agreement floor with people's labels, and came back above it (``core.calibration``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ from continuous_eval.core.decisions import (
 from continuous_eval.core.error_control import adjust
 from continuous_eval.core.key_decision import PendingKey, carry, decide_key
 from continuous_eval.core.models import ScoreAggregate
-from continuous_eval.core.suite import ANCHOR_SUFFIX
+from continuous_eval.core.suite import ANCHOR_SUFFIX, LABELS_SUFFIX
 
 __all__ = [
     "ALERTING_KINDS",
@@ -120,12 +120,18 @@ def split_anchors(
 ]:
     """Separate a run's anchor results from its own: (aggregates, case scores, anchor scores).
 
+    Calibration results (``<feature>@labels``) are dropped from all three.
+
     Anchors are not keys of their own; they are the judge canary of the
     feature they belong to, under the same scorer name. An anchor's id is
     prefixed with its set's fingerprint, so anchors pair only with runs that
     judged the same frozen outputs with the same judge: a replaced anchor set
     starts its own history instead of being read as the judge moving.
     """
+    # ``@labels`` results (judge calibration, ``core.agreement``) are no key at
+    # all: a relabelled eval set or a judge that drifts from people is the
+    # agreement alert's business, never a regression of the product.
+    aggregates = [a for a in aggregates if not a.feature.endswith(LABELS_SUFFIX)]
     own = [a for a in aggregates if not a.feature.endswith(ANCHOR_SUFFIX)]
     fingerprints = {
         (a.feature, a.scorer): a.fingerprint
@@ -135,6 +141,8 @@ def split_anchors(
     cases: dict[ScoreKey, Mapping[str, float]] = {}
     anchors: dict[ScoreKey, Mapping[str, float]] = {}
     for (feature, scorer), scores in case_scores.items():
+        if feature.endswith(LABELS_SUFFIX):
+            continue
         if feature.endswith(ANCHOR_SUFFIX):
             prefix = fingerprints.get((feature, scorer), "")
             anchors[(feature[: -len(ANCHOR_SUFFIX)], scorer)] = {

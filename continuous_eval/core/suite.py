@@ -434,6 +434,27 @@ ANCHOR_SUFFIX = "@anchors"
 (``@`` is in no user's name, so it cannot collide)."""
 
 
+LABELS_SUFFIX = "@labels"
+"""A feature's calibration runs as a feature of its own named ``<feature>@labels``:
+its judges re-score an eval set's labelled cases (never a regression key)."""
+
+
+class Calibration(_Strict):
+    """Check a feature's judges against people: each run scores an eval set's labelled cases.
+
+    Written ``calibration: {eval_set: NAME, min_kappa: 0.6, min_cases: 20}``.
+    Without ``min_kappa`` the agreement is measured and stored, never alerted on.
+    """
+
+    eval_set: str = Field(pattern=NAME_PATTERN)
+    """The eval set (``continuous-eval eval-sets``) whose labelled cases are judged."""
+    min_kappa: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Below this Cohen's kappa (quadratic-weighted on 1-5 sets) people are alerted once."""
+    min_cases: int = Field(default=20, ge=2, le=100_000)
+    """Fewer labelled cases with a consensus than this and no alert is raised: kappa on
+    a handful of cases swings by chance."""
+
+
 class Feature(_Strict):
     """One LLM feature under test: its cases, the system that answers them, and the scorers."""
 
@@ -444,6 +465,9 @@ class Feature(_Strict):
     """Judge canaries: frozen outputs (each case has ``output``, optionally
     ``human_score``) that every run re-judges with the feature's judges. A shift
     in their scores is the judge changing, not the product."""
+    calibration: Calibration | None = None
+    """Judge calibration: the feature's judges re-score an eval set's labelled
+    cases every run (``<feature>@labels``) and their agreement with people is stored."""
 
     @model_validator(mode="before")
     @classmethod
@@ -473,6 +497,29 @@ class Feature(_Strict):
         ):
             raise ValueError("anchors re-judge frozen outputs: the feature needs an llm_judge")
         return self
+
+    @model_validator(mode="after")
+    def _calibration_needs_a_judge(self) -> Feature:
+        if self.calibration is not None and not self.judges():
+            raise ValueError(
+                "calibration checks the feature's llm_judge against people's labels: "
+                "the feature needs an llm_judge"
+            )
+        return self
+
+    def judges(self) -> list[LlmJudgeScorer]:
+        """The feature's LLM judges, in file order."""
+        return [s for s in self.scorers if isinstance(s, LlmJudgeScorer)]
+
+    def labels_feature(self, cases: list[Case]) -> Feature | None:
+        """The feature that judges an eval set's labelled ``cases`` (each with its ``output``)."""
+        if self.calibration is None:
+            return None
+        return Feature(
+            dataset=Dataset(cases=cases),
+            target=FrozenTarget(type="frozen"),
+            scorers=list(self.judges()),
+        )
 
     def anchor_feature(self) -> Feature | None:
         """The feature that runs the anchors: frozen outputs, the same judges."""

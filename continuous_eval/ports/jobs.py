@@ -25,6 +25,12 @@ class JobCancelled(Exception):
 class JobProgress(Protocol):
     """What a handler tells the job's watchers."""
 
+    @property
+    def job_id(self) -> int | None:
+        """The stored job being run; none when a handler runs outside the job runner
+        (``evaluators generate`` in the terminal)."""
+        ...
+
     async def step(self, name: str, progress: float, message: str = "") -> None:
         """Record a step (``progress`` from 0 to 1); raises ``JobCancelled`` when the job
         has been cancelled, so a handler stops at its next step."""

@@ -42,6 +42,7 @@ from continuous_eval.core.outage import OutageNotice
 from continuous_eval.core.regression import Decision, RunDecision
 from continuous_eval.ports import AlertChannel, AlertEvents, AlertOutbox, HistoryReader, RunHistory
 from continuous_eval.service.blocking import run_blocking
+from continuous_eval.service.calibration import Calibrator
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class AlertPlanner:
         renderers: channel name -> report renderer; empty means no channel is
             configured, and reports are recorded ``suppressed``.
         run_url: the link to a run in the dashboard, from its id (None: no link).
+        calibrator: measures the run's calibrated judges against people's labels
+            and plans their agreement notices (``service.calibration``).
     """
 
     def __init__(
@@ -96,7 +99,9 @@ class AlertPlanner:
         events: AlertEvents | None = None,
         notice_renderers: Mapping[str, NoticeRender] | None = None,
         run_url: Callable[[str], str] | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
+        self._calibrator = calibrator
         self._detect = detect
         self._renderers = renderers
         self._notice_renderers = dict(notice_renderers or {})
@@ -118,6 +123,7 @@ class AlertPlanner:
         may open or close its suite's outage (``core.outage``).
         """
         rows = self._outage_rows(store, run) if run.run_type == "scheduled" else []
+        rows.extend(self._calibration_rows(store, run))
         if run.status is not RunStatus.SUCCEEDED:
             return FinishPlan(rows)
         decision = self._detect(store, run, aggregates)
@@ -146,6 +152,23 @@ class AlertPlanner:
         for report in alerting.reports(decision, run_url=url):
             rows.extend(self._report_rows(report))
         return FinishPlan(rows, decision.decisions)
+
+    def _calibration_rows(self, store: HistoryReader, run: RunRecord) -> list[NewAlert]:
+        """The judges' agreement, stored, and its notices; never costs the run its decisions.
+
+        Measured on every run that ends with ``@labels`` scores, whatever its
+        status: people's labels are compared with what the judge did score.
+        """
+        if self._calibrator is None:
+            return []
+        try:
+            return list(self._calibrator.plan(store, run).alerts)
+        except Exception:
+            log.exception(
+                "judge calibration failed",
+                extra={"event": "calibration_failed", "run_id": run.id, "suite": run.suite},
+            )
+            return []
 
     def _outage_rows(self, store: RunHistory, run: RunRecord) -> list[NewAlert]:
         notice = outage.decide(

@@ -180,7 +180,7 @@ class EvaluatorGeneration:
                 model=written.authored.model,
                 prompt=written.prompt.as_text(),
                 metrics=metrics,
-                job_id=params.job_id,
+                job_id=params.job_id if params.job_id is not None else progress.job_id,
                 details={
                     "seed": params.seed,
                     "explanation": written.authored.explanation,

@@ -55,6 +55,11 @@ class _Progress:
         self._runner = runner
         self._job = job
 
+    @property
+    def job_id(self) -> int:
+        """The job this reports on."""
+        return self._job.id
+
     async def step(self, name: str, progress: float, message: str = "") -> None:
         """Store the step; raise ``JobCancelled`` if a cancel was asked for."""
         r, job = self._runner, self._job

@@ -55,9 +55,11 @@ class RecordingProgress:
         cancel_at: The name of a step at which ``step`` raises ``JobCancelled``.
     """
 
-    def __init__(self, cancel_at: str | None = None) -> None:
+    def __init__(self, cancel_at: str | None = None, job_id: int | None = None) -> None:
         self.steps: list[tuple[str, float, str]] = []
         self._cancel_at = cancel_at
+        self.job_id = job_id
+        """The job it stands for (``JobProgress.job_id``)."""
 
     async def step(self, name: str, progress: float, message: str = "") -> None:
         """Record a step; raise ``JobCancelled`` at the configured one."""

@@ -72,6 +72,7 @@ TABLES = {
     "eval_sets",
     "eval_cases",
     "eval_labels",
+    "judge_agreement",
 }
 
 
@@ -86,7 +87,7 @@ def table_names(url: str) -> set[str]:
 def test_migrations_ship_from_the_repository_in_a_checkout() -> None:
     assert script_location() == REPO_ROOT / "migrations"
     assert (script_location() / "env.py").is_file()
-    assert head_revision() == "0012"
+    assert head_revision() == "0013"
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_db_url: str) -> None:

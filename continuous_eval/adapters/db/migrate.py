@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # read: every command checks the schema, and reading one row of
 # alembic_version is a few milliseconds where importing Alembic is 0.3 s.
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 """The newest revision in ``migrations/versions`` (a test keeps the two equal)."""
 
 MIGRATION_LOCK_KEY = (0x43455641, 1)

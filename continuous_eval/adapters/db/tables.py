@@ -511,3 +511,40 @@ eval_labels = Table(
     Index("ix_eval_labels_eval_set_id_case_id_created_at", "eval_set_id", "case_id", "created_at"),
 )
 """People's labels of cases: append-only, superseded by a later label of the same author."""
+
+
+# ------------------------------------------------ judge calibration (issue 14)
+
+judge_agreement = Table(
+    "judge_agreement",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("run_id", String(64), ForeignKey("eval_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("suite", String(200), nullable=False),
+    Column("feature", String(200), nullable=False, doc="The calibrated feature, without @labels."),
+    Column("scorer", String(200), nullable=False),
+    Column("eval_set", String(200), nullable=False),
+    Column("scale", String(16), nullable=False, doc="core.labels.LabelScale"),
+    Column("n", Integer, nullable=False),
+    Column("split", Integer, nullable=False),
+    Column("exact", Float),
+    Column("kappa", Float),
+    Column("spearman", Float),
+    Column("confusion", JSON, nullable=False, doc="core.agreement.Confusion.as_json"),
+    Column("contradictions", JSON, nullable=False, doc="[core.agreement.Contradiction]"),
+    Column("reasons", JSON, nullable=False, doc="Why a figure is null, by figure."),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # A retried finish rewrites the run's rows instead of adding some.
+    UniqueConstraint("run_id", "feature", "scorer"),
+    # The trend of one judge: newest first.
+    Index(
+        "ix_judge_agreement_suite_feature_scorer_created_at",
+        "suite",
+        "feature",
+        "scorer",
+        "created_at",
+    ),
+)
+"""A judge's agreement with an eval set's labels, per run (core.agreement.RunAgreement)."""

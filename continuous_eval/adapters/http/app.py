@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from continuous_eval import __version__
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.http.admin import admin_router
+from continuous_eval.adapters.http.agreement import AgreementContext, agreement_router
 from continuous_eval.adapters.http.auth import TokenAuth, bearer_scheme, is_loopback
 from continuous_eval.adapters.http.dashboard.gate import DashboardGate
 from continuous_eval.adapters.http.dashboard.pages import DashboardContext, dashboard_router
@@ -44,6 +45,7 @@ from continuous_eval.adapters.http.traces import INGEST_ROUTES, TracesContext, t
 from continuous_eval.adapters.ingest import Ingestor
 from continuous_eval.adapters.ingest_metrics import IngestMetrics
 from continuous_eval.ports import Clock, RunLauncher, RunReader, RunStore, SuiteSchedule
+from continuous_eval.ports.agreement import AgreementStore
 from continuous_eval.ports.interactions import InteractionStore
 from continuous_eval.ports.jobs import JobStore
 from continuous_eval.ports.labels import EvalSetStore
@@ -88,6 +90,7 @@ def create_app(
     jobs: JobStore | None = None,
     jobs_clock: Clock | None = None,
     eval_sets: EvalSetStore | None = None,
+    agreements: AgreementStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -125,6 +128,8 @@ def create_app(
             runners'); the system clock when None.
         eval_sets: The store of eval sets and labels; with it the app serves
             ``/api/eval-sets`` (``eval_sets``). None: no eval-set routes.
+        agreements: The judges' agreement with people (``agreement``): with it
+            the app serves ``/api/runs/{run_id}/agreement`` and ``/api/agreement``.
     """
     auth = _token_auth(settings)
     streams = streams or EventStreams()
@@ -153,6 +158,8 @@ def create_app(
     app.include_router(runs_router(ctx))
     app.include_router(steps_router(ctx))
     app.include_router(admin_router(ctx))
+    if agreements is not None:
+        app.include_router(agreement_router(AgreementContext(store, agreements)))
     if interactions is not None:
         app.include_router(traces_router(_traces_context(settings, registry, interactions)))
     if evaluators is not None:
@@ -177,6 +184,7 @@ def create_app(
             schedules=schedules or {},
             streams=streams,
             sessions=sessions,
+            agreements=agreements,
         )
         app.include_router(dashboard_router(board))
 

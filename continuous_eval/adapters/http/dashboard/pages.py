@@ -41,6 +41,7 @@ from continuous_eval.core.compare import Change
 from continuous_eval.core.models import ControlAction
 from continuous_eval.errors import RunNotFound
 from continuous_eval.ports import RunLauncher, RunReader, RunStore, SuiteSchedule
+from continuous_eval.ports.agreement import AgreementStore
 
 HERE = Path(__file__).parent
 DAYS = (7, 30, 90, 365, 0)
@@ -59,6 +60,8 @@ class DashboardContext:
     streams: EventStreams
     sessions: Sessions
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    agreements: AgreementStore | None = None
+    """The judges' agreement with people, shown on the run page when given."""
 
 
 def _environment() -> Environment:
@@ -191,7 +194,8 @@ def _run_pages(router: APIRouter, ctx: DashboardContext, page: Page) -> None:
             data = views.run_view(ctx.store, ctx.reader, run_id)
         except RunNotFound as exc:
             return _missing(page, request, exc)
-        return page(request, "run.html", view=data, title=f"Run {run_id}")
+        agreement = ctx.agreements.run_agreements(run_id) if ctx.agreements else []
+        return page(request, "run.html", view=data, agreement=agreement, title=f"Run {run_id}")
 
     @router.post("/ui/runs/{run_id}/control")
     async def control(
