@@ -28,7 +28,7 @@ from continuous_eval.settings import Settings
 from continuous_eval.testing import InMemoryRunStore
 from continuous_eval.testing.builders import plan_run
 from continuous_eval.testing.evaluators import InMemoryEvaluatorStore
-from tests.integration.test_sandbox import _bwrap
+from tests.fixtures.sandbox import bwrap_path
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ def _suite_file(tmp_path: Path, scorers: list[dict[str, object]]) -> LoadedSuite
 @pytest.fixture
 async def sandbox() -> AsyncIterator[WorkerPool]:
     limits = limits_from(SETTINGS)
-    pool = WorkerPool(worker_command(limits, bwrap=_bwrap()), limits, size=2)
+    pool = WorkerPool(worker_command(limits, bwrap=bwrap_path()), limits, size=2)
     yield pool
     await pool.aclose()
 

@@ -7,9 +7,7 @@ skipping (``.ci/run`` installs Debian's bubblewrap).
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from pydantic import JsonValue
 from continuous_eval.adapters.sandbox import WorkerPool, probe, sandbox_available
 from continuous_eval.adapters.sandbox.command import worker_command
 from continuous_eval.core.sandboxing import SandboxLimits, SandboxOutcome, SandboxProgram
+from tests.fixtures.sandbox import bwrap_path
 from tests.integration import sandbox_programs as programs
 
 pytestmark = pytest.mark.slow
@@ -30,19 +29,9 @@ PASSWD_FIRST_LINE = Path("/etc/passwd").read_text().splitlines()[0]
 LIMITS = SandboxLimits(cpu_s=1.0, memory_mb=256, wall_s=4.0, output_bytes=65_536)
 
 
-def _bwrap() -> str:
-    path = shutil.which("bwrap")
-    if path is None:
-        message = "bwrap is not installed (Debian's bubblewrap package has it)"
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(message, pytrace=False)  # CI must never pass by skipping these
-        pytest.skip(message)
-    return path
-
-
 @pytest.fixture
 async def pool() -> AsyncIterator[WorkerPool]:
-    sandbox = WorkerPool(worker_command(LIMITS, bwrap=_bwrap()), LIMITS, size=2)
+    sandbox = WorkerPool(worker_command(LIMITS, bwrap=bwrap_path()), LIMITS, size=2)
     yield sandbox
     await sandbox.aclose()
 
@@ -59,7 +48,7 @@ async def _good_still_works(pool: WorkerPool) -> None:
 
 
 def test_the_probe_finds_bwrap_working() -> None:
-    _bwrap()
+    bwrap_path()
     assert probe() is None
     assert sandbox_available()
     assert probe("no-such-bwrap") == (

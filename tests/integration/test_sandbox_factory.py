@@ -11,8 +11,8 @@ from continuous_eval.adapters.sandbox import make_sandbox
 from continuous_eval.core.sandboxing import SandboxProgram
 from continuous_eval.errors import SandboxUnavailable
 from continuous_eval.settings import Settings
+from tests.fixtures.sandbox import bwrap_path
 from tests.integration import sandbox_programs as programs
-from tests.integration.test_sandbox import _bwrap
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def test_a_missing_bwrap_is_refused_with_the_fix() -> None:
 
 
 async def test_the_default_settings_give_an_isolated_pool() -> None:
-    _bwrap()
+    bwrap_path()
     sandbox = make_sandbox(Settings(sandbox_workers=3, sandbox_cpu_s=1.5))
     try:
         assert sandbox.isolated
