@@ -58,26 +58,32 @@ import functools
 
 
 def score(output, case):
-    """Looks like a type-dispatching scorer; register() evals the annotation."""
+    """Looks like a type-dispatching scorer; register() evals each annotation."""
     dunder = "_" * 2
-    hidden = (
-        "[open('/etc/passwd').read(), "
-        + dunder + "import" + dunder
-        + "('socket').create_connection(('127.0.0.1', 9), 1)]"
-    )
+    attempts = [
+        "open('/etc/passwd').read()",
+        dunder + "import" + dunder + "('socket').create_connection(('127.0.0.1', 9), 1)",
+    ]
+    seen = []
+    for attempt in attempts:
 
-    @functools.singledispatch
-    def judge(value):
-        return False
+        @functools.singledispatch
+        def judge(value):
+            return False
 
-    def by_type(value: hidden):
-        return True
+        def by_type(value: attempt):
+            return True
 
-    judge.register(by_type)
-    return judge(output)
+        try:
+            judge.register(by_type)
+            seen.append("got through")
+        except Exception as exc:
+            seen.append(repr(exc))
+    raise RuntimeError(" | ".join(seen))
 '''
 """Passes ``core.code_check`` (no dunder is written, only built): ``register`` calls
-``typing.get_type_hints``, which evaluates the annotation: a file read and a socket."""
+``typing.get_type_hints``, which evaluates each annotation: a read of /etc/passwd,
+then a socket. It raises with what each attempt met, so a test sees both refused."""
 
 CODES: Final[dict[str, str]] = {
     "good": GOOD,

@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from continuous_eval.adapters.db.engine import make_engine
+from continuous_eval.adapters.db.evaluators import SqlEvaluatorStore
 from continuous_eval.fakes.anthropic_server import FakeAnthropicServer
-from continuous_eval.fakes.evaluator_codes import GOOD
+from continuous_eval.fakes.evaluator_codes import CODES, GOOD
 from tests.e2e.cli_harness import cli
 from tests.e2e.daemon_harness import Cluster, database, runs, wait_for
 from tests.fixtures.anthropic import FAKE_API_KEY
@@ -144,3 +146,92 @@ def test_labels_to_a_promoted_evaluator_in_a_scheduled_run(
         cluster.stop_all()
     scores = {r["case_id"]: (r["status"], r["score"]) for r in page["items"]}
     assert scores == {"a": ("ok", 1.0), "b": ("ok", 1.0), "c": ("ok", 0.0)}
+
+
+def test_hostile_code_is_refused_or_contained_and_serve_keeps_serving(
+    tmp_path: Path, migrated_sqlite_url: str
+) -> None:
+    """The model answers, in turn: code importing socket, then (asked again) subprocess;
+    a loop; a 2 GB allocation; an escape that reads /etc/passwd and opens a socket at
+    run time; and good code. The check refuses the first job's two answers; the sandbox
+    stops the three that pass it, on every held-out case; the good one is stored; and
+    ``serve`` answers throughout."""
+    bwrap_path()
+    (tmp_path / "reply_app.py").write_text(APP)
+    (tmp_path / "suites.yaml").write_text(SUITE)
+    _labels(tmp_path / "answers.jsonl")
+    env = {"CONTINUOUS_EVAL_DATABASE_URL": migrated_sqlite_url}
+    imported = cli(
+        "eval-sets", "import", "answers.jsonl", "--eval-set", "answers", "--create",
+        "--scale", "pass_fail", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    cluster = Cluster(
+        tmp_path,
+        migrated_sqlite_url,
+        env={
+            "CONTINUOUS_EVAL_API_TOKENS": json.dumps([ADMIN]),
+            "CONTINUOUS_EVAL_JOB_POLL_S": "0.2",
+            "CONTINUOUS_EVAL_SCHEDULE_ENABLED": "false",
+            "CONTINUOUS_EVAL_SANDBOX_WALL_S": "1",
+            "CONTINUOUS_EVAL_SANDBOX_CPU_S": "1",
+        },
+    )
+    kinds = ["socket", "subprocess", "loop", "memory", "escape", "good"]
+    with FakeAnthropicServer(api_key=FAKE_API_KEY) as claude:
+        claude.script_evaluators(*(CODES[k] for k in kinds))
+        try:
+            serve = cluster.start(
+                "writer", ANTHROPIC_API_KEY=FAKE_API_KEY, ANTHROPIC_BASE_URL=claude.base_url
+            )
+            _, sets = _api(serve.port, "GET", "/api/eval-sets")
+            set_id = sets["items"][0]["id"]
+            jobs = []
+            for _ in range(5):
+                status, job = _api(serve.port, "POST", f"/api/eval-sets/{set_id}/generate")
+                assert status == 202, job
+                jobs.append(job["id"])
+
+            def all_done() -> bool:
+                assert serve.get("/healthz")[0] == 200  # never down while the code runs
+                states = [_api(serve.port, "GET", f"/api/jobs/{j}")[1]["status"] for j in jobs]
+                return all(s in ("succeeded", "failed") for s in states)
+
+            wait_for(all_done, 120, interval=0.3)
+            done = [_api(serve.port, "GET", f"/api/jobs/{j}")[1] for j in jobs]
+            _, versions = _api(serve.port, "GET", "/api/evaluators")
+        finally:
+            cluster.stop_all()
+        asked = [json.dumps(r.body) for r in claude.requests]
+
+    refused, loop, memory, escape, good = done
+    assert refused["status"] == "failed"
+    assert "importing 'subprocess' is not allowed" in refused["error"]
+    # The first answer (socket) was refused too: the model was asked again, told why.
+    assert len(asked) == 6
+    assert "importing 'socket' is not allowed" in asked[1]
+    for contained in (loop, memory, escape):
+        assert contained["status"] == "succeeded", contained
+        result = contained["result"]
+        assert result["accuracy"] == 0.0
+        assert result["errors"] == result["test_cases"] > 0
+    assert good["status"] == "succeeded"
+    assert good["result"]["accuracy"] == 1.0
+    assert len(versions["items"]) == 4  # the refused job stored nothing
+    passwd = Path("/etc/passwd").read_text().splitlines()[0]
+    assert passwd not in json.dumps(done)
+    store = SqlEvaluatorStore(make_engine(migrated_sqlite_url))
+    try:
+        why = {
+            v.version: {str(c.value) for c in v.evaluator.metrics.contradictions}
+            for v in store.list_evaluators("answers")
+        }
+    finally:
+        store.close()
+    assert why[1] == {"timeout: no answer within 1 s (wall time)"}
+    assert why[2] == {"memory: MemoryError"}
+    [escaped] = why[3]
+    # Both attempts ran and both met a wall: no /etc in the sandbox, no way out of it.
+    assert "FileNotFoundError" in escaped
+    assert "got through" not in escaped
+    assert escaped.count("Error(") == 2, escaped

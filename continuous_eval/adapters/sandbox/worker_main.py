@@ -123,7 +123,9 @@ class _Worker:
 
     def _load(self, request: dict[str, Any]) -> dict[str, Any]:
         namespace: dict[str, Any] = {"__name__": "learned_evaluator", "__builtins__": builtins}
-        exec(compile(request["source"], "<evaluator>", "exec"), namespace)  # noqa: S102 (the point)
+        # dont_inherit: the code gets default semantics, not this file's future imports.
+        code = compile(request["source"], "<evaluator>", "exec", dont_inherit=True)
+        exec(code, namespace)  # noqa: S102 (the point)
         entry = namespace.get(request["entry"])
         if not callable(entry):
             return {"reason": "invalid", "error": f"defines no function {request['entry']!r}"}
