@@ -14,14 +14,11 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from anthropic import AsyncAnthropic
 from pydantic import JsonValue
 
-from continuous_eval.adapters.anthropic_client import make_anthropic_client
 from continuous_eval.adapters.clock import SystemClock
 from continuous_eval.adapters.db.evaluators import SqlEvaluatorStore
 from continuous_eval.adapters.db.labels import SqlEvalSetStore
-from continuous_eval.adapters.evaluator_author import AnthropicEvaluatorAuthor
 from continuous_eval.app.container import open_store
 from continuous_eval.core.evaluators import LearnedEvaluator, parse_ref
 from continuous_eval.ports import Clock
@@ -43,6 +40,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    # The SDK's types take seconds to import: only a generation needs them, so
+    # ``serve`` (which wires the job's handler at start) does not pay for them.
+    from anthropic import AsyncAnthropic
     from sqlalchemy import Engine
 
 StepCallback = Callable[[str, float, str], Awaitable[None]]
@@ -75,6 +75,8 @@ def generation_handler(
     allow_unisolated: bool = False,
 ) -> EvaluatorGeneration:
     """The handler of generation jobs, with Claude (``evaluator_author_model``) as the author."""
+    from continuous_eval.adapters.evaluator_author import AnthropicEvaluatorAuthor
+
     author = AnthropicEvaluatorAuthor(client, settings.evaluator_author_model)
     return EvaluatorGeneration(
         eval_sets, evaluators, author, sandbox, clock, allow_unisolated=allow_unisolated
@@ -114,6 +116,8 @@ async def generate(
         ContinuousEvalError: The generation failed (see ``EvaluatorGeneration.generate``).
         LookupError: No such eval set.
     """
+    from continuous_eval.adapters.anthropic_client import make_anthropic_client
+
     client = make_anthropic_client(settings)
     try:
         handler = generation_handler(
@@ -140,6 +144,7 @@ def generation_job(settings: Settings, engine: Engine) -> JobHandler:
     """
 
     async def run(params: Mapping[str, JsonValue], progress: JobProgress) -> JsonValue:
+        from continuous_eval.adapters.anthropic_client import make_anthropic_client
         from continuous_eval.adapters.sandbox import make_sandbox
 
         sandbox = make_sandbox(settings)
