@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sklearn.metrics import cohen_kappa_score
+from sklearn.metrics import cohen_kappa_score  # type: ignore[import-untyped]
 
 from continuous_eval.fakes.anthropic_server import FakeAnthropicServer
 from tests.e2e.cli_harness import cli
