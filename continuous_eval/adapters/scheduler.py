@@ -102,6 +102,30 @@ def as_coroutine_function(
     return run
 
 
+def _add_background_job(
+    scheduler: AsyncIOScheduler,
+    job: Callable[[], Awaitable[object]],
+    job_id: str,
+    interval_s: float,
+    first_after_s: float,
+    now: datetime | None,
+) -> None:
+    """Every ``interval_s``, first ``first_after_s`` after ``now``: overlaps skipped
+    (``max_instances=1``), a backlog of missed passes run once (``coalesce``), and
+    never too late to be worth running (no misfire grace)."""
+    start = (now or datetime.now(UTC)) + timedelta(seconds=first_after_s)
+    scheduler.add_job(
+        as_coroutine_function(job),
+        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
+        id=job_id,
+        next_run_time=start,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        replace_existing=True,
+    )
+
+
 RETENTION_JOB_ID = "continuous-eval-retention"
 
 
@@ -124,19 +148,13 @@ def add_retention_job(
     raises (``service.retention.RetentionTick``); the listener above still
     logs and counts it if it ever did.
     """
-    start = (now or datetime.now(UTC)) + timedelta(
-        seconds=startup_delay_s + random.uniform(0, jitter_s)
-    )
-    scheduler.add_job(
-        as_coroutine_function(job),
-        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
-        id=RETENTION_JOB_ID,
-        next_run_time=start,
-        coalesce=True,
-        max_instances=1,
-        # A pass is never too late to be worth running.
-        misfire_grace_time=None,
-        replace_existing=True,
+    _add_background_job(
+        scheduler,
+        job,
+        RETENTION_JOB_ID,
+        interval_s,
+        startup_delay_s + random.uniform(0, jitter_s),
+        now,
     )
 
 
@@ -160,18 +178,13 @@ def add_feedback_fill_job(
     """
     if interval_s <= 0:
         return
-    start = (now or datetime.now(UTC)) + timedelta(
-        seconds=startup_delay_s + random.uniform(0, jitter_s)
-    )
-    scheduler.add_job(
-        as_coroutine_function(job),
-        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
-        id=FEEDBACK_FILL_JOB_ID,
-        next_run_time=start,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-        replace_existing=True,
+    _add_background_job(
+        scheduler,
+        job,
+        FEEDBACK_FILL_JOB_ID,
+        interval_s,
+        startup_delay_s + random.uniform(0, jitter_s),
+        now,
     )
 
 
@@ -193,14 +206,4 @@ def add_jobs_poll(
     (``max_instances=1``) and a backlog is one (``coalesce``); a late poll is
     still worth running. The poll never raises.
     """
-    start = now or datetime.now(UTC)
-    scheduler.add_job(
-        as_coroutine_function(poll),
-        IntervalTrigger(seconds=interval_s, start_date=start, timezone=UTC),
-        id=JOBS_POLL_ID,
-        next_run_time=start,
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-        replace_existing=True,
-    )
+    _add_background_job(scheduler, poll, JOBS_POLL_ID, interval_s, 0.0, now)

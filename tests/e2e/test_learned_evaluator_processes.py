@@ -62,6 +62,20 @@ def _labels(path: Path) -> None:
     path.write_text("".join(json.dumps({**r, "author": "ann"}) + "\n" for r in rows))
 
 
+def _project(tmp_path: Path, url: str) -> dict[str, str]:
+    """The app, the suite and the labels of 20 cases imported as ``answers``; the CLI's env."""
+    (tmp_path / "reply_app.py").write_text(APP)
+    (tmp_path / "suites.yaml").write_text(SUITE)
+    _labels(tmp_path / "answers.jsonl")
+    env = {"CONTINUOUS_EVAL_DATABASE_URL": url}
+    imported = cli(
+        "eval-sets", "import", "answers.jsonl", "--eval-set", "answers", "--create",
+        "--scale", "pass_fail", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    return env
+
+
 def _api(port: int, method: str, path: str) -> tuple[int, Any]:
     response = httpx.request(
         method,
@@ -77,15 +91,7 @@ def test_labels_to_a_promoted_evaluator_in_a_scheduled_run(
     tmp_path: Path, migrated_sqlite_url: str
 ) -> None:
     bwrap_path()  # the held-out cases and the scheduled run score in the sandbox
-    (tmp_path / "reply_app.py").write_text(APP)
-    (tmp_path / "suites.yaml").write_text(SUITE)
-    _labels(tmp_path / "answers.jsonl")
-    env = {"CONTINUOUS_EVAL_DATABASE_URL": migrated_sqlite_url}
-    imported = cli(
-        "eval-sets", "import", "answers.jsonl", "--eval-set", "answers", "--create",
-        "--scale", "pass_fail", cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stderr
+    env = _project(tmp_path, migrated_sqlite_url)
 
     cluster = Cluster(
         tmp_path,
@@ -157,15 +163,7 @@ def test_hostile_code_is_refused_or_contained_and_serve_keeps_serving(
     stops the three that pass it, on every held-out case; the good one is stored; and
     ``serve`` answers throughout."""
     bwrap_path()
-    (tmp_path / "reply_app.py").write_text(APP)
-    (tmp_path / "suites.yaml").write_text(SUITE)
-    _labels(tmp_path / "answers.jsonl")
-    env = {"CONTINUOUS_EVAL_DATABASE_URL": migrated_sqlite_url}
-    imported = cli(
-        "eval-sets", "import", "answers.jsonl", "--eval-set", "answers", "--create",
-        "--scale", "pass_fail", cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stderr
+    _project(tmp_path, migrated_sqlite_url)
     cluster = Cluster(
         tmp_path,
         migrated_sqlite_url,
