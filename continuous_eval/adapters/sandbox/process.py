@@ -25,6 +25,9 @@ START_TIMEOUT_S = 15.0
 _REPLY_SLACK = 1024
 """Bytes of a reply line beyond ``output_bytes``: the JSON around the value."""
 
+_DISCARD_CHUNK = 65_536
+"""What a killed worker's unread replies are read in, to be thrown away."""
+
 _STDERR_TAIL = 2048
 
 _ENV = {"LC_ALL": "C.UTF-8"}
@@ -142,6 +145,12 @@ class WorkerProcess:
             self._stderr += chunk
             del self._stderr[:-_STDERR_TAIL]
 
+    async def _discard_replies(self) -> None:
+        stdout = self._process.stdout
+        if stdout is not None:
+            while await stdout.read(_DISCARD_CHUNK):
+                pass
+
     def stderr_tail(self) -> str:
         """The end of what the worker wrote on stderr (bubblewrap's own errors land there)."""
         return self._stderr.decode(errors="replace").strip()[-500:]
@@ -151,11 +160,17 @@ class WorkerProcess:
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):
-                await self._process.wait()
+        # Close our ends first: the process's wait also waits for its pipes, and a
+        # reply channel we stopped reading (a flood past the limit) would hold it
+        # open until the timeout below.
         if self._process.stdin is not None:
             self._process.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                # The process's wait also waits for its pipes to close, and a reply
+                # channel we stopped reading (a flood past the limit pauses it) would
+                # never see its end: read it to the end, discarding.
+                await asyncio.gather(self._process.wait(), self._discard_replies())
         self._drain.cancel()
 
 
